@@ -1,0 +1,8 @@
+module github.com/asyncgo/asyncgo
+
+go 1.26.0
+
+require (
+	github.com/google/go-cmp v0.7.0
+	go.uber.org/goleak v1.3.0
+)

@@ -1,0 +1,612 @@
+package loop
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrCloseRunning is "Cannot close a running event loop".
+var ErrCloseRunning = errors.New("loop: cannot close a running event loop")
+
+// DefaultSlowCallbackDuration is asyncio's slow_callback_duration: in debug
+// mode a callback or task step that runs longer is reported.
+const DefaultSlowCallbackDuration = 100 * time.Millisecond
+
+// maxFreeCoros bounds the coroutines kept for reuse after their task ends.
+const maxFreeCoros = 256
+
+// Loop is asyncio's event loop: one goroutine drives it (RunForever,
+// RunUntilComplete, Run), and at most one callback or task runs on it at any
+// instant. See the package documentation for which methods are safe from
+// other goroutines.
+type Loop struct {
+	ready           ring
+	timers          timerHeap
+	cancelledTimers int
+	timerSeq        uint64
+
+	virtual bool
+	epoch   time.Time
+	vnow    int64
+
+	debug   bool
+	slow    time.Duration
+	logger  *slog.Logger
+	handler func(*Loop, ExceptionContext)
+
+	running  atomic.Bool
+	closed   atomic.Bool
+	closing  bool
+	stopping bool
+	current  *taskCore // the task whose step is running, if any
+	loopGID  uint64    // debug: the goroutine running the loop
+	taskGID  uint64    // debug: the goroutine of the running task
+
+	tasks     *taskCore // every pending task: a task never vanishes
+	taskCount uint64
+	cbSeq     uint64
+
+	freeRecs  *handleRec
+	freeCoros []*coro
+
+	tsMu      sync.Mutex
+	tsq       []func()
+	tsSpare   []func()
+	tsPending atomic.Bool
+	wake      chan struct{}
+	timer     *time.Timer
+
+	stopCB func() // l.Stop as a value, made once
+
+}
+
+// Option configures a Loop made by New or Run.
+type Option func(*Loop)
+
+// WithVirtualClock gives the loop a virtual clock: whenever the loop is idle
+// (nothing ready, nothing arriving from other goroutines) time jumps to the
+// next timer's deadline, so code that sleeps for hours runs instantly and
+// in the same order it would in real time. Time starts at the Unix epoch.
+func WithVirtualClock() Option { return func(l *Loop) { l.virtual = true } }
+
+// WithDebug turns asyncio's debug mode on or off: slow callbacks are logged,
+// and calls into the loop from a goroutine that does not run it panic. The
+// environment variable ASYNCGO_DEBUG=1 turns it on by default, as
+// PYTHONASYNCIODEBUG does.
+func WithDebug(on bool) Option { return func(l *Loop) { l.debug = on } }
+
+// WithSlowCallbackDuration sets the duration above which debug mode reports
+// a callback or task step (default 100ms).
+func WithSlowCallbackDuration(d time.Duration) Option { return func(l *Loop) { l.slow = d } }
+
+// WithLogger sets the logger the default exception handler and debug
+// reports write to (default slog.Default()).
+func WithLogger(lg *slog.Logger) Option { return func(l *Loop) { l.logger = lg } }
+
+// New returns a loop that is not running. It must be closed with Close.
+func New(opts ...Option) *Loop {
+	l := &Loop{
+		epoch:  time.Now(),
+		slow:   DefaultSlowCallbackDuration,
+		debug:  os.Getenv("ASYNCGO_DEBUG") == "1",
+		wake:   make(chan struct{}, 1),
+		logger: slog.Default(),
+	}
+	for _, o := range opts {
+		o(l)
+	}
+	if l.virtual {
+		l.epoch = time.Unix(0, 0)
+	}
+	l.stopCB = l.Stop
+	return l
+}
+
+// Debug reports whether debug mode is on.
+func (l *Loop) Debug() bool { return l.debug }
+
+// SetDebug turns debug mode on or off.
+func (l *Loop) SetDebug(on bool) { l.debug = on }
+
+// IsRunning reports whether the loop is running. Safe from any goroutine.
+func (l *Loop) IsRunning() bool { return l.running.Load() }
+
+// IsClosed reports whether Close has run. Safe from any goroutine.
+func (l *Loop) IsClosed() bool { return l.closed.Load() }
+
+// Time is loop.time(): the loop's clock. With a virtual clock it jumps
+// forward whenever the loop is idle.
+func (l *Loop) Time() time.Time { return l.epoch.Add(time.Duration(l.now())) }
+
+func (l *Loop) now() int64 {
+	if l.virtual {
+		return l.vnow
+	}
+	return int64(time.Since(l.epoch))
+}
+
+func (l *Loop) toLoopTime(t time.Time) int64 { return int64(t.Sub(l.epoch)) }
+
+// handleRec is the cancellable part of a scheduled callback. Records of
+// CallSoon are pooled: gen changes when one is reused, so an old Handle
+// cannot cancel a later callback.
+type handleRec struct {
+	gen       uint32
+	cancelled bool
+	pooled    bool
+	fired     bool
+	next      *handleRec
+}
+
+// Handle is asyncio.Handle: a callback scheduled by CallSoon. It is a small
+// value; copies refer to the same callback.
+//
+// Unlike asyncio, Cancel on a handle whose callback has already run does
+// nothing, and Cancelled then keeps reporting false.
+type Handle struct {
+	rec *handleRec
+	gen uint32
+}
+
+// Cancel stops the callback from running if it has not run yet. Loop
+// goroutine only; idempotent.
+func (h Handle) Cancel() {
+	if h.rec != nil && h.rec.gen == h.gen {
+		h.rec.cancelled = true
+	}
+}
+
+// Cancelled reports whether Cancel was called before the callback ran.
+func (h Handle) Cancelled() bool { return h.rec != nil && h.rec.gen == h.gen && h.rec.cancelled }
+
+// TimerHandle is asyncio.TimerHandle: a callback scheduled by CallLater or
+// CallAt.
+type TimerHandle struct {
+	rec    handleRec
+	when   int64
+	seq    uint64
+	fn     func()
+	task   *taskCore // a sleeping task to wake instead of fn
+	loop   *Loop
+	inHeap bool
+}
+
+// When returns the deadline on the loop's clock (TimerHandle.when()).
+func (t *TimerHandle) When() time.Time { return t.loop.epoch.Add(time.Duration(t.when)) }
+
+// Cancel stops the callback from running. Loop goroutine only; idempotent.
+func (t *TimerHandle) Cancel() {
+	if t.rec.cancelled {
+		return
+	}
+	t.rec.cancelled = true
+	if t.inHeap {
+		t.loop.cancelledTimers++
+	}
+}
+
+// Cancelled reports whether Cancel was called.
+func (t *TimerHandle) Cancelled() bool { return t.rec.cancelled }
+
+func (l *Loop) checkOpen() {
+	if l.closed.Load() {
+		panic(ErrLoopClosed)
+	}
+	if l.debug {
+		l.checkThread()
+	}
+}
+
+// CallSoon is call_soon: fn runs in a later iteration, after every callback
+// already scheduled (FIFO). Loop goroutine only (tasks and callbacks of this
+// loop); from elsewhere use CallSoonThreadsafe. It panics with
+// ErrLoopClosed on a closed loop. In steady state it allocates nothing.
+func (l *Loop) CallSoon(fn func()) Handle {
+	l.checkOpen()
+	rec := l.freeRecs
+	if rec == nil {
+		rec = &handleRec{pooled: true}
+	} else {
+		l.freeRecs = rec.next
+		rec.next = nil
+	}
+	l.ready.push(readyItem{fn: fn, rec: rec})
+	return Handle{rec: rec, gen: rec.gen}
+}
+
+// CallLater is call_later: fn runs once d has passed on the loop's clock.
+// A d <= 0 runs it in the next iteration, after the callbacks already ready.
+func (l *Loop) CallLater(d time.Duration, fn func()) *TimerHandle {
+	l.checkOpen()
+	return l.addTimer(l.now()+int64(d), fn, nil)
+}
+
+// CallAt is call_at: fn runs at when on the loop's clock (see Time).
+func (l *Loop) CallAt(when time.Time, fn func()) *TimerHandle {
+	l.checkOpen()
+	return l.addTimer(l.toLoopTime(when), fn, nil)
+}
+
+func (l *Loop) addTimer(when int64, fn func(), t *taskCore) *TimerHandle {
+	l.timerSeq++
+	th := &TimerHandle{when: when, seq: l.timerSeq, fn: fn, task: t, loop: l, inHeap: true}
+	l.timers.push(th)
+	return th
+}
+
+// CallSoonThreadsafe is call_soon_threadsafe, the door into the loop from
+// any goroutine: fn runs on the loop in a later iteration, and a loop
+// blocked waiting is woken. It returns ErrLoopClosed if the loop is closed.
+func (l *Loop) CallSoonThreadsafe(fn func()) error {
+	l.tsMu.Lock()
+	if l.closed.Load() {
+		l.tsMu.Unlock()
+		return ErrLoopClosed
+	}
+	l.tsq = append(l.tsq, fn)
+	l.tsPending.Store(true)
+	l.tsMu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Stop is loop.stop(): the loop finishes the current iteration and
+// RunForever returns. Called before RunForever, the next run does one
+// iteration and returns.
+func (l *Loop) Stop() { l.stopping = true }
+
+// RunForever is run_forever: runs until Stop.
+func (l *Loop) RunForever() error {
+	if l.closed.Load() {
+		return ErrLoopClosed
+	}
+	if !l.running.CompareAndSwap(false, true) {
+		return ErrLoopRunning
+	}
+	if l.debug {
+		l.loopGID = goid()
+	}
+	defer func() {
+		l.stopping = false
+		l.loopGID = 0
+		l.running.Store(false)
+	}()
+	for {
+		l.runOnce()
+		if l.stopping {
+			return nil
+		}
+	}
+}
+
+// RunUntilComplete is run_until_complete: runs the loop until f is done and
+// returns f's error (nil on success; read the value with f.Result). It
+// returns ErrLoopStopped if the loop was stopped first.
+func (l *Loop) RunUntilComplete(f Waitable) error {
+	fc := f.base()
+	if fc.loop != l {
+		return ErrDifferentLoop
+	}
+	if l.closed.Load() {
+		return ErrLoopClosed
+	}
+	if l.running.Load() {
+		return ErrLoopRunning
+	}
+	id := fc.addCallback(callback{fn: l.stopCB})
+	err := l.RunForever()
+	fc.removeCallback(id)
+	if err != nil {
+		return err
+	}
+	if fc.state == statePending {
+		return ErrLoopStopped
+	}
+	return fc.errRetrieve()
+}
+
+// runOnce is one iteration, as asyncio's _run_once.
+func (l *Loop) runOnce() {
+	if n := len(l.timers); n > 100 && 2*l.cancelledTimers > n {
+		l.timers.removeCancelled()
+		l.cancelledTimers = 0
+	} else {
+		for len(l.timers) > 0 && l.timers[0].rec.cancelled {
+			l.timers.pop().inHeap = false
+			l.cancelledTimers--
+		}
+	}
+
+	timeout := int64(-1)
+	if l.ready.len() > 0 || l.stopping {
+		timeout = 0
+	} else if len(l.timers) > 0 {
+		timeout = max(0, l.timers[0].when-l.now())
+	}
+	l.poll(timeout)
+
+	if len(l.timers) > 0 {
+		end := l.now() + 1
+		for len(l.timers) > 0 && l.timers[0].when < end {
+			th := l.timers.pop()
+			th.inHeap = false
+			if th.rec.cancelled {
+				l.cancelledTimers--
+				continue
+			}
+			l.ready.push(readyItem{fn: th.fn, task: th.task, rec: &th.rec})
+		}
+	}
+
+	for n := l.ready.len(); n > 0; {
+		n = l.runBatch(n)
+	}
+}
+
+func (l *Loop) poll(timeout int64) {
+	if !l.tsPending.Load() {
+		switch {
+		case timeout == 0:
+			return
+		case l.virtual && timeout > 0:
+			l.vnow = l.timers[0].when
+			return
+		case timeout < 0:
+			<-l.wake
+		default:
+			if l.timer == nil {
+				l.timer = time.NewTimer(time.Duration(timeout))
+			} else {
+				l.timer.Reset(time.Duration(timeout))
+			}
+			select {
+			case <-l.wake:
+				l.timer.Stop()
+			case <-l.timer.C:
+			}
+		}
+	}
+	l.drainThreadsafe()
+}
+
+func (l *Loop) drainThreadsafe() {
+	if !l.tsPending.Load() {
+		return
+	}
+	l.tsMu.Lock()
+	q := l.tsq
+	l.tsq = l.tsSpare[:0]
+	l.tsPending.Store(false)
+	l.tsMu.Unlock()
+	for i, fn := range q {
+		l.ready.push(readyItem{fn: fn})
+		q[i] = nil
+	}
+	l.tsSpare = q
+}
+
+// runBatch runs the next n ready items. A panicking callback is reported to
+// the exception handler and the batch goes on with the rest.
+func (l *Loop) runBatch(n int) (left int) {
+	defer func() {
+		if r := recover(); r != nil {
+			left = n
+			l.current = nil
+			l.CallExceptionHandler(ExceptionContext{Message: "Exception in callback", Err: newPanicError(r)})
+		}
+	}()
+	for n > 0 {
+		it := l.ready.pop()
+		n--
+		if l.debug {
+			l.runItemTimed(it)
+		} else {
+			l.runItem(it)
+		}
+	}
+	return 0
+}
+
+func (l *Loop) runItem(it readyItem) {
+	if rec := it.rec; rec != nil {
+		if rec.cancelled {
+			return
+		}
+		if rec.pooled {
+			rec.gen++
+			rec.next = l.freeRecs
+			l.freeRecs = rec
+		} else if it.task != nil {
+			// A sleep's timer fired: the task wakes in the next
+			// iteration, as asyncio's sleep future would wake it.
+			rec.fired = true
+			l.ready.push(readyItem{task: it.task})
+			return
+		}
+	}
+	if it.task != nil {
+		l.step(it.task)
+		return
+	}
+	it.fn()
+}
+
+func (l *Loop) runItemTimed(it readyItem) {
+	start := time.Now()
+	l.runItem(it)
+	if d := time.Since(start); d >= l.slow {
+		what := "callback"
+		if it.task != nil {
+			what = "task " + it.task.name()
+		}
+		l.logger.Warn(fmt.Sprintf("loop: executing %s took %.3f seconds", what, d.Seconds()))
+	}
+}
+
+// step resumes a task until its next await or its end.
+func (l *Loop) step(t *taskCore) {
+	if t.finished {
+		return
+	}
+	c := t.coro
+	if c == nil {
+		if t.mustCancel {
+			// Cancelled before it started: the body never runs.
+			t.mustCancel = false
+			t.self.finishCancelled(cancelledError(t.cancelMsg))
+			return
+		}
+		if n := len(l.freeCoros); n > 0 {
+			c = l.freeCoros[n-1]
+			l.freeCoros = l.freeCoros[:n-1]
+		} else {
+			c = newCoro()
+		}
+		c.task = t
+		t.coro = c
+	}
+	l.current = t
+	c.next()
+	l.current = nil
+	if t.finished {
+		t.coro = nil
+		if len(l.freeCoros) < maxFreeCoros && !l.closing {
+			l.freeCoros = append(l.freeCoros, c)
+		} else {
+			c.stop()
+		}
+	}
+}
+
+// Close is loop.close(). A running loop returns ErrCloseRunning; closing
+// twice does nothing. Pending tasks cannot outlive their loop: each is
+// reported to the exception handler ("Task was destroyed but it is
+// pending!") and unwound: its current await returns a cancellation error
+// at once, as does every await after it.
+func (l *Loop) Close() error {
+	if l.running.Load() {
+		return ErrCloseRunning
+	}
+	if l.closed.Load() {
+		return nil
+	}
+	l.closing = true
+	for l.tasks != nil {
+		t := l.tasks
+		l.CallExceptionHandler(ExceptionContext{Message: "Task was destroyed but it is pending!", Task: t.self})
+		l.unwind(t)
+	}
+	for _, c := range l.freeCoros {
+		c.stop()
+	}
+	l.freeCoros = nil
+	l.ready.clear()
+	l.timers = nil
+	l.tsMu.Lock()
+	l.closed.Store(true)
+	l.tsq = nil
+	l.tsMu.Unlock()
+	l.closing = false
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	return nil
+}
+
+// unwind ends a pending task at Close.
+func (l *Loop) unwind(t *taskCore) {
+	if t.coro == nil {
+		t.self.finishCancelled(cancelledError("loop closed"))
+		return
+	}
+	t.killed = true
+	c := t.coro
+	l.current = t
+	c.stop()
+	l.current = nil
+	t.coro = nil
+	if !t.finished {
+		// The coroutine ended without the body returning (Goexit).
+		t.self.finishCancelled(cancelledError("loop closed"))
+	}
+}
+
+// ExceptionContext is the context dict asyncio passes to an exception
+// handler.
+type ExceptionContext struct {
+	Message string
+	Err     error
+	Task    AnyTask  // the task concerned, if any
+	Future  Waitable // the future concerned, if any
+}
+
+// SetExceptionHandler is set_exception_handler; nil restores the default
+// handler, which logs at error level.
+func (l *Loop) SetExceptionHandler(h func(*Loop, ExceptionContext)) { l.handler = h }
+
+// ExceptionHandler returns the handler set with SetExceptionHandler, or nil.
+func (l *Loop) ExceptionHandler() func(*Loop, ExceptionContext) { return l.handler }
+
+// CallExceptionHandler is call_exception_handler: it calls the handler, or
+// the default one. A panic in the handler is logged, never propagated.
+func (l *Loop) CallExceptionHandler(c ExceptionContext) {
+	if l.handler == nil {
+		l.DefaultExceptionHandler(c)
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			l.logger.Error("loop: unhandled error in exception handler", "panic", r, "context", c.Message)
+			l.DefaultExceptionHandler(c)
+		}
+	}()
+	l.handler(l, c)
+}
+
+// DefaultExceptionHandler is default_exception_handler: it logs the context
+// at error level.
+func (l *Loop) DefaultExceptionHandler(c ExceptionContext) {
+	args := []any{}
+	if c.Err != nil {
+		args = append(args, "err", c.Err)
+	}
+	if c.Task != nil {
+		args = append(args, "task", c.Task.Name())
+	}
+	l.logger.Error(c.Message, args...)
+}
+
+// checkThread panics in debug mode when the caller is neither the loop's
+// goroutine nor the running task's (asyncio's _check_thread).
+func (l *Loop) checkThread() {
+	if !l.running.Load() || l.loopGID == 0 {
+		return
+	}
+	g := goid()
+	if g != l.loopGID && g != l.taskGID {
+		panic("loop: non-thread-safe operation invoked on an event loop other than the current one; use CallSoonThreadsafe")
+	}
+}
+
+// goid returns the current goroutine's id; debug mode only.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	n, _ := strconv.ParseUint(string(b), 10, 64)
+	return n
+}

@@ -1,0 +1,133 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+)
+
+// ErrCancelled is asyncio.CancelledError. Every cancellation error the
+// package returns matches it with errors.Is, and so does context.Canceled's
+// chain: errors.Is(err, context.Canceled) is true for a cancelled task too.
+//
+// A task whose body returns an error that matches ErrCancelled ends
+// cancelled, exactly as a coroutine that lets CancelledError escape.
+var ErrCancelled = fmt.Errorf("loop: cancelled: %w", context.Canceled)
+
+// CancelledError is a cancellation carrying the message given to Cancel.
+// It matches ErrCancelled and context.Canceled.
+type CancelledError struct {
+	Msg string
+}
+
+func (e *CancelledError) Error() string {
+	if e.Msg == "" {
+		return "loop: cancelled"
+	}
+	return "loop: cancelled: " + e.Msg
+}
+
+// Unwrap returns ErrCancelled.
+func (e *CancelledError) Unwrap() error { return ErrCancelled }
+
+func cancelledError(msg string) error {
+	if msg == "" {
+		return errCancelledNoMsg
+	}
+	return &CancelledError{Msg: msg}
+}
+
+var errCancelledNoMsg = &CancelledError{}
+
+// CancelMessage returns the message of a cancellation error, or "" if err is
+// not one or carries none (asyncio's CancelledError.args).
+func CancelMessage(err error) string {
+	var ce *CancelledError
+	if errors.As(err, &ce) {
+		return ce.Msg
+	}
+	return ""
+}
+
+// ErrTimeout is asyncio.TimeoutError (the builtin TimeoutError). It wraps
+// context.DeadlineExceeded and does not match ErrCancelled: a task that
+// returns it ends failed, not cancelled.
+var ErrTimeout = fmt.Errorf("loop: timeout: %w", context.DeadlineExceeded)
+
+// ErrInvalidState is asyncio.InvalidStateError: a result read before it is
+// set, or set twice. The errors returned wrap it with asyncio's message.
+var ErrInvalidState = errors.New("loop: invalid state")
+
+func invalidState(msg string) error { return fmt.Errorf("%w: %s", ErrInvalidState, msg) }
+
+// Errors for using a loop in a state that forbids it; asyncio raises
+// RuntimeError with the same message for each.
+var (
+	// ErrLoopRunning is "This event loop is already running".
+	ErrLoopRunning = errors.New("loop: this event loop is already running")
+	// ErrLoopClosed is "Event loop is closed".
+	ErrLoopClosed = errors.New("loop: event loop is closed")
+	// ErrLoopStopped is "Event loop stopped before Future completed."
+	ErrLoopStopped = errors.New("loop: event loop stopped before future completed")
+	// ErrNoRunningLoop is "no running event loop": the ctx does not come
+	// from a task of a running loop.
+	ErrNoRunningLoop = errors.New("loop: no running event loop")
+	// ErrNotInTask is returned by Await and the other awaiting functions
+	// when the ctx is not the ctx of the task that is running now
+	// (asyncio cannot await outside a coroutine).
+	ErrNotInTask = errors.New("loop: await outside the running task (pass the task's ctx)")
+	// ErrAwaitSelf is "Task cannot await on itself".
+	ErrAwaitSelf = errors.New("loop: task cannot await on itself")
+	// ErrDifferentLoop is returned when a task awaits a future of another
+	// loop, or a primitive bound to another loop is used.
+	ErrDifferentLoop = errors.New("loop: future attached to a different loop")
+	// ErrTaskSetResult is "Task does not support set_result operation".
+	ErrTaskSetResult = errors.New("loop: task does not support SetResult or SetErr")
+)
+
+// PanicError is a panic inside a task or callback, turned into an error so
+// that it never crashes the loop. Stack is the panicking goroutine's stack.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func newPanicError(v any) *PanicError {
+	return &PanicError{Value: v, Stack: debug.Stack()}
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("loop: panic: %v\n\n%s", e.Value, e.Stack)
+}
+
+// Unwrap returns the panic value if it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// ExceptionGroup is asyncio's ExceptionGroup as TaskGroup raises it: several
+// errors at once. errors.Is and errors.As look into every member.
+type ExceptionGroup struct {
+	Msg  string
+	Errs []error
+}
+
+func (g *ExceptionGroup) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%d sub-error", g.Msg, len(g.Errs))
+	if len(g.Errs) != 1 {
+		b.WriteByte('s')
+	}
+	b.WriteString(")")
+	for _, err := range g.Errs {
+		b.WriteString("\n  ")
+		b.WriteString(strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	return b.String()
+}
+
+// Unwrap returns the member errors.
+func (g *ExceptionGroup) Unwrap() []error { return g.Errs }

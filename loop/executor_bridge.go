@@ -1,0 +1,3 @@
+package loop
+
+func (l *Loop) shutdownDefaultExecutor() {}

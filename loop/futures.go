@@ -1,0 +1,322 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync/atomic"
+)
+
+type futState uint8
+
+const (
+	statePending futState = iota
+	stateFinished
+	stateCancelled
+)
+
+// CallbackID identifies a done callback for RemoveDoneCallback (Go cannot
+// compare functions, so the registration is named instead).
+type CallbackID uint64
+
+// callback is a done callback: a function to schedule, or a task to wake.
+type callback struct {
+	fn   func()
+	task *taskCore
+	id   CallbackID
+}
+
+func (c *callback) empty() bool { return c.fn == nil && c.task == nil }
+
+// canceler redirects Cancel for futures that are tasks or gathers.
+type canceler interface{ cancelRequest(msg string) bool }
+
+// futureCore is the part of a Future that does not depend on its type.
+type futureCore struct {
+	loop      *Loop
+	state     futState
+	retrieved bool
+	isTask    bool
+	err       error
+	cb0       callback // the first callback, stored inline
+	cbs       []callback
+	doneCh    atomic.Pointer[chan struct{}]
+	owner     canceler
+	unret     *unretrieved
+}
+
+// Waitable is any Future or Task, whatever its result type: what Wait,
+// AsCompleted and RunUntilComplete accept.
+type Waitable interface {
+	Done() bool
+	Cancelled() bool
+	Err() error
+	base() *futureCore
+}
+
+// Awaitable is a Future or Task of T.
+type Awaitable[T any] interface {
+	Waitable
+	Await(ctx context.Context) (T, error)
+	Result() (T, error)
+}
+
+var closedChan = func() *chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return &ch
+}()
+
+func (f *futureCore) addCallback(cb callback) CallbackID {
+	f.loop.cbSeq++
+	cb.id = CallbackID(f.loop.cbSeq)
+	if f.state != statePending {
+		f.loop.pushCallback(cb)
+		return cb.id
+	}
+	if f.cb0.empty() && len(f.cbs) == 0 {
+		f.cb0 = cb
+	} else {
+		f.cbs = append(f.cbs, cb)
+	}
+	return cb.id
+}
+
+// addWaiter registers a task to wake when f is done; f is pending.
+func (f *futureCore) addWaiter(t *taskCore) {
+	if f.cb0.empty() && len(f.cbs) == 0 {
+		f.cb0 = callback{task: t}
+	} else {
+		f.cbs = append(f.cbs, callback{task: t})
+	}
+}
+
+func (f *futureCore) removeCallback(id CallbackID) int {
+	n := 0
+	if f.cb0.id == id && !f.cb0.empty() {
+		f.cb0 = callback{}
+		n++
+	}
+	for i := range f.cbs {
+		if f.cbs[i].id == id && !f.cbs[i].empty() {
+			f.cbs[i] = callback{}
+			n++
+		}
+	}
+	return n
+}
+
+func (l *Loop) pushCallback(cb callback) {
+	if cb.task != nil {
+		l.ready.push(readyItem{task: cb.task})
+	} else {
+		l.ready.push(readyItem{fn: cb.fn})
+	}
+}
+
+// complete moves f out of pending and schedules its callbacks in the order
+// they were added, each through the ready queue (never synchronously).
+func (f *futureCore) complete(state futState, err error) {
+	f.state = state
+	f.err = err
+	l := f.loop
+	if !f.cb0.empty() {
+		l.pushCallback(f.cb0)
+	}
+	for i := range f.cbs {
+		if !f.cbs[i].empty() {
+			l.pushCallback(f.cbs[i])
+		}
+	}
+	f.cb0, f.cbs = callback{}, nil
+	if ch := f.doneCh.Swap(closedChan); ch != nil && ch != closedChan {
+		close(*ch)
+	}
+	if state == stateFinished && err != nil && !f.retrieved {
+		f.watchUnretrieved()
+	}
+}
+
+func (f *futureCore) cancel(msg string) bool {
+	f.retrieved = true
+	if f.state != statePending {
+		return false
+	}
+	f.complete(stateCancelled, cancelledError(msg))
+	return true
+}
+
+func (f *futureCore) cancelRequest(msg string) bool {
+	if f.owner != nil {
+		return f.owner.cancelRequest(msg)
+	}
+	return f.cancel(msg)
+}
+
+// errRetrieve is what result() raises, and marks the error retrieved.
+func (f *futureCore) errRetrieve() error {
+	switch f.state {
+	case statePending:
+		return invalidState("Result is not set.")
+	case stateCancelled:
+		return f.err
+	}
+	if f.err != nil && !f.retrieved {
+		f.retrieved = true
+		if f.unret != nil {
+			f.unret.retrieved.Store(true)
+		}
+	}
+	return f.err
+}
+
+func (f *futureCore) doneChan() <-chan struct{} {
+	if ch := f.doneCh.Load(); ch != nil {
+		return *ch
+	}
+	ch := make(chan struct{})
+	if f.doneCh.CompareAndSwap(nil, &ch) {
+		return ch
+	}
+	return *f.doneCh.Load()
+}
+
+// unretrieved reports a future's error that nobody read before the future
+// was garbage-collected: asyncio's "exception was never retrieved".
+type unretrieved struct {
+	retrieved atomic.Bool
+	loop      *Loop
+	err       error
+	task      string
+}
+
+func (f *futureCore) watchUnretrieved() {
+	u := &unretrieved{loop: f.loop, err: f.err}
+	if t, ok := f.owner.(*taskCore); ok {
+		u.task = t.name()
+	}
+	f.unret = u
+	runtime.AddCleanup(f, reportUnretrieved, u)
+}
+
+func reportUnretrieved(u *unretrieved) {
+	if u.retrieved.Load() {
+		return
+	}
+	msg := "Future exception was never retrieved"
+	if u.task != "" {
+		msg = "Task exception was never retrieved: " + u.task
+	}
+	c := ExceptionContext{Message: msg, Err: u.err}
+	l := u.loop
+	if l.CallSoonThreadsafe(func() { l.CallExceptionHandler(c) }) != nil {
+		l.logger.Error(msg, "err", u.err)
+	}
+}
+
+// Future is asyncio.Future: a result of type T that will exist later. It
+// belongs to one loop; its methods are for that loop's goroutine (its
+// tasks and callbacks), except DoneChan, which any goroutine may use.
+type Future[T any] struct {
+	futureCore
+	result T
+}
+
+// NewFuture is loop.create_future: a pending future bound to l.
+func NewFuture[T any](l *Loop) *Future[T] {
+	return &Future[T]{futureCore: futureCore{loop: l}}
+}
+
+func (f *futureCore) base() *futureCore { return f }
+
+// Loop returns the loop the future is bound to (get_loop).
+func (f *futureCore) Loop() *Loop { return f.loop }
+
+// Done reports whether the future has a result, an error, or was cancelled.
+func (f *futureCore) Done() bool { return f.state != statePending }
+
+// Cancelled reports whether the future was cancelled.
+func (f *futureCore) Cancelled() bool { return f.state == stateCancelled }
+
+// Err is future.exception(): the error the future finished with (nil on
+// success), the cancellation error if it was cancelled, or an
+// ErrInvalidState error if it is pending. It marks the error retrieved.
+func (f *futureCore) Err() error { return f.errRetrieve() }
+
+// Cancel is future.cancel(msg): if the future is pending it becomes
+// cancelled, its callbacks are scheduled, and Cancel returns true. On a
+// task, Cancel requests the task's cancellation (see Task.Cancel).
+func (f *futureCore) Cancel(msg string) bool { return f.cancelRequest(msg) }
+
+// DoneChan returns a channel closed when the future is done. Any goroutine
+// may select on it; once it is closed, Result and Err may be read from
+// that goroutine too.
+func (f *futureCore) DoneChan() <-chan struct{} { return f.doneChan() }
+
+// RemoveDoneCallback removes the callback registered as id and returns how
+// many were removed (0 or 1).
+func (f *futureCore) RemoveDoneCallback(id CallbackID) int { return f.removeCallback(id) }
+
+// Result is future.result(): the value and error the future finished with.
+// A pending future returns an ErrInvalidState error, a cancelled one its
+// cancellation error. It marks the error retrieved.
+func (f *Future[T]) Result() (T, error) {
+	if err := f.errRetrieve(); err != nil {
+		var zero T
+		return zero, err
+	}
+	return f.result, nil
+}
+
+// SetResult is set_result: the future finishes with v. It returns an
+// ErrInvalidState error if the future is already done, and ErrTaskSetResult
+// on a task.
+func (f *Future[T]) SetResult(v T) error {
+	if f.isTask {
+		return ErrTaskSetResult
+	}
+	if f.state != statePending {
+		return invalidState("invalid state")
+	}
+	f.result = v
+	f.complete(stateFinished, nil)
+	return nil
+}
+
+// SetErr is set_exception: the future finishes with err. A nil err is an
+// error. An err matching ErrCancelled is stored as is: the future is done
+// with that error but Cancelled reports false, as in asyncio.
+func (f *Future[T]) SetErr(err error) error {
+	if f.isTask {
+		return ErrTaskSetResult
+	}
+	if err == nil {
+		return errors.New("loop: SetErr(nil)")
+	}
+	if f.state != statePending {
+		return invalidState("invalid state")
+	}
+	f.complete(stateFinished, err)
+	return nil
+}
+
+// AddDoneCallback is add_done_callback: fn(f) is scheduled with CallSoon
+// when f is done, or at once if it already is. Callbacks run in the order
+// they were added.
+func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) CallbackID {
+	return f.addCallback(callback{fn: func() { fn(f) }})
+}
+
+// Await waits for the future inside a task and returns its result. ctx must
+// be the running task's ctx (or derived from it). A future that is already
+// done returns at once, without giving up the loop. If the awaiting task is
+// cancelled meanwhile, Await returns the cancellation error.
+func (f *Future[T]) Await(ctx context.Context) (T, error) {
+	if f.state == statePending {
+		if err := awaitCore(ctx, &f.futureCore); err != nil {
+			var zero T
+			return zero, err
+		}
+	}
+	return f.Result()
+}

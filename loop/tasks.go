@@ -1,0 +1,780 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// taskBody is what the loop needs from a Task of any type.
+type taskBody interface {
+	AnyTask
+	runBody()
+	finishCancelled(err error)
+}
+
+// taskCore is the part of a Task that does not depend on its type. It is
+// also the task's ctx (see context.go).
+type taskCore struct {
+	fut        *futureCore
+	self       taskBody
+	coro       *coro
+	parent     context.Context // where Value looks beyond the task
+	id         uint64
+	nameStr    string
+	cancelMsg  string
+	numCancels int32
+	mustCancel bool // deliver a cancellation at the next resume
+	killed     bool // the loop closed under the task
+	finished   bool
+	waitFut    *futureCore  // the future the task awaits
+	waitTimer  *TimerHandle // or the timer it sleeps on
+	prev, next *taskCore    // the loop's list of pending tasks
+
+	ctxCancelled atomic.Bool
+	ctxs         atomic.Pointer[ctxState]
+}
+
+// AnyTask is a Task of any result type, as CurrentTask and AllTasks return
+// it.
+type AnyTask interface {
+	Waitable
+	// Name is get_name(): "Task-N" unless set.
+	Name() string
+	// SetName is set_name().
+	SetName(name string)
+	// Cancel is Task.cancel(msg).
+	Cancel(msg string) bool
+	// Cancelling is Task.cancelling(): pending cancellation requests.
+	Cancelling() int
+	// Uncancel is Task.uncancel().
+	Uncancel() int
+	// Loop returns the task's loop.
+	Loop() *Loop
+	// Context returns the ctx the task's function was given.
+	Context() context.Context
+}
+
+// Task is asyncio.Task: a function running as a coroutine on a loop. It
+// is a Future of the function's result: Await, Result, Err, Done,
+// AddDoneCallback work as on a Future. The loop keeps every pending task
+// reachable, so a task nobody holds still runs to its end.
+type Task[T any] struct {
+	Future[T]
+	tc taskCore
+	fn func(ctx context.Context) (T, error)
+}
+
+// TaskOption configures a task at creation.
+type TaskOption struct {
+	name string
+	ctx  context.Context
+}
+
+// WithName names a task (create_task's name=).
+func WithName(name string) TaskOption { return TaskOption{name: name} }
+
+// WithContext sets the ctx whose values the task sees (create_task's
+// context=). Its cancellation is not inherited.
+func WithContext(ctx context.Context) TaskOption { return TaskOption{ctx: ctx} }
+
+// CreateTask is loop.create_task: fn will run as a task of l, starting in
+// a later iteration (tasks start lazily, as in asyncio). l need not be
+// running. It panics with ErrLoopClosed on a closed loop.
+func CreateTask[T any](l *Loop, fn func(ctx context.Context) (T, error), opts ...TaskOption) *Task[T] {
+	l.checkOpen()
+	t := &Task[T]{fn: fn}
+	t.loop = l
+	t.isTask = true
+	tc := &t.tc
+	t.owner = tc
+	tc.fut = &t.futureCore
+	tc.self = t
+	for _, o := range opts {
+		if o.name != "" {
+			tc.nameStr = o.name
+		}
+		if o.ctx != nil {
+			tc.parent = valuesOf(o.ctx)
+		}
+	}
+	l.taskCount++
+	tc.id = l.taskCount
+	if l.tasks != nil {
+		l.tasks.prev = tc
+		tc.next = l.tasks
+	}
+	l.tasks = tc
+	l.ready.push(readyItem{task: tc})
+	return t
+}
+
+// Spawn is asyncio.create_task: fn runs as a new task on the loop of ctx,
+// which must come from a task (or carry one). The new task sees ctx's
+// values but not its cancellation. It panics if ctx has no loop.
+func Spawn[T any](ctx context.Context, fn func(ctx context.Context) (T, error), opts ...TaskOption) *Task[T] {
+	t := taskOf(ctx)
+	if t == nil {
+		panic(ErrNoRunningLoop)
+	}
+	if len(opts) == 0 {
+		opts = []TaskOption{{ctx: ctx}}
+	} else {
+		opts = append([]TaskOption{{ctx: ctx}}, opts...)
+	}
+	return CreateTask(t.fut.loop, fn, opts...)
+}
+
+// Go is Spawn for a function with no result.
+func Go(ctx context.Context, fn func(ctx context.Context) error, opts ...TaskOption) *Task[struct{}] {
+	return Spawn(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) }, opts...)
+}
+
+func (l *Loop) removeTask(t *taskCore) {
+	if t.prev != nil {
+		t.prev.next = t.next
+	} else if l.tasks == t {
+		l.tasks = t.next
+	}
+	if t.next != nil {
+		t.next.prev = t.prev
+	}
+	t.prev, t.next = nil, nil
+}
+
+func (t *Task[T]) runBody() {
+	v, err := t.call()
+	tc := &t.tc
+	switch {
+	case err != nil && errors.Is(err, context.Canceled):
+		tc.mustCancel = false
+		t.finishCancelled(err)
+	case tc.mustCancel:
+		tc.mustCancel = false
+		t.finishCancelled(cancelledError(tc.cancelMsg))
+	case err != nil:
+		t.finish(stateFinished, err)
+	default:
+		t.result = v
+		t.finish(stateFinished, nil)
+	}
+}
+
+func (t *Task[T]) call() (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = newPanicError(r)
+		}
+	}()
+	fn := t.fn
+	t.fn = nil
+	return fn(&t.tc)
+}
+
+func (t *Task[T]) finishCancelled(err error) { t.finish(stateCancelled, err) }
+
+func (t *Task[T]) finish(state futState, err error) {
+	tc := &t.tc
+	tc.finished = true
+	tc.waitFut, tc.waitTimer = nil, nil
+	t.loop.removeTask(tc)
+	tc.cancelCtx()
+	t.complete(state, err)
+}
+
+func (t *taskCore) name() string {
+	if t.nameStr != "" {
+		return t.nameStr
+	}
+	return "Task-" + strconv.FormatUint(t.id, 10)
+}
+
+// Name is get_name(): "Task-N" unless a name was given.
+func (t *Task[T]) Name() string { return t.tc.name() }
+
+// SetName is set_name().
+func (t *Task[T]) SetName(name string) { t.tc.nameStr = name }
+
+// Context returns the ctx the task's function receives.
+func (t *Task[T]) Context() context.Context { return &t.tc }
+
+// Cancelling is Task.cancelling(): the number of cancellation requests not
+// yet withdrawn by Uncancel.
+func (t *Task[T]) Cancelling() int { return int(t.tc.numCancels) }
+
+// Uncancel is Task.uncancel(): it withdraws one cancellation request and
+// returns the number left. As in Python 3.13, reaching zero also withdraws
+// a cancellation not yet delivered.
+func (t *Task[T]) Uncancel() int { return t.tc.uncancel() }
+
+func (t *taskCore) uncancel() int {
+	if t.numCancels > 0 {
+		t.numCancels--
+		if t.numCancels == 0 {
+			t.mustCancel = false
+		}
+	}
+	return int(t.numCancels)
+}
+
+// AddDoneCallback is add_done_callback: fn(t) is scheduled when the task is
+// done.
+func (t *Task[T]) AddDoneCallback(fn func(*Task[T])) CallbackID {
+	return t.addCallback(callback{fn: func() { fn(t) }})
+}
+
+// Cancel (promoted from the task's future) is Task.cancel(msg): a request.
+// It returns false if the task is done. Otherwise the cancellation is
+// delivered at the task's current await, as a CancelledError carrying msg;
+// if the task awaits a future or another task, that one is cancelled
+// instead and the error comes from it. The task's ctx is cancelled at
+// once. A task that catches the error and goes on is not cancelled.
+func (t *taskCore) cancelRequest(msg string) bool { return t.cancel(msg, true) }
+
+// cancel is Task.cancel; internal cancellations (Timeout, TaskGroup on its
+// parent) that will be withdrawn pass external=false and leave the ctx
+// alone, since a Go context cannot be un-cancelled.
+func (t *taskCore) cancel(msg string, external bool) bool {
+	f := t.fut
+	f.retrieved = true
+	if f.unret != nil {
+		f.unret.retrieved.Store(true)
+	}
+	if f.state != statePending {
+		return false
+	}
+	t.numCancels++
+	if external {
+		t.cancelCtx()
+	}
+	if w := t.waitFut; w != nil {
+		if w.cancelRequest(msg) {
+			return true
+		}
+	} else if th := t.waitTimer; th != nil && !th.rec.fired && !th.rec.cancelled {
+		th.Cancel()
+		t.mustCancel = true
+		t.cancelMsg = msg
+		f.loop.ready.push(readyItem{task: t})
+		return true
+	}
+	t.mustCancel = true
+	t.cancelMsg = msg
+	return true
+}
+
+// resumeErr is what an await returns when the task resumes: a cancellation
+// delivered by Cancel, if any.
+func (t *taskCore) resumeErr() error {
+	if t.killed {
+		return cancelledError("loop closed")
+	}
+	if t.mustCancel {
+		t.mustCancel = false
+		return cancelledError(t.cancelMsg)
+	}
+	return nil
+}
+
+// awaitCore suspends the running task of ctx until f is done.
+func awaitCore(ctx context.Context, f *futureCore) error {
+	t := runningTask(ctx)
+	if t == nil {
+		return ErrNotInTask
+	}
+	if f.loop != t.fut.loop {
+		return ErrDifferentLoop
+	}
+	if f == t.fut {
+		return ErrAwaitSelf
+	}
+	if t.killed {
+		return cancelledError("loop closed")
+	}
+	f.addWaiter(t)
+	t.waitFut = f
+	t.suspend()
+	t.waitFut = nil
+	return t.resumeErr()
+}
+
+// Sleep is asyncio.sleep: the task waits d on the loop's clock. A d <= 0
+// yields exactly once: the task resumes in the next iteration, after the
+// callbacks already ready. It returns a cancellation error if the task is
+// cancelled meanwhile.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := runningTask(ctx)
+	if t == nil {
+		return ErrNotInTask
+	}
+	if t.killed {
+		return cancelledError("loop closed")
+	}
+	l := t.fut.loop
+	if d <= 0 {
+		l.ready.push(readyItem{task: t})
+		t.suspend()
+		return t.resumeErr()
+	}
+	th := l.addTimer(l.now()+int64(d), nil, t)
+	t.waitTimer = th
+	t.suspend()
+	t.waitTimer = nil
+	th.Cancel()
+	return t.resumeErr()
+}
+
+// RunningLoop is get_running_loop: the loop of the task ctx belongs to, or
+// ErrNoRunningLoop.
+func RunningLoop(ctx context.Context) (*Loop, error) {
+	t := taskOf(ctx)
+	if t == nil || !t.fut.loop.IsRunning() {
+		return nil, ErrNoRunningLoop
+	}
+	return t.fut.loop, nil
+}
+
+// CurrentTask is current_task: the task running now on ctx's loop, or nil
+// (as from a plain callback).
+func CurrentTask(ctx context.Context) AnyTask {
+	t := taskOf(ctx)
+	if t == nil {
+		return nil
+	}
+	return t.fut.loop.CurrentTask()
+}
+
+// CurrentTask returns the task running now, or nil inside a plain callback.
+func (l *Loop) CurrentTask() AnyTask {
+	if c := l.current; c != nil {
+		return c.self
+	}
+	return nil
+}
+
+// AllTasks is all_tasks: the loop's pending tasks, newest first.
+func (l *Loop) AllTasks() []AnyTask {
+	var ts []AnyTask
+	for t := l.tasks; t != nil; t = t.next {
+		ts = append(ts, t.self)
+	}
+	return ts
+}
+
+// AllTasks is asyncio.all_tasks for the loop of ctx.
+func AllTasks(ctx context.Context) []AnyTask {
+	t := taskOf(ctx)
+	if t == nil {
+		return nil
+	}
+	return t.fut.loop.AllTasks()
+}
+
+// NoTimeout, given as a timeout, means none: wait as long as it takes
+// (Python's timeout=None).
+const NoTimeout = time.Duration(1<<63 - 1)
+
+// loopFor finds the loop for a combinator: ctx's, or the first future's.
+func loopFor(ctx context.Context, fs []*futureCore) *Loop {
+	if t := taskOf(ctx); t != nil {
+		return t.fut.loop
+	}
+	if len(fs) > 0 {
+		return fs[0].loop
+	}
+	panic(ErrNoRunningLoop)
+}
+
+// gathering is the outer future of a gather: cancelling it cancels the
+// children (asyncio's _GatheringFuture).
+type gathering struct {
+	outer           *futureCore
+	children        []*futureCore
+	cancelRequested bool
+}
+
+func (g *gathering) cancelRequest(msg string) bool {
+	if g.outer.state != statePending {
+		return false
+	}
+	ret := false
+	for _, c := range g.children {
+		if c.cancelRequest(msg) {
+			ret = true
+		}
+	}
+	if ret {
+		g.cancelRequested = true
+	}
+	return ret
+}
+
+// Result is one outcome in GatherReturnErrors: a value or an error.
+type Result[T any] struct {
+	Value T
+	Err   error
+}
+
+// Gather is asyncio.gather: a future of every result, in argument order
+// (the same future given twice gives its result twice). The first error,
+// or the cancellation of a child, becomes the gather's error at once; the
+// other children keep running. Cancelling the returned future cancels every
+// child that is not done. With no awaitables, the future is already done
+// with an empty slice.
+func Gather[T any](ctx context.Context, aws ...Awaitable[T]) *Future[[]T] {
+	return gather(ctx, aws, false, func(aw Awaitable[T]) T {
+		v, _ := aw.Result()
+		return v
+	})
+}
+
+// GatherReturnErrors is gather(..., return_exceptions=True): every outcome
+// in argument order, errors (cancellations included) in place of values.
+// The future fails only if it is itself cancelled.
+func GatherReturnErrors[T any](ctx context.Context, aws ...Awaitable[T]) *Future[[]Result[T]] {
+	return gather(ctx, aws, true, func(aw Awaitable[T]) Result[T] {
+		v, err := aw.Result()
+		return Result[T]{v, err}
+	})
+}
+
+func gather[T, R any](ctx context.Context, aws []Awaitable[T], returnErrors bool, collect func(Awaitable[T]) R) *Future[[]R] {
+	children := make([]*futureCore, len(aws))
+	for i, aw := range aws {
+		children[i] = aw.base()
+	}
+	l := loopFor(ctx, children)
+	outer := NewFuture[[]R](l)
+	if len(aws) == 0 {
+		_ = outer.SetResult([]R{})
+		return outer
+	}
+	g := &gathering{outer: &outer.futureCore, children: children}
+	outer.owner = g
+	for _, c := range children {
+		if c.loop != l {
+			_ = outer.SetErr(ErrDifferentLoop)
+			return outer
+		}
+	}
+	unique := make(map[*futureCore]bool, len(children))
+	for _, c := range children {
+		unique[c] = true
+	}
+	nfuts, nfinished := len(unique), 0
+	onDone := func(c *futureCore) {
+		nfinished++
+		if outer.state != statePending {
+			if c.state != stateCancelled {
+				_ = c.errRetrieve()
+			}
+			return
+		}
+		if !returnErrors {
+			if c.state == stateCancelled {
+				_ = outer.SetErr(c.err)
+				return
+			}
+			if err := c.errRetrieve(); err != nil {
+				_ = outer.SetErr(err)
+				return
+			}
+		}
+		if nfinished < nfuts {
+			return
+		}
+		if g.cancelRequested {
+			err := c.err
+			if c.state != stateCancelled {
+				err = cancelledError("")
+			}
+			_ = outer.SetErr(err)
+			return
+		}
+		res := make([]R, len(aws))
+		for i, aw := range aws {
+			res[i] = collect(aw)
+		}
+		_ = outer.SetResult(res)
+	}
+	for c := range orderedUnique(children) {
+		c.addCallback(callback{fn: func() { onDone(c) }})
+	}
+	return outer
+}
+
+// orderedUnique yields each future once, in order of first appearance.
+func orderedUnique(fs []*futureCore) func(func(*futureCore) bool) {
+	return func(yield func(*futureCore) bool) {
+		seen := make(map[*futureCore]bool, len(fs))
+		for _, f := range fs {
+			if seen[f] {
+				continue
+			}
+			seen[f] = true
+			if !yield(f) {
+				return
+			}
+		}
+	}
+}
+
+// ReturnWhen tells Wait when to return.
+type ReturnWhen int
+
+// The return_when values of asyncio.wait.
+const (
+	AllCompleted ReturnWhen = iota
+	FirstCompleted
+	FirstException
+)
+
+// ErrWaitEmpty is "Set of Tasks/Futures is empty."
+var ErrWaitEmpty = errors.New("loop: Wait: set of tasks/futures is empty")
+
+// Wait is asyncio.wait: it waits until the condition when holds or timeout
+// passes (NoTimeout for none), and returns the done and pending futures,
+// each once, in the order given. It neither cancels anything nor fails on
+// timeout; err is set only for bad input or if the waiting task is
+// cancelled. FirstException returns at the first future that fails, and
+// otherwise waits for all.
+func Wait[F Waitable](ctx context.Context, fs []F, timeout time.Duration, when ReturnWhen) (done, pending []F, err error) {
+	if len(fs) == 0 {
+		return nil, nil, ErrWaitEmpty
+	}
+	if when < AllCompleted || when > FirstException {
+		return nil, nil, errors.New("loop: Wait: invalid ReturnWhen")
+	}
+	t := runningTask(ctx)
+	if t == nil {
+		return nil, nil, ErrNotInTask
+	}
+	l := t.fut.loop
+	var uniq []F
+	seen := make(map[*futureCore]bool, len(fs))
+	for _, f := range fs {
+		fc := f.base()
+		if fc.loop != l {
+			return nil, nil, ErrDifferentLoop
+		}
+		if !seen[fc] {
+			seen[fc] = true
+			uniq = append(uniq, f)
+		}
+	}
+	waiter := NewFuture[struct{}](l)
+	release := func() {
+		if !waiter.Done() {
+			_ = waiter.SetResult(struct{}{})
+		}
+	}
+	var th *TimerHandle
+	if timeout != NoTimeout {
+		th = l.CallLater(timeout, release)
+	}
+	counter := len(uniq)
+	ids := make([]CallbackID, len(uniq))
+	for i, f := range uniq {
+		fc := f.base()
+		ids[i] = fc.addCallback(callback{fn: func() {
+			counter--
+			if counter <= 0 || when == FirstCompleted ||
+				when == FirstException && fc.state == stateFinished && fc.errRetrieve() != nil {
+				if th != nil {
+					th.Cancel()
+				}
+				release()
+			}
+		}})
+	}
+	_, err = waiter.Await(ctx)
+	if th != nil {
+		th.Cancel()
+	}
+	for i, f := range uniq {
+		f.base().removeCallback(ids[i])
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, f := range uniq {
+		if f.Done() {
+			done = append(done, f)
+		} else {
+			pending = append(pending, f)
+		}
+	}
+	return done, pending, nil
+}
+
+// WaitFor is asyncio.wait_for (Python 3.12): it awaits aw for at most
+// timeout (NoTimeout for none). On timeout aw is cancelled and awaited, so
+// its cleanup has finished when WaitFor returns ErrTimeout. If aw swallows
+// the cancellation and returns a value, that value is returned; an error it
+// returns while being cancelled is returned as is. Cancelling the awaiting
+// task cancels aw too. A timeout <= 0 returns aw's result if it is already
+// done, and otherwise cancels it without waiting for the clock.
+func WaitFor[T any](ctx context.Context, aw Awaitable[T], timeout time.Duration) (T, error) {
+	var zero T
+	if timeout <= 0 {
+		if aw.Done() {
+			return aw.Result()
+		}
+		if err := cancelAndWait(ctx, aw.base()); err != nil {
+			return zero, err
+		}
+		v, err := aw.Result()
+		if errors.Is(err, ErrCancelled) && aw.Cancelled() {
+			return zero, ErrTimeout
+		}
+		return v, err
+	}
+	var v T
+	err := WithTimeout(ctx, timeout, func(ctx context.Context) error {
+		var err error
+		v, err = aw.Await(ctx)
+		return err
+	})
+	if err != nil {
+		return zero, err
+	}
+	return v, nil
+}
+
+// cancelAndWait cancels f and waits until it is done.
+func cancelAndWait(ctx context.Context, f *futureCore) error {
+	t := runningTask(ctx)
+	if t == nil {
+		return ErrNotInTask
+	}
+	waiter := NewFuture[struct{}](f.loop)
+	id := f.addCallback(callback{fn: func() {
+		if !waiter.Done() {
+			_ = waiter.SetResult(struct{}{})
+		}
+	}})
+	f.cancelRequest("")
+	_, err := waiter.Await(ctx)
+	f.removeCallback(id)
+	return err
+}
+
+// Shield is asyncio.shield: an awaitable whose cancellation does not reach
+// aw. Cancelling the task that awaits the shield cancels only the outer
+// future; aw runs on. If aw is already done it is returned as is.
+func Shield[T any](aw Awaitable[T]) Awaitable[T] {
+	if aw.Done() {
+		return aw
+	}
+	inner := aw.base()
+	outer := NewFuture[T](inner.loop)
+	innerID := inner.addCallback(callback{fn: func() {
+		if outer.Cancelled() {
+			if !aw.Cancelled() {
+				_ = aw.Err()
+			}
+			return
+		}
+		if aw.Cancelled() {
+			outer.cancel("")
+			return
+		}
+		v, err := aw.Result()
+		if err != nil {
+			_ = outer.SetErr(err)
+		} else {
+			_ = outer.SetResult(v)
+		}
+	}})
+	outer.addCallback(callback{fn: func() {
+		if !aw.Done() {
+			inner.removeCallback(innerID)
+		}
+	}})
+	return outer
+}
+
+// AsCompleted is asyncio.as_completed (Python 3.13's async iteration): it
+// yields each future of fs as it completes, the original future, in
+// completion order. Once timeout (NoTimeout for none) has passed it yields
+// ErrTimeout and stops; if the task is cancelled it yields the cancellation
+// error and stops. Breaking out of the loop early is fine.
+func AsCompleted[F Waitable](ctx context.Context, fs []F, timeout time.Duration) func(yield func(F, error) bool) {
+	return func(yield func(F, error) bool) {
+		var zero F
+		t := runningTask(ctx)
+		if t == nil {
+			yield(zero, ErrNotInTask)
+			return
+		}
+		l := t.fut.loop
+		var (
+			done     []F
+			todo     = map[*futureCore]CallbackID{}
+			timedOut bool
+			waiter   *Future[struct{}]
+			th       *TimerHandle
+		)
+		wake := func() {
+			if waiter != nil && !waiter.Done() {
+				_ = waiter.SetResult(struct{}{})
+			}
+		}
+		for _, f := range fs {
+			fc := f.base()
+			if _, dup := todo[fc]; dup {
+				continue
+			}
+			todo[fc] = fc.addCallback(callback{fn: func() {
+				if _, ok := todo[fc]; !ok {
+					return
+				}
+				delete(todo, fc)
+				done = append(done, f)
+				if len(todo) == 0 && th != nil {
+					th.Cancel()
+				}
+				wake()
+			}})
+		}
+		defer func() {
+			for fc, id := range todo {
+				fc.removeCallback(id)
+			}
+			if th != nil {
+				th.Cancel()
+			}
+		}()
+		if len(todo) > 0 && timeout != NoTimeout {
+			th = l.CallLater(timeout, func() {
+				for fc, id := range todo {
+					fc.removeCallback(id)
+				}
+				clear(todo)
+				timedOut = true
+				wake()
+			})
+		}
+		for len(done) > 0 || len(todo) > 0 || timedOut {
+			if len(done) == 0 {
+				if timedOut {
+					yield(zero, ErrTimeout)
+					return
+				}
+				waiter = NewFuture[struct{}](l)
+				if _, err := waiter.Await(ctx); err != nil {
+					yield(zero, err)
+					return
+				}
+				continue
+			}
+			f := done[0]
+			done = done[1:]
+			if !yield(f, nil) {
+				return
+			}
+		}
+	}
+}
