@@ -37,6 +37,7 @@ type futureCore struct {
 	state     futState
 	retrieved bool
 	isTask    bool
+	internal  bool // a lock's or queue's waiter: no DoneChan, skip its upkeep
 	err       error
 	cb0       callback // the first callback, stored inline
 	cbs       []callback
@@ -129,8 +130,10 @@ func (f *futureCore) complete(state futState, err error) {
 		}
 	}
 	f.cb0, f.cbs = callback{}, nil
-	if ch := f.doneCh.Swap(closedChan); ch != nil && ch != closedChan {
-		close(*ch)
+	if !f.internal {
+		if ch := f.doneCh.Swap(closedChan); ch != nil && ch != closedChan {
+			close(*ch)
+		}
 	}
 	if state == stateFinished && err != nil && !f.retrieved {
 		f.watchUnretrieved()

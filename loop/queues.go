@@ -1,0 +1,329 @@
+package loop
+
+import (
+	"cmp"
+	"context"
+	"errors"
+)
+
+// Errors of the queues, as asyncio's exceptions.
+var (
+	// ErrQueueEmpty is asyncio.QueueEmpty.
+	ErrQueueEmpty = errors.New("loop: queue empty")
+	// ErrQueueFull is asyncio.QueueFull.
+	ErrQueueFull = errors.New("loop: queue full")
+	// ErrQueueShutDown is asyncio.QueueShutDown (Python 3.13).
+	ErrQueueShutDown = errors.New("loop: queue shut down")
+	// ErrTaskDoneTooMany is "task_done() called too many times".
+	ErrTaskDoneTooMany = errors.New("loop: TaskDone called too many times")
+)
+
+// store is the order a queue keeps its items in.
+type store[T any] interface {
+	put(T)
+	get() T
+	len() int
+}
+
+// fifo is a growable ring of items.
+type fifo[T any] struct {
+	buf  []T
+	head int
+	n    int
+}
+
+func (q *fifo[T]) len() int { return q.n }
+
+func (q *fifo[T]) put(v T) {
+	if q.n == len(q.buf) {
+		size := max(16, 2*len(q.buf))
+		buf := make([]T, size)
+		for i := 0; i < q.n; i++ {
+			buf[i] = q.buf[(q.head+i)%len(q.buf)]
+		}
+		q.buf, q.head = buf, 0
+	}
+	q.buf[(q.head+q.n)%len(q.buf)] = v
+	q.n++
+}
+
+func (q *fifo[T]) get() T {
+	var zero T
+	v := q.buf[q.head]
+	q.buf[q.head] = zero
+	q.head = (q.head + 1) % len(q.buf)
+	q.n--
+	return v
+}
+
+type lifo[T any] struct{ items []T }
+
+func (q *lifo[T]) len() int { return len(q.items) }
+func (q *lifo[T]) put(v T)  { q.items = append(q.items, v) }
+func (q *lifo[T]) get() T {
+	var zero T
+	n := len(q.items) - 1
+	v := q.items[n]
+	q.items[n] = zero
+	q.items = q.items[:n]
+	return v
+}
+
+// heapStore is a binary min-heap under cmp.
+type heapStore[T any] struct {
+	items []T
+	cmp   func(a, b T) int
+}
+
+func (h *heapStore[T]) len() int { return len(h.items) }
+
+func (h *heapStore[T]) put(v T) {
+	h.items = append(h.items, v)
+	for j := len(h.items) - 1; j > 0; {
+		i := (j - 1) / 2
+		if h.cmp(h.items[j], h.items[i]) >= 0 {
+			break
+		}
+		h.items[i], h.items[j] = h.items[j], h.items[i]
+		j = i
+	}
+}
+
+func (h *heapStore[T]) get() T {
+	var zero T
+	v := h.items[0]
+	n := len(h.items) - 1
+	h.items[0] = h.items[n]
+	h.items[n] = zero
+	h.items = h.items[:n]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		j := l
+		if r := l + 1; r < n && h.cmp(h.items[r], h.items[l]) < 0 {
+			j = r
+		}
+		if h.cmp(h.items[j], h.items[i]) >= 0 {
+			break
+		}
+		h.items[i], h.items[j] = h.items[j], h.items[i]
+		i = j
+	}
+	return v
+}
+
+// Queue is asyncio.Queue: a FIFO queue for the tasks of one loop. Put waits
+// while the queue is full, Get while it is empty; waiting tasks are served
+// in FIFO order, and a cancelled Get never loses an item. maxsize <= 0
+// means unbounded. The zero value is an unbounded FIFO queue.
+//
+// An item is not handed to a waiting getter: a woken getter takes the next
+// item when it runs, as in asyncio, so a GetNowait in between may take it.
+type Queue[T any] struct {
+	loopBound
+	maxsize    int
+	items      store[T]
+	getters    waitList
+	putters    waitList
+	unfinished int
+	finished   Event
+	shutdown   bool
+}
+
+// NewQueue returns asyncio.Queue(maxsize).
+func NewQueue[T any](maxsize int) *Queue[T] {
+	return &Queue[T]{maxsize: maxsize, items: &fifo[T]{}}
+}
+
+// LifoQueue is asyncio.LifoQueue: the last item put is the first got.
+type LifoQueue[T any] struct{ Queue[T] }
+
+// NewLifoQueue returns asyncio.LifoQueue(maxsize).
+func NewLifoQueue[T any](maxsize int) *LifoQueue[T] {
+	return &LifoQueue[T]{Queue[T]{maxsize: maxsize, items: &lifo[T]{}}}
+}
+
+// PriorityQueue is asyncio.PriorityQueue: Get returns the smallest item.
+type PriorityQueue[T any] struct{ Queue[T] }
+
+// NewPriorityQueue returns asyncio.PriorityQueue(maxsize) over an ordered
+// type.
+func NewPriorityQueue[T cmp.Ordered](maxsize int) *PriorityQueue[T] {
+	return NewPriorityQueueFunc[T](maxsize, cmp.Compare[T])
+}
+
+// NewPriorityQueueFunc returns a PriorityQueue ordered by compare (negative
+// when a comes first), for item types such as (priority, value) structs.
+// Items that compare equal come out in no particular order, as from
+// Python's heapq.
+func NewPriorityQueueFunc[T any](maxsize int, compare func(a, b T) int) *PriorityQueue[T] {
+	return &PriorityQueue[T]{Queue[T]{maxsize: maxsize, items: &heapStore[T]{cmp: compare}}}
+}
+
+func (q *Queue[T]) store() store[T] {
+	if q.items == nil {
+		q.items = &fifo[T]{}
+	}
+	return q.items
+}
+
+// Qsize returns the number of items in the queue.
+func (q *Queue[T]) Qsize() int { return q.store().len() }
+
+// Maxsize returns the queue's bound; <= 0 means unbounded.
+func (q *Queue[T]) Maxsize() int { return q.maxsize }
+
+// Empty reports whether the queue holds no items.
+func (q *Queue[T]) Empty() bool { return q.store().len() == 0 }
+
+// Full reports whether the queue holds maxsize items; an unbounded queue is
+// never full.
+func (q *Queue[T]) Full() bool { return q.maxsize > 0 && q.store().len() >= q.maxsize }
+
+func wakeupNext(ws *waitList) {
+	for w := ws.popFront(); w != nil; w = ws.popFront() {
+		if w.state == statePending {
+			w.wake()
+			return
+		}
+	}
+}
+
+// Put puts v into the queue, waiting while it is full. If the task is
+// cancelled while waiting, nothing is put. After Shutdown it returns
+// ErrQueueShutDown, also to putters waiting when it happens.
+func (q *Queue[T]) Put(ctx context.Context, v T) error {
+	for q.Full() {
+		if q.shutdown {
+			return ErrQueueShutDown
+		}
+		w, t, err := q.newWaiter(ctx, "Queue")
+		if err != nil {
+			return err
+		}
+		q.putters.push(w)
+		if err := w.wait(t); err != nil {
+			w.cancel("")
+			q.putters.remove(w)
+			if !q.Full() && w.state != stateCancelled {
+				// Woken by a get but cancelled: pass the turn on.
+				wakeupNext(&q.putters)
+			}
+			return err
+		}
+	}
+	return q.PutNowait(v)
+}
+
+// PutNowait puts v without waiting, or returns ErrQueueFull (or
+// ErrQueueShutDown).
+func (q *Queue[T]) PutNowait(v T) error {
+	if q.shutdown {
+		return ErrQueueShutDown
+	}
+	if q.Full() {
+		return ErrQueueFull
+	}
+	q.store().put(v)
+	q.unfinished++
+	q.finished.Clear()
+	wakeupNext(&q.getters)
+	return nil
+}
+
+// Get removes and returns an item, waiting while the queue is empty. If the
+// task is cancelled while waiting it takes nothing, and an item that
+// arrived for it is left for the next getter. After Shutdown, Get drains
+// the remaining items and then returns ErrQueueShutDown.
+func (q *Queue[T]) Get(ctx context.Context) (T, error) {
+	for q.Empty() {
+		if q.shutdown {
+			var zero T
+			return zero, ErrQueueShutDown
+		}
+		w, t, err := q.newWaiter(ctx, "Queue")
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		q.getters.push(w)
+		if err := w.wait(t); err != nil {
+			w.cancel("")
+			q.getters.remove(w)
+			if !q.Empty() && w.state != stateCancelled {
+				wakeupNext(&q.getters)
+			}
+			var zero T
+			return zero, err
+		}
+	}
+	return q.GetNowait()
+}
+
+// GetNowait returns an item if one is there, or ErrQueueEmpty (or
+// ErrQueueShutDown once shut down and drained).
+func (q *Queue[T]) GetNowait() (T, error) {
+	if q.Empty() {
+		var zero T
+		if q.shutdown {
+			return zero, ErrQueueShutDown
+		}
+		return zero, ErrQueueEmpty
+	}
+	v := q.store().get()
+	wakeupNext(&q.putters)
+	return v, nil
+}
+
+// TaskDone is task_done: a consumer reports that an item it got is fully
+// processed. Join returns when every item put has been reported. Calling it
+// more times than items were put returns ErrTaskDoneTooMany.
+func (q *Queue[T]) TaskDone() error {
+	if q.unfinished <= 0 {
+		return ErrTaskDoneTooMany
+	}
+	q.unfinished--
+	if q.unfinished == 0 {
+		q.finished.Set()
+	}
+	return nil
+}
+
+// Join waits until every item put has been marked done with TaskDone.
+func (q *Queue[T]) Join(ctx context.Context) error {
+	if q.unfinished > 0 {
+		return q.finished.Wait(ctx)
+	}
+	return nil
+}
+
+// Shutdown is Python 3.13's shutdown(immediate): Put fails with
+// ErrQueueShutDown from now on, and Get once the queue is empty; waiting
+// getters and putters are woken to see it. With immediate the queue is
+// emptied at once, each dropped item counting as done for Join.
+func (q *Queue[T]) Shutdown(immediate bool) {
+	q.shutdown = true
+	if immediate {
+		for !q.Empty() {
+			q.store().get()
+			if q.unfinished > 0 {
+				q.unfinished--
+			}
+		}
+		if q.unfinished == 0 {
+			q.finished.Set()
+		}
+	}
+	for w := q.getters.popFront(); w != nil; w = q.getters.popFront() {
+		if w.state == statePending {
+			w.wake()
+		}
+	}
+	for w := q.putters.popFront(); w != nil; w = q.putters.popFront() {
+		if w.state == statePending {
+			w.wake()
+		}
+	}
+}
