@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// runMain runs main with os.Stdout redirected into a pipe and returns what
+// it printed.
+func runMain(t *testing.T) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan string)
+	go func() {
+		var b bytes.Buffer
+		_, _ = io.Copy(&b, r)
+		r.Close()
+		out <- b.String()
+	}()
+	stdout := os.Stdout
+	os.Stdout = w
+	func() {
+		defer func() {
+			os.Stdout = stdout
+			w.Close()
+		}()
+		main()
+	}()
+	return <-out
+}
+
+func TestThreadsafe(t *testing.T) {
+	const want = "main: starting the worker goroutine\n" +
+		"loop: squared 1\n" +
+		"worker: got 1\n" +
+		"loop: squared 2\n" +
+		"worker: got 4\n" +
+		"loop: squared 3\n" +
+		"worker: got 9\n" +
+		"worker: stopped waiting: context deadline exceeded\n" +
+		"loop: slow task ended: loop: cancelled\n" +
+		"main: total 14\n"
+	if got := runMain(t); got != want {
+		t.Errorf("threadsafe printed:\n%s\nwant:\n%s", got, want)
+	}
+}
