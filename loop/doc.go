@@ -1,0 +1,198 @@
+// Package loop is Python's asyncio in Go: an event loop that one goroutine
+// drives, tasks that are coroutines and switch only where they await,
+// asyncio's futures, cancellation, timeouts and task groups, and the order
+// in which asyncio runs callbacks, timers and wake-ups. The names are
+// asyncio's in Go case (call_soon is [Loop.CallSoon], create_task is
+// [Spawn], gather is [Gather]); docs/porting.md in the repository maps
+// every asyncio name to its Go one and lists each difference.
+//
+// The smallest program:
+//
+//	n, err := loop.Run(context.Background(), func(ctx context.Context) (int, error) {
+//		t := loop.Spawn(ctx, func(ctx context.Context) (int, error) {
+//			if err := loop.Sleep(ctx, time.Second); err != nil {
+//				return 0, err
+//			}
+//			return 42, nil
+//		})
+//		return t.Await(ctx)
+//	})
+//
+// # Execution model
+//
+// A [Loop] is driven by one goroutine at a time, the one inside
+// [Loop.RunForever] or [Loop.RunUntilComplete]; [Run] (asyncio.run) makes a
+// fresh loop, drives it until its main function returns, and closes it.
+// The loop runs callbacks ([Loop.CallSoon], [Loop.CallLater],
+// [Loop.CallAt], done callbacks of futures) itself, in its own goroutine.
+//
+// A task ([Task], made by [Spawn], [CreateTask], [Go] or [SpawnIn]) is a
+// function func(ctx context.Context) (T, error) running as a coroutine: it
+// has a goroutine of its own, but the loop hands control to it and takes
+// control back directly, and never lets two of them run at once. At most
+// one callback or task body runs on a loop at any instant, and a task gives
+// up the loop only where it awaits: [Future.Await], [Sleep], [WaitFor],
+// [Wait], an iteration of [AsCompleted], the end of [TaskGroup.Do], and
+// the waiting methods of the locks and queues. Code between two awaits is
+// atomic with respect to every other task and callback of the loop, exactly
+// as in asyncio, so state shared by the tasks of one loop needs no mutex;
+// the race detector sees every switch as a synchronisation and agrees.
+//
+// The ctx a task's function receives is the task's ctx: it carries the
+// loop and the task. Every await takes it (or a ctx derived from it, for
+// instance by [context.WithValue]) as its first argument; awaiting with
+// any other ctx returns [ErrNotInTask]. [RunningLoop] and [CurrentTask]
+// read it, and [Spawn] starts the new task on its loop.
+//
+// Blocking a task blocks the whole loop: a time.Sleep, a receive from a
+// channel, a mutex or a blocking system call inside a task stops every
+// other task and callback of that loop until it returns. Use [Sleep], the
+// loop's futures, locks and queues to wait, and run blocking work on
+// another goroutine that reports back through [Loop.CallSoonThreadsafe].
+// Debug mode reports callbacks and task steps that take too long.
+//
+// # Goroutines
+//
+// A loop, its futures and its tasks are for the loop's goroutine: code in
+// its callbacks and tasks, or, while the loop is not running, the goroutine
+// that owns it (to create tasks before [Loop.RunUntilComplete], or to call
+// [Loop.Close] after it). These are safe from any goroutine:
+//
+//   - [Loop.CallSoonThreadsafe], the one door into a running loop: fn runs
+//     on the loop in a later iteration, and a loop waiting idle wakes up.
+//   - [RunCoroutineThreadsafe], built on it: it starts a task on the loop
+//     and returns an [executor.Future] that any goroutine may block on,
+//     with a timeout, or cancel.
+//   - [Loop.IsRunning] and [Loop.IsClosed].
+//   - [Future.DoneChan] (also on a Task): a channel closed when the future
+//     is done; once it is closed, Result and Err may be read too.
+//   - The context.Context methods of a task's ctx (Done, Err, Value,
+//     Deadline), and [context.AfterFunc] and [context.WithCancel] on it:
+//     plain goroutines a task starts may watch its cancellation.
+//
+// Everything else is loop-only. In debug mode, scheduling a callback or
+// creating a task from another goroutine while the loop runs panics with a
+// message that says so, as asyncio's debug mode raises; under the race
+// detector other misuses show up as data races.
+//
+// # Ordering
+//
+// The loop works in iterations, as asyncio's _run_once does. Each one
+// moves the callbacks that arrived through CallSoonThreadsafe, then the
+// timers that are due, to the end of the ready queue, and runs what the
+// queue holds at that point; what those callbacks schedule waits for the
+// next iteration. Hence:
+//
+//   - Callbacks run in the order they were scheduled (FIFO), whether by
+//     CallSoon or, among themselves, by CallSoonThreadsafe.
+//   - Timers run in deadline order, and timers with equal deadlines in the
+//     order they were scheduled. This is stricter than CPython, whose heap
+//     leaves ties unordered. CallLater with a duration <= 0 runs in the next
+//     iteration, after the callbacks already ready.
+//   - A future's done callbacks are scheduled with CallSoon when it
+//     completes, in the order they were added, never called synchronously;
+//     a task that awaits the future resumes through the ready queue in the
+//     same way. Awaiting a future that is already done returns at once,
+//     without a switch.
+//   - A new task does not run at once: its first step is scheduled like a
+//     callback, so it starts after the creator's next await.
+//   - Sleep(ctx, 0) yields exactly once: the task resumes after the
+//     callbacks that were ready. A longer sleep resumes the task in the
+//     iteration after its timer fires, as asyncio's sleep future does.
+//
+// The loop keeps every pending task reachable, so a task nobody holds
+// still runs to its end (asyncio keeps only weak references, and loses
+// such tasks to the garbage collector). [Loop.AllTasks] lists them.
+//
+// # Cancellation
+//
+// Cancellation is asyncio's: [Task.Cancel] is a request. If the task has
+// not started, its function never runs. Otherwise its current await returns
+// a [*CancelledError] carrying the message given to Cancel; if the task is
+// awaiting another future or task, that one is cancelled instead, and the
+// error comes from it. The task may catch the error and go on, and is then
+// not cancelled; a task whose function returns an error that matches
+// [ErrCancelled] (or [context.Canceled]) ends cancelled. [Task.Cancelling]
+// and [Task.Uncancel] count the requests, as [TaskGroup] and [Timeout] need.
+//
+// Cancel also cancels the task's ctx at once, so plain Go code inside the
+// task (an http.Request, a select on ctx.Done()) stops with it. A Go
+// context cannot be un-cancelled: the ctx stays cancelled even if the task
+// catches the cancellation and goes on. For that reason the cancellations
+// that asyncio withdraws again do not touch the ctx: when the deadline of
+// a [Timeout] (or of [WaitFor]) passes, the task running it is cancelled,
+// not that task's ctx, and a TaskGroup whose child failed cancels the body
+// it runs in the same way. What the task awaits at that moment is
+// cancelled as usual, ctx included, and so are the children of a failing
+// TaskGroup. A task's ctx is also cancelled when the task finishes.
+//
+// A task sees the values of the ctx it was created from, never its
+// cancellation: cancelling a task does not cancel the tasks it spawned
+// (as in asyncio; use a TaskGroup to tie lifetimes together). Cancelling
+// the ctx given to [Run] cancels the main task. [Loop.Close] cannot leave
+// tasks behind: each pending task is reported to the exception handler
+// ("Task was destroyed but it is pending!") and unwound: its current await,
+// and every await after it, returns a cancellation error at once.
+//
+// # Errors
+//
+// asyncio's exceptions are error values for [errors.Is] and [errors.As]:
+// [ErrCancelled] (asyncio.CancelledError, which wraps context.Canceled; the
+// errors carry the message as [*CancelledError], read by [CancelMessage]),
+// [ErrTimeout] (TimeoutError, which wraps context.DeadlineExceeded and is
+// not a cancellation), [ErrInvalidState], and [*ExceptionGroup], the
+// several errors of a TaskGroup at once. The RuntimeErrors asyncio raises
+// for a loop in the wrong state are sentinels with asyncio's message
+// ([ErrLoopClosed], [ErrLoopRunning], [ErrNoRunningLoop], ...).
+//
+// An error that nobody reads (with Result, Err, Await, or through a
+// combinator such as Gather) before its future is garbage-collected is
+// reported to the loop's exception handler, as asyncio reports "Task
+// exception was never retrieved". [Loop.SetExceptionHandler] replaces the
+// handler; the default one, [Loop.DefaultExceptionHandler], logs with
+// log/slog at error level (see [WithLogger]).
+//
+// # Panics
+//
+// A panic inside a task never crashes the loop: it becomes the task's
+// error, a [*PanicError] that holds the panic value and the stack of the
+// panicking goroutine (Go has no BaseException: a panic is an error like
+// any other to a TaskGroup). A panic in a callback is reported to the
+// exception handler as a *PanicError, and the loop goes on with the next
+// callback; a panic in the exception handler is logged. Misuse of the API
+// panics only where asyncio raises and Go has no error result to return
+// it in: scheduling on a closed loop panics with [ErrLoopClosed], and
+// [Spawn] with a ctx that belongs to no task panics with
+// [ErrNoRunningLoop].
+//
+// # Virtual clock
+//
+// The loop's clock is [Loop.Time], and every timer, Sleep and deadline is
+// on it. With [WithVirtualClock], time starts at the Unix epoch and stands
+// still while anything is ready to run; whenever the loop is idle it jumps
+// to the next timer's deadline. Code that sleeps for hours runs at once,
+// in exactly the order it would run in real time, which makes tests of
+// timing code fast and deterministic. Idle means nothing is ready and
+// nothing has arrived from other goroutines: the virtual clock does not
+// wait for work running elsewhere (a RunCoroutineThreadsafe caller, a
+// goroutine that will call CallSoonThreadsafe) while a timer is pending.
+//
+// # Debug mode
+//
+// [WithDebug], [Loop.SetDebug] or the environment variable ASYNCGO_DEBUG=1
+// (asyncio's PYTHONASYNCIODEBUG) turn on asyncio's debug mode: every
+// callback and task step that runs for [DefaultSlowCallbackDuration] (100ms,
+// see [WithSlowCallbackDuration]) or longer is logged at warn level, and
+// calls from the wrong goroutine panic. It makes each task switch much
+// slower (it reads the clock and the goroutine's id). Tasks destroyed while
+// pending and errors never retrieved are reported in every mode.
+//
+// # Costs
+//
+// A task switch is one coroutine handoff, the mechanism of [iter.Pull],
+// with no goroutine scheduling in between. CallSoon allocates nothing in
+// steady state. A parked task costs about 3 KiB of memory (its goroutine's
+// stack and record, and the task), against 1.15 KiB for an asyncio task,
+// and the garbage collector scans every parked task's stack. docs/bench in
+// the repository measures asyncgo against CPython's asyncio and uvloop.
+package loop
