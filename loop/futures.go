@@ -35,7 +35,6 @@ type canceler interface{ cancelRequest(msg string) bool }
 type futureCore struct {
 	loop      *Loop
 	state     futState
-	retrieved bool
 	isTask    bool
 	internal  bool // a lock's or queue's waiter: no DoneChan, skip its upkeep
 	err       error
@@ -135,13 +134,13 @@ func (f *futureCore) complete(state futState, err error) {
 			close(*ch)
 		}
 	}
-	if state == stateFinished && err != nil && !f.retrieved {
+	if state == stateFinished && err != nil {
 		f.watchUnretrieved()
 	}
 }
 
 func (f *futureCore) cancel(msg string) bool {
-	f.retrieved = true
+	f.markRetrieved()
 	if f.state != statePending {
 		return false
 	}
@@ -164,12 +163,7 @@ func (f *futureCore) errRetrieve() error {
 	case stateCancelled:
 		return f.err
 	}
-	if f.err != nil && !f.retrieved {
-		f.retrieved = true
-		if f.unret != nil {
-			f.unret.retrieved.Store(true)
-		}
-	}
+	f.markRetrieved()
 	return f.err
 }
 
@@ -182,6 +176,15 @@ func (f *futureCore) doneChan() <-chan struct{} {
 		return ch
 	}
 	return *f.doneCh.Load()
+}
+
+// markRetrieved silences the "never retrieved" report. The flag lives in
+// unret, set before the future's DoneChan closes and atomic, so a
+// goroutine that waited on DoneChan may read the result too.
+func (f *futureCore) markRetrieved() {
+	if f.unret != nil {
+		f.unret.retrieved.Store(true)
+	}
 }
 
 // unretrieved reports a future's error that nobody read before the future

@@ -238,10 +238,7 @@ func (t *taskCore) cancelRequest(msg string) bool { return t.cancel(msg, true) }
 // alone, since a Go context cannot be un-cancelled.
 func (t *taskCore) cancel(msg string, external bool) bool {
 	f := t.fut
-	f.retrieved = true
-	if f.unret != nil {
-		f.unret.retrieved.Store(true)
-	}
+	f.markRetrieved()
 	if f.state != statePending {
 		return false
 	}
