@@ -33,16 +33,16 @@ type canceler interface{ cancelRequest(msg string) bool }
 
 // futureCore is the part of a Future that does not depend on its type.
 type futureCore struct {
-	loop      *Loop
-	state     futState
-	isTask    bool
-	internal  bool // a lock's or queue's waiter: no DoneChan, skip its upkeep
-	err       error
-	cb0       callback // the first callback, stored inline
-	cbs       []callback
-	doneCh    atomic.Pointer[chan struct{}]
-	owner     canceler
-	unret     *unretrieved
+	loop     *Loop
+	state    futState
+	isTask   bool
+	internal bool // a lock's or queue's waiter: no DoneChan, skip its upkeep
+	err      error
+	cb0      callback // the first callback, stored inline
+	cbs      []callback
+	doneCh   atomic.Pointer[chan struct{}]
+	owner    canceler
+	unret    *unretrieved
 }
 
 // Waitable is any Future or Task, whatever its result type: what Wait,
