@@ -190,13 +190,13 @@ func (c *Condition) Wait(ctx context.Context) error {
 		if aerr == nil {
 			break
 		}
-		if !isCancellation(aerr) {
-			// Not a cancellation (the loop is closing): give up
-			// rather than spin.
-			err = aerr
+		err = aerr
+		if !isCancellation(aerr) || t.killed {
+			// Not a cancellation, or the loop is closing under the
+			// task (every await now fails at once): give up rather
+			// than spin.
 			break
 		}
-		err = aerr
 	}
 	if err != nil {
 		// We may have been notified; pass it on (a spurious wake-up is
