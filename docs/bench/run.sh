@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs asyncgo's loop benchmarks and their CPython asyncio and uvloop twins in
+# one go, and writes docs/bench/README.md. Not part of CI: run it by hand on a
+# quiet machine, then commit the README it writes.
+#
+#   bash docs/bench/run.sh                 # everything
+#   BENCH='CallSoon|TaskSwitch' bash docs/bench/run.sh   # a subset of Go benchmarks
+#
+# Python always means /usr/bin/python3 (Debian's), with Debian's python3-uvloop.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+PY=/usr/bin/python3
+export PATH="$PATH:/usr/local/go/bin"
+BENCH=${BENCH:-.}
+BENCHTIME=${BENCHTIME:-1s}
+
+if ! "$PY" -c 'import uvloop' 2>/dev/null; then
+	echo "run.sh: installing python3-uvloop" >&2
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-uvloop >&2
+fi
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+echo "run.sh: go test -bench '$BENCH' ./loop/" >&2
+go test -run '^$' -bench "$BENCH" -benchtime "$BENCHTIME" -benchmem -count 1 ./loop/ | tee "$out/go.txt" >&2
+
+for impl in asyncio uvloop; do
+	echo "run.sh: peers.py --loop=$impl" >&2
+	"$PY" "$here/peers/peers.py" --loop="$impl" | tee "$out/$impl.jsonl" >&2
+done
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
+"$PY" "$here/report.py" \
+	--go "$out/go.txt" \
+	--py asyncio="$out/asyncio.jsonl" \
+	--py uvloop="$out/uvloop.jsonl" \
+	--info "date=$(date -u '+%Y-%m-%d %H:%M UTC')" \
+	--info "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+	--info "CPU=$cpu" \
+	--info "nproc=$(nproc)" \
+	--info "memory=$mem" \
+	--info "kernel=$(uname -r)" \
+	--info "go=$(go version | cut -d' ' -f3-)" \
+	--info "python=$("$PY" -c 'import sys; print(sys.version.split()[0])') ($PY)" \
+	--info "uvloop=$("$PY" -c 'import uvloop; print(uvloop.__version__)') (Debian python3-uvloop)" \
+	--info "go test flags=-bench '$BENCH' -benchtime $BENCHTIME -benchmem" \
+	>"$here/README.md"
+echo "run.sh: wrote $here/README.md" >&2
