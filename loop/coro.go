@@ -38,6 +38,9 @@ func newCoro() *coro {
 // the loop is closing instead, the task is marked killed: its await and
 // every later one return a cancellation error at once.
 func (t *taskCore) suspend() {
+	if t.mustCancel {
+		t.cancelWait()
+	}
 	if !t.coro.yield(struct{}{}) {
 		t.killed = true
 	}

@@ -262,6 +262,23 @@ func (t *taskCore) cancel(msg string, external bool) bool {
 	return true
 }
 
+// cancelWait delivers a cancellation requested while the task was running
+// (it cancelled itself, or was cancelled from a callback it triggered) to
+// what it is about to wait on, as asyncio's Task.__step does with
+// _must_cancel: the awaited future is cancelled at once, or the sleep's
+// timer is dropped and the task resumes in the next iteration with the
+// cancellation error.
+func (t *taskCore) cancelWait() {
+	if w := t.waitFut; w != nil {
+		if w.cancelRequest(t.cancelMsg) {
+			t.mustCancel = false
+		}
+	} else if th := t.waitTimer; th != nil && !th.rec.cancelled {
+		th.Cancel()
+		t.fut.loop.ready.push(readyItem{task: t})
+	}
+}
+
 // resumeErr is what an await returns when the task resumes: a cancellation
 // delivered by Cancel, if any.
 func (t *taskCore) resumeErr() error {
