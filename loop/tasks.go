@@ -151,11 +151,14 @@ func (t *Task[T]) runBody() {
 	case err != nil && errors.Is(err, context.Canceled):
 		tc.mustCancel = false
 		t.finishCancelled(err)
+	case err != nil:
+		// An error wins over a cancellation not yet delivered, as in
+		// asyncio's Task.__step (a TaskGroup's ExceptionGroup needs it).
+		tc.mustCancel = false
+		t.finish(stateFinished, err)
 	case tc.mustCancel:
 		tc.mustCancel = false
 		t.finishCancelled(cancelledError(tc.cancelMsg))
-	case err != nil:
-		t.finish(stateFinished, err)
 	default:
 		t.result = v
 		t.finish(stateFinished, nil)
