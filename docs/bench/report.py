@@ -83,7 +83,7 @@ def fmt(v, unit=""):
         return sig3(v)
     if a == 0:
         return "0"
-    if a >= 100:
+    if a >= 100 or v == int(v):
         return f"{v:,.0f}"
     if a >= 0.01:
         return sig3(v)
@@ -124,11 +124,21 @@ def build_row(row, go, py):
         "floor_ratio": (ratio(floor, g) if higher else ratio(g, floor)) if floor is not None else None,
     }
     met = ""
-    if row.get("check"):
-        try:
-            met = "yes" if eval(row["check"], {"__builtins__": {}}, env) else "**no**"
-        except TypeError:  # a number is missing
-            met = "?"
+    checks = row.get("check")
+    if checks:
+        if isinstance(checks, str):
+            checks = [[row.get("target", checks), checks]]
+        failed, unknown = [], False
+        for label, expr in checks:
+            try:
+                if not eval(expr, {"__builtins__": {}}, env):
+                    failed.append(label)
+            except TypeError:  # a number is missing
+                unknown = True
+        if failed:
+            met = "**no** (" + "; ".join(failed) + ")" if len(checks) > 1 else "**no**"
+        else:
+            met = "?" if unknown else "yes"
     return env, met
 
 

@@ -16,6 +16,7 @@ PY=/usr/bin/python3
 export PATH="$PATH:/usr/local/go/bin"
 BENCH=${BENCH:-.}
 BENCHTIME=${BENCHTIME:-1s}
+COUNT=${COUNT:-3} # the README takes the median of the runs of each benchmark
 
 if ! "$PY" -c 'import uvloop' 2>/dev/null; then
 	echo "run.sh: installing python3-uvloop" >&2
@@ -27,7 +28,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 echo "run.sh: go test -bench '$BENCH' ./loop/" >&2
-go test -run '^$' -bench "$BENCH" -benchtime "$BENCHTIME" -benchmem -count 1 ./loop/ | tee "$out/go.txt" >&2
+go test -run '^$' -bench "$BENCH" -benchtime "$BENCHTIME" -benchmem -count "$COUNT" ./loop/ | tee "$out/go.txt" >&2
 
 for impl in asyncio uvloop; do
 	echo "run.sh: peers.py --loop=$impl" >&2
@@ -49,6 +50,6 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
 	--info "go=$(go version | cut -d' ' -f3-)" \
 	--info "python=$("$PY" -c 'import sys; print(sys.version.split()[0])') ($PY)" \
 	--info "uvloop=$("$PY" -c 'import uvloop; print(uvloop.__version__)') (Debian python3-uvloop)" \
-	--info "go test flags=-bench '$BENCH' -benchtime $BENCHTIME -benchmem" \
+	--info "go test flags=-bench '$BENCH' -benchtime $BENCHTIME -count $COUNT -benchmem (median of the $COUNT runs)" \
 	>"$here/README.md"
 echo "run.sh: wrote $here/README.md" >&2
