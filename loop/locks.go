@@ -47,13 +47,14 @@ func (lk *Lock) Acquire(ctx context.Context) error {
 		lk.locked = true
 		return nil
 	}
-	w, t, err := lk.newWaiter(ctx, "Lock")
+	w, t, err := lk.newWaiter(ctx, "Lock", &lk.waiters)
 	if err != nil {
 		return err
 	}
 	lk.waiters.push(w)
 	err = w.wait(t)
 	lk.waiters.remove(w)
+	lk.waiters.recycle(w)
 	if err != nil {
 		if !lk.locked {
 			lk.wakeUpFirst()
@@ -124,13 +125,14 @@ func (e *Event) Wait(ctx context.Context) error {
 	if e.value {
 		return nil
 	}
-	w, t, err := e.newWaiter(ctx, "Event")
+	w, t, err := e.newWaiter(ctx, "Event", &e.waiters)
 	if err != nil {
 		return err
 	}
 	e.waiters.push(w)
 	err = w.wait(t)
 	e.waiters.remove(w)
+	e.waiters.recycle(w)
 	return err
 }
 
@@ -176,7 +178,7 @@ func (c *Condition) Wait(ctx context.Context) error {
 	if !lk.Locked() {
 		return fmt.Errorf("%w: cannot wait on un-acquired lock", ErrConditionNotLocked)
 	}
-	w, t, err := c.newWaiter(ctx, "Condition")
+	w, t, err := c.newWaiter(ctx, "Condition", &c.waiters)
 	if err != nil {
 		return err
 	}
@@ -184,6 +186,7 @@ func (c *Condition) Wait(ctx context.Context) error {
 	c.waiters.push(w)
 	err = w.wait(t)
 	c.waiters.remove(w)
+	c.waiters.recycle(w)
 	// Re-acquire even if cancelled; the latest cancellation wins.
 	for {
 		aerr := lk.Acquire(ctx)
@@ -297,7 +300,7 @@ func (s *Semaphore) Acquire(ctx context.Context) error {
 		s.value--
 		return nil
 	}
-	w, t, err := s.newWaiter(ctx, "Semaphore")
+	w, t, err := s.newWaiter(ctx, "Semaphore", &s.waiters)
 	if err != nil {
 		return err
 	}
@@ -309,6 +312,7 @@ func (s *Semaphore) Acquire(ctx context.Context) error {
 		// we could use it: give it back.
 		s.value++
 	}
+	s.waiters.recycle(w)
 	// Others may have queued behind us while the counter was positive.
 	for s.value > 0 && s.wakeUpNext() {
 	}

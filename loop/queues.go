@@ -25,7 +25,8 @@ type store[T any] interface {
 	len() int
 }
 
-// fifo is a growable ring of items.
+// fifo is a growable ring of items; its length is a power of two, so an
+// index wraps with a mask rather than a division.
 type fifo[T any] struct {
 	buf  []T
 	head int
@@ -36,22 +37,25 @@ func (q *fifo[T]) len() int { return q.n }
 
 func (q *fifo[T]) put(v T) {
 	if q.n == len(q.buf) {
-		size := max(16, 2*len(q.buf))
-		buf := make([]T, size)
-		for i := 0; i < q.n; i++ {
-			buf[i] = q.buf[(q.head+i)%len(q.buf)]
-		}
-		q.buf, q.head = buf, 0
+		q.grow()
 	}
-	q.buf[(q.head+q.n)%len(q.buf)] = v
+	q.buf[(q.head+q.n)&(len(q.buf)-1)] = v
 	q.n++
+}
+
+func (q *fifo[T]) grow() {
+	buf := make([]T, max(16, 2*len(q.buf)))
+	for i := 0; i < q.n; i++ {
+		buf[i] = q.buf[(q.head+i)&(len(q.buf)-1)]
+	}
+	q.buf, q.head = buf, 0
 }
 
 func (q *fifo[T]) get() T {
 	var zero T
 	v := q.buf[q.head]
 	q.buf[q.head] = zero
-	q.head = (q.head + 1) % len(q.buf)
+	q.head = (q.head + 1) & (len(q.buf) - 1)
 	q.n--
 	return v
 }
@@ -124,7 +128,8 @@ func (h *heapStore[T]) get() T {
 type Queue[T any] struct {
 	loopBound
 	maxsize    int
-	items      store[T]
+	fifo       fifo[T]  // the items of a FIFO queue, kept inline
+	items      store[T] // the items of a LIFO or priority queue; nil for FIFO
 	getters    waitList
 	putters    waitList
 	unfinished int
@@ -134,7 +139,7 @@ type Queue[T any] struct {
 
 // NewQueue returns asyncio.Queue(maxsize).
 func NewQueue[T any](maxsize int) *Queue[T] {
-	return &Queue[T]{maxsize: maxsize, items: &fifo[T]{}}
+	return &Queue[T]{maxsize: maxsize}
 }
 
 // LifoQueue is asyncio.LifoQueue: the last item put is the first got.
@@ -162,25 +167,43 @@ func NewPriorityQueueFunc[T any](maxsize int, compare func(a, b T) int) *Priorit
 	return &PriorityQueue[T]{Queue[T]{maxsize: maxsize, items: &heapStore[T]{cmp: compare}}}
 }
 
-func (q *Queue[T]) store() store[T] {
+// The FIFO queue, the common case, calls its ring directly rather than
+// through the store interface.
+
+func (q *Queue[T]) qlen() int {
 	if q.items == nil {
-		q.items = &fifo[T]{}
+		return q.fifo.n
 	}
-	return q.items
+	return q.items.len()
+}
+
+func (q *Queue[T]) qput(v T) {
+	if q.items == nil {
+		q.fifo.put(v)
+	} else {
+		q.items.put(v)
+	}
+}
+
+func (q *Queue[T]) qget() T {
+	if q.items == nil {
+		return q.fifo.get()
+	}
+	return q.items.get()
 }
 
 // Qsize returns the number of items in the queue.
-func (q *Queue[T]) Qsize() int { return q.store().len() }
+func (q *Queue[T]) Qsize() int { return q.qlen() }
 
 // Maxsize returns the queue's bound; <= 0 means unbounded.
 func (q *Queue[T]) Maxsize() int { return q.maxsize }
 
 // Empty reports whether the queue holds no items.
-func (q *Queue[T]) Empty() bool { return q.store().len() == 0 }
+func (q *Queue[T]) Empty() bool { return q.qlen() == 0 }
 
 // Full reports whether the queue holds maxsize items; an unbounded queue is
 // never full.
-func (q *Queue[T]) Full() bool { return q.maxsize > 0 && q.store().len() >= q.maxsize }
+func (q *Queue[T]) Full() bool { return q.maxsize > 0 && q.qlen() >= q.maxsize }
 
 func wakeupNext(ws *waitList) {
 	for w := ws.popFront(); w != nil; w = ws.popFront() {
@@ -199,7 +222,7 @@ func (q *Queue[T]) Put(ctx context.Context, v T) error {
 		if q.shutdown {
 			return ErrQueueShutDown
 		}
-		w, t, err := q.newWaiter(ctx, "Queue")
+		w, t, err := q.newWaiter(ctx, "Queue", &q.putters)
 		if err != nil {
 			return err
 		}
@@ -211,8 +234,10 @@ func (q *Queue[T]) Put(ctx context.Context, v T) error {
 				// Woken by a get but cancelled: pass the turn on.
 				wakeupNext(&q.putters)
 			}
+			q.putters.recycle(w)
 			return err
 		}
+		q.putters.recycle(w)
 	}
 	return q.PutNowait(v)
 }
@@ -226,10 +251,12 @@ func (q *Queue[T]) PutNowait(v T) error {
 	if q.Full() {
 		return ErrQueueFull
 	}
-	q.store().put(v)
+	q.qput(v)
 	q.unfinished++
 	q.finished.Clear()
-	wakeupNext(&q.getters)
+	if q.getters.head != nil {
+		wakeupNext(&q.getters)
+	}
 	return nil
 }
 
@@ -243,7 +270,7 @@ func (q *Queue[T]) Get(ctx context.Context) (T, error) {
 			var zero T
 			return zero, ErrQueueShutDown
 		}
-		w, t, err := q.newWaiter(ctx, "Queue")
+		w, t, err := q.newWaiter(ctx, "Queue", &q.getters)
 		if err != nil {
 			var zero T
 			return zero, err
@@ -255,9 +282,11 @@ func (q *Queue[T]) Get(ctx context.Context) (T, error) {
 			if !q.Empty() && w.state != stateCancelled {
 				wakeupNext(&q.getters)
 			}
+			q.getters.recycle(w)
 			var zero T
 			return zero, err
 		}
+		q.getters.recycle(w)
 	}
 	return q.GetNowait()
 }
@@ -272,8 +301,10 @@ func (q *Queue[T]) GetNowait() (T, error) {
 		}
 		return zero, ErrQueueEmpty
 	}
-	v := q.store().get()
-	wakeupNext(&q.putters)
+	v := q.qget()
+	if q.putters.head != nil {
+		wakeupNext(&q.putters)
+	}
 	return v, nil
 }
 
@@ -307,7 +338,7 @@ func (q *Queue[T]) Shutdown(immediate bool) {
 	q.shutdown = true
 	if immediate {
 		for !q.Empty() {
-			q.store().get()
+			q.qget()
 			if q.unfinished > 0 {
 				q.unfinished--
 			}

@@ -13,10 +13,36 @@ type waiter struct {
 	list       *waitList
 }
 
-// waitList is a FIFO of waiters.
+// waitList is a FIFO of waiters. It also keeps a few finished waiters for
+// reuse, so a contended Lock or a queue that keeps filling and emptying
+// does not allocate a waiter per wait.
 type waitList struct {
 	head, tail *waiter
 	n          int
+	free       *waiter // finished waiters for reuse, linked by next
+	nfree      int
+}
+
+// maxFree bounds the waiters a waitList keeps for reuse: enough for the
+// steady state of a contended primitive (one waiter leaves as another
+// arrives), little enough that an Event that woke 100,000 waiters does not
+// hold on to them.
+const maxFree = 4
+
+// recycle keeps w for a later wait on q once its task is done with it: w
+// is woken or cancelled and in no list. A waiter still pending (its task
+// was killed with the loop) is left alone.
+func (q *waitList) recycle(w *waiter) {
+	if w.list != nil || w.state == statePending || q.nfree >= maxFree {
+		return
+	}
+	l := w.loop
+	*w = waiter{}
+	w.loop = l
+	w.internal = true
+	w.next = q.free
+	q.free = w
+	q.nfree++
 }
 
 func (q *waitList) len() int { return q.n }
@@ -77,8 +103,10 @@ func (b *loopBound) bind(t *taskCore, what string) error {
 	return nil
 }
 
-// newWaiter makes a waiter for the running task of ctx, bound to b's loop.
-func (b *loopBound) newWaiter(ctx context.Context, what string) (*waiter, *taskCore, error) {
+// newWaiter makes a waiter for the running task of ctx, bound to b's loop,
+// reusing one of q's recycled waiters if it has one. The caller pushes it
+// on q (or another list) and recycles it when done.
+func (b *loopBound) newWaiter(ctx context.Context, what string, q *waitList) (*waiter, *taskCore, error) {
 	t := runningTask(ctx)
 	if t == nil {
 		return nil, nil, ErrNotInTask
@@ -89,9 +117,16 @@ func (b *loopBound) newWaiter(ctx context.Context, what string) (*waiter, *taskC
 	if err := b.bind(t, what); err != nil {
 		return nil, nil, err
 	}
-	w := &waiter{}
+	w := q.free
+	if w != nil {
+		q.free = w.next
+		w.next = nil
+		q.nfree--
+	} else {
+		w = &waiter{}
+		w.internal = true
+	}
 	w.loop = t.fut.loop
-	w.internal = true
 	return w, t, nil
 }
 
