@@ -33,6 +33,8 @@ go test -run '^$' -bench "$BENCH" -benchtime "$BENCHTIME" -benchmem -count "$COU
 for impl in asyncio uvloop; do
 	echo "run.sh: peers.py --loop=$impl" >&2
 	"$PY" "$here/peers/peers.py" --loop="$impl" | tee "$out/$impl.jsonl" >&2
+	echo "run.sh: locks_queues.py --loop=$impl" >&2
+	"$PY" "$here/peers/locks_queues.py" --loop="$impl" | tee -a "$out/$impl.jsonl" >&2
 done
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
