@@ -172,7 +172,10 @@ func (c *Condition) Locked() bool { return c.l().Locked() }
 
 // Wait releases the lock, waits until notified, and re-acquires the lock
 // before it returns, whatever happened, cancellation included. Without the
-// lock it returns ErrConditionNotLocked.
+// lock it returns ErrConditionNotLocked. The one exception is a loop
+// closing under the waiting task: every await of the task then fails at
+// once, so Wait returns the cancellation without the lock rather than
+// retry forever.
 func (c *Condition) Wait(ctx context.Context) error {
 	lk := c.l()
 	if !lk.Locked() {

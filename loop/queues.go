@@ -143,6 +143,8 @@ func NewQueue[T any](maxsize int) *Queue[T] {
 }
 
 // LifoQueue is asyncio.LifoQueue: the last item put is the first got.
+// Make one with NewLifoQueue: a zero LifoQueue orders its items as a
+// plain Queue does.
 type LifoQueue[T any] struct{ Queue[T] }
 
 // NewLifoQueue returns asyncio.LifoQueue(maxsize).
@@ -151,6 +153,8 @@ func NewLifoQueue[T any](maxsize int) *LifoQueue[T] {
 }
 
 // PriorityQueue is asyncio.PriorityQueue: Get returns the smallest item.
+// Make one with NewPriorityQueue or NewPriorityQueueFunc: a zero
+// PriorityQueue orders its items as a plain Queue does.
 type PriorityQueue[T any] struct{ Queue[T] }
 
 // NewPriorityQueue returns asyncio.PriorityQueue(maxsize) over an ordered
