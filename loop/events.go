@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/asyncgo/asyncgo/executor"
 )
 
 // ErrCloseRunning is "Cannot close a running event loop".
@@ -66,6 +68,8 @@ type Loop struct {
 
 	stopCB func() // l.Stop as a value, made once
 
+	defaultExec  *executor.ThreadPool
+	execShutdown bool
 }
 
 // Option configures a Loop made by New or Run.
@@ -493,7 +497,8 @@ func (l *Loop) step(t *taskCore) {
 // twice does nothing. Pending tasks cannot outlive their loop: each is
 // reported to the exception handler ("Task was destroyed but it is
 // pending!") and unwound: its current await returns a cancellation error
-// at once, as does every await after it.
+// at once, as does every await after it. Then the default executor is
+// shut down without waiting.
 func (l *Loop) Close() error {
 	if l.running.Load() {
 		return ErrCloseRunning
@@ -520,6 +525,10 @@ func (l *Loop) Close() error {
 	l.closing = false
 	if l.timer != nil {
 		l.timer.Stop()
+	}
+	if l.defaultExec != nil {
+		l.defaultExec.Shutdown(false, false)
+		l.defaultExec = nil
 	}
 	return nil
 }

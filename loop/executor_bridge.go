@@ -1,3 +1,139 @@
 package loop
 
-func (l *Loop) shutdownDefaultExecutor() {}
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/asyncgo/asyncgo/executor"
+)
+
+// WrapFuture is asyncio.wrap_future: a loop future that completes when the
+// executor future cf does, the completion arriving through
+// CallSoonThreadsafe. Cancelling the loop future cancels cf if it has not
+// started running.
+func WrapFuture[T any](l *Loop, cf *executor.Future[T]) *Future[T] {
+	f := NewFuture[T](l)
+	f.AddDoneCallback(func(f *Future[T]) {
+		if f.Cancelled() {
+			cf.Cancel()
+		}
+	})
+	cf.AddDoneCallback(func(cf *executor.Future[T]) {
+		_ = l.CallSoonThreadsafe(func() {
+			if f.Done() {
+				return
+			}
+			if cf.Cancelled() {
+				f.cancel("")
+				return
+			}
+			v, err := cf.Result(context.Background())
+			if err != nil {
+				_ = f.SetErr(err)
+			} else {
+				_ = f.SetResult(v)
+			}
+		})
+	})
+	return f
+}
+
+// RunInExecutor is loop.run_in_executor: it submits call to ex (nil means
+// the loop's default ThreadPool) and returns a future to await. Awaiting
+// never blocks the loop. Cancelling the awaiting task cancels the call if
+// it has not started; a running call runs on. A Submit error (shut down,
+// broken pool) fails the future. ctx must come from a task of the loop.
+func RunInExecutor[R any](ctx context.Context, ex executor.Executor, call executor.Call[R]) *Future[R] {
+	t := taskOf(ctx)
+	if t == nil {
+		panic(ErrNoRunningLoop)
+	}
+	l := t.fut.loop
+	if ex == nil {
+		ex = l.defaultExecutor()
+	}
+	cf, err := executor.Submit(ex, call)
+	if err != nil {
+		f := NewFuture[R](l)
+		_ = f.SetErr(err)
+		return f
+	}
+	return WrapFuture(l, cf)
+}
+
+// ToThread is asyncio.to_thread: it runs fn on the loop's default
+// ThreadPool and awaits its result.
+func ToThread[R any](ctx context.Context, fn func() (R, error)) (R, error) {
+	if runningTask(ctx) == nil {
+		var zero R
+		return zero, ErrNotInTask
+	}
+	return RunInExecutor(ctx, nil, executor.Local(fn)).Await(ctx)
+}
+
+// SetDefaultExecutor is set_default_executor: RunInExecutor with a nil
+// executor and ToThread use tp from now on. The loop shuts it down at
+// Close.
+func (l *Loop) SetDefaultExecutor(tp *executor.ThreadPool) { l.defaultExec = tp }
+
+func (l *Loop) defaultExecutor() *executor.ThreadPool {
+	if l.defaultExec == nil {
+		if l.execShutdown {
+			// asyncio: "Executor shutdown has been called"
+			tp, _ := executor.NewThreadPool(executor.ThreadPoolOptions{})
+			tp.Shutdown(false, false)
+			return tp
+		}
+		l.defaultExec, _ = executor.NewThreadPool(executor.ThreadPoolOptions{})
+	}
+	return l.defaultExec
+}
+
+// ErrExecutorShutdownTimeout is returned by ShutdownDefaultExecutor when the
+// pool's calls outlast the timeout.
+var ErrExecutorShutdownTimeout = errors.New("loop: the default executor did not finish joining its goroutines within the timeout")
+
+// ShutdownDefaultExecutor is shutdown_default_executor(timeout): it shuts
+// the default ThreadPool down and waits, without blocking the loop, until
+// its calls have finished or timeout passes (NoTimeout for none). Later
+// RunInExecutor calls on the default executor fail.
+func (l *Loop) ShutdownDefaultExecutor(ctx context.Context, timeout time.Duration) error {
+	if runningTask(ctx) == nil {
+		return ErrNotInTask
+	}
+	l.execShutdown = true
+	tp := l.defaultExec
+	if tp == nil {
+		return nil
+	}
+	l.defaultExec = nil
+	done := NewFuture[struct{}](l)
+	go func() {
+		tp.Shutdown(true, false)
+		_ = l.CallSoonThreadsafe(func() {
+			if !done.Done() {
+				_ = done.SetResult(struct{}{})
+			}
+		})
+	}()
+	_, err := WaitFor(ctx, Shield[struct{}](done), timeout)
+	if errors.Is(err, ErrTimeout) {
+		return ErrExecutorShutdownTimeout
+	}
+	return err
+}
+
+// shutdownDefaultExecutor is Run's last step: wait up to 300s, as
+// asyncio.run does, for the default executor's calls.
+func (l *Loop) shutdownDefaultExecutor() {
+	if l.defaultExec == nil {
+		return
+	}
+	t := CreateTask(l, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, l.ShutdownDefaultExecutor(ctx, 300*time.Second)
+	})
+	if err := l.RunUntilComplete(t); err != nil {
+		l.logger.Warn("loop: " + err.Error())
+	}
+}

@@ -1,0 +1,163 @@
+package executor
+
+import (
+	"runtime"
+	"sync"
+)
+
+// ThreadPoolOptions configure a ThreadPool, as ThreadPoolExecutor's
+// arguments.
+type ThreadPoolOptions struct {
+	// MaxWorkers bounds the goroutines running calls; 0 means Python's
+	// default, min(32, NumCPU+4).
+	MaxWorkers int
+	// Initializer, if set, runs at the start of each worker goroutine; if
+	// it fails, the pool breaks: pending futures fail with
+	// ErrBrokenThreadPool and Submit refuses new work.
+	Initializer func() error
+}
+
+// ThreadPool is concurrent.futures.ThreadPoolExecutor: calls run on at
+// most MaxWorkers goroutines, started as work arrives and kept until
+// Shutdown. Submit never blocks: work waits in a FIFO queue. A panic in a
+// call becomes its future's *PanicError. Safe for concurrent use.
+type ThreadPool struct {
+	mu       sync.Mutex
+	cond     sync.Cond
+	queue    []job
+	max      int
+	started  int
+	idle     int
+	shutdown bool
+	broken   error
+	init     func() error
+	wg       sync.WaitGroup
+}
+
+// DefaultThreadWorkers is Python's default for ThreadPoolExecutor.
+func DefaultThreadWorkers() int { return min(32, runtime.NumCPU()+4) }
+
+// NewThreadPool returns a ThreadPool. It returns an error for a negative
+// MaxWorkers.
+func NewThreadPool(opts ThreadPoolOptions) (*ThreadPool, error) {
+	if opts.MaxWorkers < 0 {
+		return nil, errMaxWorkers
+	}
+	p := &ThreadPool{max: opts.MaxWorkers, init: opts.Initializer}
+	if p.max == 0 {
+		p.max = DefaultThreadWorkers()
+	}
+	p.cond.L = &p.mu
+	return p, nil
+}
+
+// MaxWorkers returns the bound on worker goroutines.
+func (p *ThreadPool) MaxWorkers() int { return p.max }
+
+func (p *ThreadPool) submit(j job) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.broken != nil {
+		return p.broken
+	}
+	if p.shutdown {
+		return ErrShutdown
+	}
+	p.queue = append(p.queue, j)
+	if p.idle > 0 {
+		p.cond.Signal()
+	} else if p.started < p.max {
+		p.started++
+		p.wg.Add(1)
+		go p.worker()
+	}
+	return nil
+}
+
+func (p *ThreadPool) worker() {
+	defer p.wg.Done()
+	if p.init != nil {
+		if _, err := callSafely(func() (struct{}, error) { return struct{}{}, p.init() }); err != nil {
+			p.breakPool(err)
+			return
+		}
+	}
+	p.mu.Lock()
+	for {
+		for len(p.queue) == 0 && !p.shutdown && p.broken == nil {
+			p.idle++
+			p.cond.Wait()
+			p.idle--
+		}
+		if len(p.queue) == 0 || p.broken != nil {
+			p.mu.Unlock()
+			return
+		}
+		j := p.queue[0]
+		p.queue[0] = nil
+		p.queue = p.queue[1:]
+		p.mu.Unlock()
+		if j.start() {
+			j.runLocal()
+		}
+		p.mu.Lock()
+	}
+}
+
+func (p *ThreadPool) breakPool(cause error) {
+	p.mu.Lock()
+	if p.broken == nil {
+		p.broken = &brokenError{base: ErrBrokenThreadPool, msg: "a thread initializer failed, the thread pool is not usable anymore", cause: cause}
+	}
+	q := p.queue
+	p.queue = nil
+	broken := p.broken
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	for _, j := range q {
+		j.fail(broken)
+	}
+}
+
+// Shutdown stops the pool; see Executor. Queued calls still run unless
+// cancelFutures.
+func (p *ThreadPool) Shutdown(wait, cancelFutures bool) {
+	p.mu.Lock()
+	p.shutdown = true
+	var cancelled []job
+	if cancelFutures {
+		cancelled = p.queue
+		p.queue = nil
+	}
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	for _, j := range cancelled {
+		j.cancel()
+	}
+	if wait {
+		p.wg.Wait()
+	}
+}
+
+// brokenError is a broken pool's error: it matches its base sentinel and
+// keeps the cause.
+type brokenError struct {
+	base  error
+	msg   string
+	cause error
+}
+
+func (e *brokenError) Error() string {
+	s := "executor: " + e.msg
+	if e.cause != nil {
+		s += ": " + e.cause.Error()
+	}
+	return s
+}
+
+func (e *brokenError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.base}
+	}
+	return []error{e.base, e.cause}
+}
