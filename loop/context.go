@@ -133,7 +133,7 @@ func taskOf(ctx context.Context) *taskCore {
 // runningTask returns the task of ctx if it is the one running now.
 func runningTask(ctx context.Context) *taskCore {
 	t := taskOf(ctx)
-	if t == nil || t.fut.loop.current != t {
+	if t == nil || t.loop.current != t {
 		return nil
 	}
 	return t
@@ -147,6 +147,9 @@ func valuesOf(ctx context.Context) context.Context {
 	}
 	if t, ok := ctx.(*taskCore); ok {
 		return t.parent
+	}
+	if ctx == context.Background() || ctx == context.TODO() {
+		return nil // no values to see
 	}
 	return context.WithoutCancel(ctx)
 }

@@ -21,7 +21,7 @@ func newCoro() *coro {
 		c.yield = yield
 		for {
 			t := c.task
-			if l := t.fut.loop; l.debug {
+			if l := t.loop; debugEver.Load() && l.debug {
 				l.taskGID = goid()
 			}
 			t.self.runBody()
@@ -44,7 +44,7 @@ func (t *taskCore) suspend() {
 	if !t.coro.yield(struct{}{}) {
 		t.killed = true
 	}
-	if l := t.fut.loop; l.debug {
+	if l := t.loop; debugEver.Load() && l.debug {
 		l.taskGID = goid()
 	}
 }

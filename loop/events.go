@@ -52,8 +52,8 @@ type Loop struct {
 	loopGID  uint64    // debug: the goroutine running the loop
 	taskGID  uint64    // debug: the goroutine of the running task
 
-	tasks     *taskCore // every pending task: a task never vanishes
-	taskCount uint64
+	tasks     []*taskCore // every pending task: a task never vanishes
+	taskCount uint32      // names Task-N; wraps after 4 billion tasks, harmlessly
 	cbSeq     uint64
 
 	freeRecs  *handleRec
@@ -107,6 +107,7 @@ func New(opts ...Option) *Loop {
 	for _, o := range opts {
 		o(l)
 	}
+	l.SetDebug(l.debug)
 	if l.virtual {
 		l.epoch = time.Unix(0, 0)
 	}
@@ -118,7 +119,14 @@ func New(opts ...Option) *Loop {
 func (l *Loop) Debug() bool { return l.debug }
 
 // SetDebug turns debug mode on or off.
-func (l *Loop) SetDebug(on bool) { l.debug = on }
+func (l *Loop) SetDebug(on bool) {
+	l.debug = on
+	debugEver.Store(debugEver.Load() || on)
+}
+
+// debugEver is set once any loop has debug mode on, so a task switch of a
+// loop in normal mode tests one global instead of its loop's flag.
+var debugEver atomic.Bool
 
 // IsRunning reports whether the loop is running. Safe from any goroutine.
 func (l *Loop) IsRunning() bool { return l.running.Load() }
@@ -308,7 +316,7 @@ func (l *Loop) RunUntilComplete(f Waitable) error {
 	if l.running.Load() {
 		return ErrLoopRunning
 	}
-	id := fc.addCallback(callback{fn: l.stopCB})
+	id := fc.addCallback(l.stopCB)
 	err := l.RunForever()
 	fc.removeCallback(id)
 	if err != nil {
@@ -355,6 +363,10 @@ func (l *Loop) runOnce() {
 
 	for n := l.ready.len(); n > 0; {
 		n = l.runBatch(n)
+	}
+	l.current = nil
+	if l.ready.len() == 0 && len(l.ready.buf) > 1<<16 {
+		l.ready.buf = nil // a burst is over: do not keep its queue
 	}
 }
 
@@ -443,6 +455,7 @@ func (l *Loop) runItem(it readyItem) {
 		l.step(it.task)
 		return
 	}
+	l.current = nil
 	it.fn()
 }
 
@@ -468,7 +481,7 @@ func (l *Loop) step(t *taskCore) {
 		if t.mustCancel {
 			// Cancelled before it started: the body never runs.
 			t.mustCancel = false
-			t.self.finishCancelled(cancelledError(t.cancelMsg))
+			t.self.finishCancelled(cancelledError(t.cancelMsg()))
 			return
 		}
 		if n := len(l.freeCoros); n > 0 {
@@ -480,9 +493,10 @@ func (l *Loop) step(t *taskCore) {
 		c.task = t
 		t.coro = c
 	}
+	// current stays set after the step: the next task step overwrites it,
+	// and a plain callback or the end of the iteration clears it.
 	l.current = t
 	c.next()
-	l.current = nil
 	if t.finished {
 		t.coro = nil
 		if len(l.freeCoros) < maxFreeCoros && !l.closing {
@@ -507,8 +521,8 @@ func (l *Loop) Close() error {
 		return nil
 	}
 	l.closing = true
-	for l.tasks != nil {
-		t := l.tasks
+	for len(l.tasks) > 0 {
+		t := l.tasks[len(l.tasks)-1]
 		l.CallExceptionHandler(ExceptionContext{Message: "Task was destroyed but it is pending!", Task: t.self})
 		l.unwind(t)
 	}

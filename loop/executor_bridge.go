@@ -49,7 +49,7 @@ func RunInExecutor[R any](ctx context.Context, ex executor.Executor, call execut
 	if t == nil {
 		panic(ErrNoRunningLoop)
 	}
-	l := t.fut.loop
+	l := t.loop
 	if ex == nil {
 		ex = l.defaultExecutor()
 	}

@@ -19,11 +19,17 @@ const (
 // compare functions, so the registration is named instead).
 type CallbackID uint64
 
-// callback is a done callback: a function to schedule, or a task to wake.
+// callback is a done callback: a task to wake, or a function to schedule.
+// It is two words, since a future with a million waiting tasks holds a
+// million of them.
 type callback struct {
-	fn   func()
 	task *taskCore
-	id   CallbackID
+	fn   *fnCallback
+}
+
+type fnCallback struct {
+	fn func()
+	id CallbackID
 }
 
 func (c *callback) empty() bool { return c.fn == nil && c.task == nil }
@@ -38,8 +44,8 @@ type futureCore struct {
 	isTask   bool
 	internal bool // a lock's or queue's waiter: no DoneChan, skip its upkeep
 	err      error
-	cb0      callback // the first callback, stored inline
-	cbs      []callback
+	cb0      callback    // the first callback, stored inline
+	cbs      *[]callback // the rest, allocated when a second one comes
 	doneCh   atomic.Pointer[chan struct{}]
 	owner    canceler
 	unret    *unretrieved
@@ -67,39 +73,50 @@ var closedChan = func() *chan struct{} {
 	return &ch
 }()
 
-func (f *futureCore) addCallback(cb callback) CallbackID {
+func (f *futureCore) addCallback(fn func()) CallbackID {
 	f.loop.cbSeq++
-	cb.id = CallbackID(f.loop.cbSeq)
+	id := CallbackID(f.loop.cbSeq)
 	if f.state != statePending {
-		f.loop.pushCallback(cb)
-		return cb.id
+		f.loop.ready.push(readyItem{fn: fn})
+		return id
 	}
-	if f.cb0.empty() && len(f.cbs) == 0 {
-		f.cb0 = cb
-	} else {
-		f.cbs = append(f.cbs, cb)
-	}
-	return cb.id
+	f.add(callback{fn: &fnCallback{fn: fn, id: id}})
+	return id
 }
 
 // addWaiter registers a task to wake when f is done; f is pending.
 func (f *futureCore) addWaiter(t *taskCore) {
-	if f.cb0.empty() && len(f.cbs) == 0 {
-		f.cb0 = callback{task: t}
-	} else {
-		f.cbs = append(f.cbs, callback{task: t})
+	f.add(callback{task: t})
+}
+
+func (f *futureCore) add(cb callback) {
+	switch {
+	case f.cbs != nil:
+		*f.cbs = append(*f.cbs, cb)
+	case f.cb0.empty():
+		f.cb0 = cb
+	default:
+		f.cbs = &[]callback{cb}
 	}
+}
+
+func (f *futureCore) rest() []callback {
+	if f.cbs == nil {
+		return nil
+	}
+	return *f.cbs
 }
 
 func (f *futureCore) removeCallback(id CallbackID) int {
 	n := 0
-	if f.cb0.id == id && !f.cb0.empty() {
+	if c := f.cb0.fn; c != nil && c.id == id {
 		f.cb0 = callback{}
 		n++
 	}
-	for i := range f.cbs {
-		if f.cbs[i].id == id && !f.cbs[i].empty() {
-			f.cbs[i] = callback{}
+	cbs := f.rest()
+	for i := range cbs {
+		if c := cbs[i].fn; c != nil && c.id == id {
+			cbs[i] = callback{}
 			n++
 		}
 	}
@@ -110,7 +127,7 @@ func (l *Loop) pushCallback(cb callback) {
 	if cb.task != nil {
 		l.ready.push(readyItem{task: cb.task})
 	} else {
-		l.ready.push(readyItem{fn: cb.fn})
+		l.ready.push(readyItem{fn: cb.fn.fn})
 	}
 }
 
@@ -123,9 +140,9 @@ func (f *futureCore) complete(state futState, err error) {
 	if !f.cb0.empty() {
 		l.pushCallback(f.cb0)
 	}
-	for i := range f.cbs {
-		if !f.cbs[i].empty() {
-			l.pushCallback(f.cbs[i])
+	for _, cb := range f.rest() {
+		if !cb.empty() {
+			l.pushCallback(cb)
 		}
 	}
 	f.cb0, f.cbs = callback{}, nil
@@ -310,7 +327,7 @@ func (f *Future[T]) SetErr(err error) error {
 // when f is done, or at once if it already is. Callbacks run in the order
 // they were added.
 func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) CallbackID {
-	return f.addCallback(callback{fn: func() { fn(f) }})
+	return f.addCallback(func() { fn(f) })
 }
 
 // Await waits for the future inside a task and returns its result. ctx must

@@ -19,7 +19,7 @@ var ErrRunNested = errors.New("loop: Run cannot be called from a running event l
 // asyncio reports "unhandled exception during asyncio.run() shutdown".
 func Run[T any](ctx context.Context, main func(ctx context.Context) (T, error), opts ...Option) (T, error) {
 	var zero T
-	if t := taskOf(ctx); t != nil && t.fut.loop.IsRunning() {
+	if t := taskOf(ctx); t != nil && t.loop.IsRunning() {
 		return zero, ErrRunNested
 	}
 	l := New(opts...)
@@ -51,11 +51,11 @@ func (l *Loop) cancelAllTasks() {
 	left := len(tasks)
 	for _, t := range tasks {
 		t.Cancel("")
-		t.base().addCallback(callback{fn: func() {
+		t.base().addCallback(func() {
 			if left--; left == 0 {
 				_ = all.SetResult(struct{}{})
 			}
-		}})
+		})
 	}
 	_ = l.RunUntilComplete(all)
 	for _, t := range tasks {

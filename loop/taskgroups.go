@@ -51,7 +51,7 @@ func (tg *TaskGroup) Do(ctx context.Context, body func(ctx context.Context) erro
 		return ErrNotInTask
 	}
 	tg.entered = true
-	tg.loop = t.fut.loop
+	tg.loop = t.loop
 	tg.ctx = ctx
 	tg.parent = t
 	tg.tasks = make(map[*taskCore]struct{})
@@ -118,10 +118,10 @@ func (tg *TaskGroup) onTaskDone(t *taskCore) {
 	if tg.onCompleted != nil && len(tg.tasks) == 0 && !tg.onCompleted.Done() {
 		_ = tg.onCompleted.SetResult(struct{}{})
 	}
-	if t.fut.state == stateCancelled {
+	if t.fut().state == stateCancelled {
 		return
 	}
-	err := t.fut.errRetrieve()
+	err := t.fut().errRetrieve()
 	if err == nil {
 		return
 	}
@@ -166,7 +166,7 @@ func SpawnIn[T any](tg *TaskGroup, fn func(ctx context.Context) (T, error), opts
 	t := CreateTask(tg.loop, fn, opts...)
 	tc := &t.tc
 	tg.tasks[tc] = struct{}{}
-	t.addCallback(callback{fn: func() { tg.onTaskDone(tc) }})
+	t.addCallback(func() { tg.onTaskDone(tc) })
 	return t, nil
 }
 

@@ -17,24 +17,50 @@ type taskBody interface {
 
 // taskCore is the part of a Task that does not depend on its type. It is
 // also the task's ctx (see context.go).
+//
+// The fields a task switch touches come first, on one cache line; the Task
+// stays small because a million parked tasks each carry one.
 type taskCore struct {
-	fut        *futureCore
-	self       taskBody
-	coro       *coro
-	parent     context.Context // where Value looks beyond the task
-	id         uint64
-	nameStr    string
-	cancelMsg  string
-	numCancels int32
-	mustCancel bool // deliver a cancellation at the next resume
-	killed     bool // the loop closed under the task
-	finished   bool
-	waitFut    *futureCore  // the future the task awaits
-	waitTimer  *TimerHandle // or the timer it sleeps on
-	prev, next *taskCore    // the loop's list of pending tasks
-
+	loop         *Loop
+	coro         *coro
+	mustCancel   bool // deliver a cancellation at the next resume
+	killed       bool // the loop closed under the task
+	finished     bool
 	ctxCancelled atomic.Bool
+	numCancels   int32
+	id           uint32
+	idx          int32        // in the loop's list of pending tasks
+	waitFut      *futureCore  // the future the task awaits
+	waitTimer    *TimerHandle // or the timer it sleeps on
+	self         taskBody
+	parent       context.Context // where Value looks beyond the task
+	rare         *taskRare
 	ctxs         atomic.Pointer[ctxState]
+}
+
+// taskRare holds what most tasks never set.
+type taskRare struct {
+	name      string
+	cancelMsg string
+}
+
+func (t *taskCore) fut() *futureCore { return t.self.base() }
+
+func (t *taskCore) cancelMsg() string {
+	if t.rare == nil {
+		return ""
+	}
+	return t.rare.cancelMsg
+}
+
+func (t *taskCore) setCancelMsg(msg string) {
+	if t.rare == nil {
+		if msg == "" {
+			return
+		}
+		t.rare = &taskRare{}
+	}
+	t.rare.cancelMsg = msg
 }
 
 // AnyTask is a Task of any result type, as CurrentTask and AllTasks return
@@ -84,17 +110,22 @@ func WithContext(ctx context.Context) TaskOption { return TaskOption{ctx: ctx} }
 // a later iteration (tasks start lazily, as in asyncio). l need not be
 // running. It panics with ErrLoopClosed on a closed loop.
 func CreateTask[T any](l *Loop, fn func(ctx context.Context) (T, error), opts ...TaskOption) *Task[T] {
+	return createTask(l, fn, nil, opts)
+}
+
+func createTask[T any](l *Loop, fn func(ctx context.Context) (T, error), parent context.Context, opts []TaskOption) *Task[T] {
 	l.checkOpen()
 	t := &Task[T]{fn: fn}
-	t.loop = l
+	t.futureCore.loop = l
 	t.isTask = true
 	tc := &t.tc
 	t.owner = tc
-	tc.fut = &t.futureCore
+	tc.loop = l
 	tc.self = t
+	tc.parent = parent
 	for _, o := range opts {
 		if o.name != "" {
-			tc.nameStr = o.name
+			tc.rare = &taskRare{name: o.name}
 		}
 		if o.ctx != nil {
 			tc.parent = valuesOf(o.ctx)
@@ -102,11 +133,8 @@ func CreateTask[T any](l *Loop, fn func(ctx context.Context) (T, error), opts ..
 	}
 	l.taskCount++
 	tc.id = l.taskCount
-	if l.tasks != nil {
-		l.tasks.prev = tc
-		tc.next = l.tasks
-	}
-	l.tasks = tc
+	tc.idx = int32(len(l.tasks))
+	l.tasks = append(l.tasks, tc)
 	l.ready.push(readyItem{task: tc})
 	return t
 }
@@ -119,12 +147,7 @@ func Spawn[T any](ctx context.Context, fn func(ctx context.Context) (T, error), 
 	if t == nil {
 		panic(ErrNoRunningLoop)
 	}
-	if len(opts) == 0 {
-		opts = []TaskOption{{ctx: ctx}}
-	} else {
-		opts = append([]TaskOption{{ctx: ctx}}, opts...)
-	}
-	return CreateTask(t.fut.loop, fn, opts...)
+	return createTask(t.loop, fn, valuesOf(ctx), opts)
 }
 
 // Go is Spawn for a function with no result.
@@ -133,15 +156,15 @@ func Go(ctx context.Context, fn func(ctx context.Context) error, opts ...TaskOpt
 }
 
 func (l *Loop) removeTask(t *taskCore) {
-	if t.prev != nil {
-		t.prev.next = t.next
-	} else if l.tasks == t {
-		l.tasks = t.next
+	i, last := t.idx, len(l.tasks)-1
+	if i < 0 || int(i) > last || l.tasks[i] != t {
+		return
 	}
-	if t.next != nil {
-		t.next.prev = t.prev
-	}
-	t.prev, t.next = nil, nil
+	l.tasks[i] = l.tasks[last]
+	l.tasks[i].idx = i
+	l.tasks[last] = nil
+	l.tasks = l.tasks[:last]
+	t.idx = -1
 }
 
 func (t *Task[T]) runBody() {
@@ -158,7 +181,7 @@ func (t *Task[T]) runBody() {
 		t.finish(stateFinished, err)
 	case tc.mustCancel:
 		tc.mustCancel = false
-		t.finishCancelled(cancelledError(tc.cancelMsg))
+		t.finishCancelled(cancelledError(tc.cancelMsg()))
 	default:
 		t.result = v
 		t.finish(stateFinished, nil)
@@ -188,17 +211,22 @@ func (t *Task[T]) finish(state futState, err error) {
 }
 
 func (t *taskCore) name() string {
-	if t.nameStr != "" {
-		return t.nameStr
+	if t.rare != nil && t.rare.name != "" {
+		return t.rare.name
 	}
-	return "Task-" + strconv.FormatUint(t.id, 10)
+	return "Task-" + strconv.FormatUint(uint64(t.id), 10)
 }
 
 // Name is get_name(): "Task-N" unless a name was given.
 func (t *Task[T]) Name() string { return t.tc.name() }
 
 // SetName is set_name().
-func (t *Task[T]) SetName(name string) { t.tc.nameStr = name }
+func (t *Task[T]) SetName(name string) {
+	if t.tc.rare == nil {
+		t.tc.rare = &taskRare{}
+	}
+	t.tc.rare.name = name
+}
 
 // Context returns the ctx the task's function receives.
 func (t *Task[T]) Context() context.Context { return &t.tc }
@@ -225,7 +253,7 @@ func (t *taskCore) uncancel() int {
 // AddDoneCallback is add_done_callback: fn(t) is scheduled when the task is
 // done.
 func (t *Task[T]) AddDoneCallback(fn func(*Task[T])) CallbackID {
-	return t.addCallback(callback{fn: func() { fn(t) }})
+	return t.addCallback(func() { fn(t) })
 }
 
 // Cancel (promoted from the task's future) is Task.cancel(msg): a request.
@@ -240,7 +268,7 @@ func (t *taskCore) cancelRequest(msg string) bool { return t.cancel(msg, true) }
 // parent) that will be withdrawn pass external=false and leave the ctx
 // alone, since a Go context cannot be un-cancelled.
 func (t *taskCore) cancel(msg string, external bool) bool {
-	f := t.fut
+	f := t.fut()
 	f.markRetrieved()
 	if f.state != statePending {
 		return false
@@ -256,12 +284,12 @@ func (t *taskCore) cancel(msg string, external bool) bool {
 	} else if th := t.waitTimer; th != nil && !th.rec.fired && !th.rec.cancelled {
 		th.Cancel()
 		t.mustCancel = true
-		t.cancelMsg = msg
+		t.setCancelMsg(msg)
 		f.loop.ready.push(readyItem{task: t})
 		return true
 	}
 	t.mustCancel = true
-	t.cancelMsg = msg
+	t.setCancelMsg(msg)
 	return true
 }
 
@@ -273,12 +301,12 @@ func (t *taskCore) cancel(msg string, external bool) bool {
 // cancellation error.
 func (t *taskCore) cancelWait() {
 	if w := t.waitFut; w != nil {
-		if w.cancelRequest(t.cancelMsg) {
+		if w.cancelRequest(t.cancelMsg()) {
 			t.mustCancel = false
 		}
 	} else if th := t.waitTimer; th != nil && !th.rec.cancelled {
 		th.Cancel()
-		t.fut.loop.ready.push(readyItem{task: t})
+		t.loop.ready.push(readyItem{task: t})
 	}
 }
 
@@ -290,7 +318,7 @@ func (t *taskCore) resumeErr() error {
 	}
 	if t.mustCancel {
 		t.mustCancel = false
-		return cancelledError(t.cancelMsg)
+		return cancelledError(t.cancelMsg())
 	}
 	return nil
 }
@@ -301,10 +329,10 @@ func awaitCore(ctx context.Context, f *futureCore) error {
 	if t == nil {
 		return ErrNotInTask
 	}
-	if f.loop != t.fut.loop {
+	if f.loop != t.loop {
 		return ErrDifferentLoop
 	}
-	if f == t.fut {
+	if f == t.fut() {
 		return ErrAwaitSelf
 	}
 	if t.killed {
@@ -329,7 +357,7 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	if t.killed {
 		return cancelledError("loop closed")
 	}
-	l := t.fut.loop
+	l := t.loop
 	if d <= 0 {
 		l.ready.push(readyItem{task: t})
 		t.suspend()
@@ -347,10 +375,10 @@ func Sleep(ctx context.Context, d time.Duration) error {
 // ErrNoRunningLoop.
 func RunningLoop(ctx context.Context) (*Loop, error) {
 	t := taskOf(ctx)
-	if t == nil || !t.fut.loop.IsRunning() {
+	if t == nil || !t.loop.IsRunning() {
 		return nil, ErrNoRunningLoop
 	}
-	return t.fut.loop, nil
+	return t.loop, nil
 }
 
 // CurrentTask is current_task: the task running now on ctx's loop, or nil
@@ -360,7 +388,7 @@ func CurrentTask(ctx context.Context) AnyTask {
 	if t == nil {
 		return nil
 	}
-	return t.fut.loop.CurrentTask()
+	return t.loop.CurrentTask()
 }
 
 // CurrentTask returns the task running now, or nil inside a plain callback.
@@ -371,11 +399,12 @@ func (l *Loop) CurrentTask() AnyTask {
 	return nil
 }
 
-// AllTasks is all_tasks: the loop's pending tasks, newest first.
+// AllTasks is all_tasks: the loop's pending tasks, in no particular order
+// (asyncio returns a set).
 func (l *Loop) AllTasks() []AnyTask {
-	var ts []AnyTask
-	for t := l.tasks; t != nil; t = t.next {
-		ts = append(ts, t.self)
+	ts := make([]AnyTask, len(l.tasks))
+	for i, t := range l.tasks {
+		ts[i] = t.self
 	}
 	return ts
 }
@@ -386,7 +415,7 @@ func AllTasks(ctx context.Context) []AnyTask {
 	if t == nil {
 		return nil
 	}
-	return t.fut.loop.AllTasks()
+	return t.loop.AllTasks()
 }
 
 // NoTimeout, given as a timeout, means none: wait as long as it takes
@@ -396,7 +425,7 @@ const NoTimeout = time.Duration(1<<63 - 1)
 // loopFor finds the loop for a combinator: ctx's, or the first future's.
 func loopFor(ctx context.Context, fs []*futureCore) *Loop {
 	if t := taskOf(ctx); t != nil {
-		return t.fut.loop
+		return t.loop
 	}
 	if len(fs) > 0 {
 		return fs[0].loop
@@ -517,7 +546,7 @@ func gather[T, R any](ctx context.Context, aws []Awaitable[T], returnErrors bool
 		_ = outer.SetResult(res)
 	}
 	for c := range orderedUnique(children) {
-		c.addCallback(callback{fn: func() { onDone(c) }})
+		c.addCallback(func() { onDone(c) })
 	}
 	return outer
 }
@@ -568,7 +597,7 @@ func Wait[F Waitable](ctx context.Context, fs []F, timeout time.Duration, when R
 	if t == nil {
 		return nil, nil, ErrNotInTask
 	}
-	l := t.fut.loop
+	l := t.loop
 	var uniq []F
 	seen := make(map[*futureCore]bool, len(fs))
 	for _, f := range fs {
@@ -595,7 +624,7 @@ func Wait[F Waitable](ctx context.Context, fs []F, timeout time.Duration, when R
 	ids := make([]CallbackID, len(uniq))
 	for i, f := range uniq {
 		fc := f.base()
-		ids[i] = fc.addCallback(callback{fn: func() {
+		ids[i] = fc.addCallback(func() {
 			counter--
 			if counter <= 0 || when == FirstCompleted ||
 				when == FirstException && fc.state == stateFinished && fc.errRetrieve() != nil {
@@ -604,7 +633,7 @@ func Wait[F Waitable](ctx context.Context, fs []F, timeout time.Duration, when R
 				}
 				release()
 			}
-		}})
+		})
 	}
 	_, err = waiter.Await(ctx)
 	if th != nil {
@@ -667,11 +696,11 @@ func cancelAndWait(ctx context.Context, f *futureCore) error {
 		return ErrNotInTask
 	}
 	waiter := NewFuture[struct{}](f.loop)
-	id := f.addCallback(callback{fn: func() {
+	id := f.addCallback(func() {
 		if !waiter.Done() {
 			_ = waiter.SetResult(struct{}{})
 		}
-	}})
+	})
 	f.cancelRequest("")
 	_, err := waiter.Await(ctx)
 	f.removeCallback(id)
@@ -687,7 +716,7 @@ func Shield[T any](aw Awaitable[T]) Awaitable[T] {
 	}
 	inner := aw.base()
 	outer := NewFuture[T](inner.loop)
-	innerID := inner.addCallback(callback{fn: func() {
+	innerID := inner.addCallback(func() {
 		if outer.Cancelled() {
 			if !aw.Cancelled() {
 				_ = aw.Err()
@@ -704,12 +733,12 @@ func Shield[T any](aw Awaitable[T]) Awaitable[T] {
 		} else {
 			_ = outer.SetResult(v)
 		}
-	}})
-	outer.addCallback(callback{fn: func() {
+	})
+	outer.addCallback(func() {
 		if !aw.Done() {
 			inner.removeCallback(innerID)
 		}
-	}})
+	})
 	return outer
 }
 
@@ -726,7 +755,7 @@ func AsCompleted[F Waitable](ctx context.Context, fs []F, timeout time.Duration)
 			yield(zero, ErrNotInTask)
 			return
 		}
-		l := t.fut.loop
+		l := t.loop
 		var (
 			done     []F
 			todo     = map[*futureCore]CallbackID{}
@@ -744,7 +773,7 @@ func AsCompleted[F Waitable](ctx context.Context, fs []F, timeout time.Duration)
 			if _, dup := todo[fc]; dup {
 				continue
 			}
-			todo[fc] = fc.addCallback(callback{fn: func() {
+			todo[fc] = fc.addCallback(func() {
 				if _, ok := todo[fc]; !ok {
 					return
 				}
@@ -754,7 +783,7 @@ func AsCompleted[F Waitable](ctx context.Context, fs []F, timeout time.Duration)
 					th.Cancel()
 				}
 				wake()
-			}})
+			})
 		}
 		defer func() {
 			for fc, id := range todo {

@@ -51,7 +51,7 @@ func NewTimeout(ctx context.Context, d time.Duration) *Timeout {
 	if t == nil {
 		return &Timeout{err: ErrNoRunningLoop}
 	}
-	tm := &Timeout{loop: t.fut.loop}
+	tm := &Timeout{loop: t.loop}
 	if d != NoTimeout {
 		tm.when = tm.loop.Time().Add(d)
 	}
@@ -134,7 +134,7 @@ func (tm *Timeout) Do(ctx context.Context, body func(ctx context.Context) error)
 		return ErrNotInTask
 	}
 	if tm.loop == nil {
-		tm.loop = t.fut.loop
+		tm.loop = t.loop
 	}
 	tm.state = timeoutEntered
 	tm.task = t

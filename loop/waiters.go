@@ -94,7 +94,7 @@ func (w *waiter) wake() { w.complete(stateFinished, nil) }
 type loopBound struct{ loop *Loop }
 
 func (b *loopBound) bind(t *taskCore, what string) error {
-	l := t.fut.loop
+	l := t.loop
 	if b.loop == nil {
 		b.loop = l
 	} else if b.loop != l {
@@ -126,7 +126,7 @@ func (b *loopBound) newWaiter(ctx context.Context, what string, q *waitList) (*w
 		w = &waiter{}
 		w.internal = true
 	}
-	w.loop = t.fut.loop
+	w.loop = t.loop
 	return w, t, nil
 }
 
