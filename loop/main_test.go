@@ -3,7 +3,11 @@ package loop_test
 import (
 	"testing"
 
+	"github.com/asyncgo/asyncgo/executor"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	executor.Init() // a ProcessPool worker runs here and exits
+	goleak.VerifyTestMain(m)
+}
