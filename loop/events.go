@@ -223,6 +223,12 @@ func (l *Loop) checkOpen() {
 // ErrLoopClosed on a closed loop. In steady state it allocates nothing.
 func (l *Loop) CallSoon(fn func()) Handle {
 	l.checkOpen()
+	if l.tsPending.Load() {
+		// Keep arrival order with CallSoonThreadsafe, whose callbacks
+		// wait in their own queue until the loop polls: asyncio appends
+		// both to one ready queue.
+		l.drainThreadsafe()
+	}
 	rec := l.freeRecs
 	if rec == nil {
 		rec = &handleRec{pooled: true}

@@ -488,3 +488,21 @@ func TestTasksNobodyHoldsAreKept(t *testing.T) {
 		t.Errorf("handler got %+v; want one report of the orphan task", *got)
 	}
 }
+
+// Mirrors test_events.py: test_call_soon_threadsafe_same_thread.
+func TestCallSoonThreadsafeSameThreadOrder(t *testing.T) {
+	l := loop.New()
+	defer l.Close()
+	var got []string
+	l.CallSoon(func() {
+		_ = l.CallSoonThreadsafe(func() { got = append(got, "threadsafe") })
+		l.CallSoon(func() { got = append(got, "soon") })
+		l.CallSoon(l.Stop)
+	})
+	if err := l.RunForever(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"threadsafe", "soon"}, got); diff != "" {
+		t.Errorf("order (-want +got):\n%s", diff)
+	}
+}
