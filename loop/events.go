@@ -340,7 +340,7 @@ func (l *Loop) runOnce() {
 		l.timers.removeCancelled()
 		l.cancelledTimers = 0
 	} else {
-		for len(l.timers) > 0 && l.timers[0].rec.cancelled {
+		for len(l.timers) > 0 && l.timers[0].th.rec.cancelled {
 			l.timers.pop().inHeap = false
 			l.cancelledTimers--
 		}
