@@ -44,13 +44,14 @@ type Loop struct {
 	logger  *slog.Logger
 	handler func(*Loop, ExceptionContext)
 
-	running  atomic.Bool
-	closed   atomic.Bool
-	closing  bool
-	stopping bool
-	current  *taskCore // the task whose step is running, if any
-	loopGID  uint64    // debug: the goroutine running the loop
-	taskGID  uint64    // debug: the goroutine of the running task
+	running   atomic.Bool
+	closed    atomic.Bool
+	closing   bool
+	stopping  bool
+	batchLeft int       // ready items of the current iteration not yet run
+	current   *taskCore // the task whose step is running, if any
+	loopGID   uint64    // debug: the goroutine running the loop
+	taskGID   uint64    // debug: the goroutine of the running task
 
 	tasks     []*taskCore // every pending task: a task never vanishes
 	taskCount uint32      // names Task-N; wraps after 4 billion tasks, harmlessly
@@ -300,10 +301,32 @@ func (l *Loop) RunForever() error {
 		l.loopGID = 0
 		l.running.Store(false)
 	}()
+	for !l.run() {
+	}
+	return nil
+}
+
+// run runs iterations until Stop, and returns true. A panicking callback
+// unwinds to here: it is reported to the exception handler and run returns
+// false, to be called again, which finishes the interrupted batch first.
+// One deferred recover per run, not per iteration or callback.
+func (l *Loop) run() (stopped bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.current = nil
+			l.CallExceptionHandler(ExceptionContext{Message: "Exception in callback", Err: newPanicError(r)})
+		}
+	}()
+	if l.batchLeft > 0 {
+		l.runBatch()
+		if l.stopping {
+			return true
+		}
+	}
 	for {
 		l.runOnce()
 		if l.stopping {
-			return nil
+			return true
 		}
 	}
 }
@@ -367,13 +390,8 @@ func (l *Loop) runOnce() {
 		}
 	}
 
-	for n := l.ready.len(); n > 0; {
-		n = l.runBatch(n)
-	}
-	l.current = nil
-	if l.ready.len() == 0 && len(l.ready.buf) > 1<<16 {
-		l.ready.buf = nil // a burst is over: do not keep its queue
-	}
+	l.batchLeft = l.ready.len()
+	l.runBatch()
 }
 
 func (l *Loop) poll(timeout int64) {
@@ -418,26 +436,23 @@ func (l *Loop) drainThreadsafe() {
 	l.tsSpare = q
 }
 
-// runBatch runs the next n ready items. A panicking callback is reported to
-// the exception handler and the batch goes on with the rest.
-func (l *Loop) runBatch(n int) (left int) {
-	defer func() {
-		if r := recover(); r != nil {
-			left = n
-			l.current = nil
-			l.CallExceptionHandler(ExceptionContext{Message: "Exception in callback", Err: newPanicError(r)})
-		}
-	}()
-	for n > 0 {
+// runBatch runs the ready items that were there when the iteration
+// began: batchLeft of them. What they schedule waits for the next
+// iteration.
+func (l *Loop) runBatch() {
+	for l.batchLeft > 0 {
 		it := l.ready.pop()
-		n--
+		l.batchLeft--
 		if l.debug {
 			l.runItemTimed(it)
 		} else {
 			l.runItem(it)
 		}
 	}
-	return 0
+	l.current = nil
+	if l.ready.len() == 0 && len(l.ready.buf) > 1<<16 {
+		l.ready.buf = nil // a burst is over: do not keep its queue
+	}
 }
 
 func (l *Loop) runItem(it readyItem) {
@@ -537,6 +552,7 @@ func (l *Loop) Close() error {
 	}
 	l.freeCoros = nil
 	l.ready.clear()
+	l.batchLeft = 0
 	l.timers = nil
 	l.tsMu.Lock()
 	l.closed.Store(true)
