@@ -1,0 +1,93 @@
+package wire_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/asyncgo/asyncgo/internal/wire"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type point struct{ X, Y int }
+
+type bad struct{ F func() }
+
+// A value that fails to encode sends nothing, and the stream stays in step:
+// the next frame restarts it, and a type first described in the failed
+// attempt is described again.
+func TestSendFailureKeepsStream(t *testing.T) {
+	var buf bytes.Buffer
+	wr := wire.NewWriter(&buf)
+	if err := wr.Send(point{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	before := buf.Len()
+	var ee *wire.EncodeError
+	if err := wr.Send(point{3, 4}, bad{F: func() {}}); !errors.As(err, &ee) {
+		t.Fatalf("Send(unencodable) = %v; want *EncodeError", err)
+	}
+	if buf.Len() != before {
+		t.Fatalf("a failed Send wrote %d bytes", buf.Len()-before)
+	}
+	if err := wr.Send(point{5, 6}, "after"); err != nil {
+		t.Fatal(err)
+	}
+	rd := wire.NewReader(&buf)
+	var got []point
+	for range 2 {
+		if err := rd.Next(); err != nil {
+			t.Fatal(err)
+		}
+		var p point
+		if err := rd.Decode(&p); err != nil {
+			t.Fatalf("Decode() = %v", err)
+		}
+		got = append(got, p)
+	}
+	var s string
+	if err := rd.Decode(&s); err != nil || s != "after" || rd.Rest() != 0 {
+		t.Errorf("Decode() = %q, %v (rest %d)", s, err, rd.Rest())
+	}
+	if got[0] != (point{1, 2}) || got[1] != (point{5, 6}) {
+		t.Errorf("points = %v", got)
+	}
+	if err := rd.Next(); err != io.EOF {
+		t.Errorf("Next() at the end = %v; want io.EOF", err)
+	}
+}
+
+// Reset makes the peer start a new decoder.
+func TestReset(t *testing.T) {
+	var buf bytes.Buffer
+	wr := wire.NewWriter(&buf)
+	wr.Send(point{1, 1})
+	wr.Reset()
+	wr.Send(point{2, 2})
+	rd := wire.NewReader(&buf)
+	for _, want := range []point{{1, 1}, {2, 2}} {
+		var p point
+		if err := rd.Next(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rd.Decode(&p); err != nil || p != want {
+			t.Errorf("Decode() = %v, %v; want %v", p, err, want)
+		}
+	}
+}
+
+func TestTruncatedAndOversizedFrames(t *testing.T) {
+	var buf bytes.Buffer
+	wire.NewWriter(&buf).Send(point{1, 2})
+	b := buf.Bytes()
+	if err := wire.NewReader(bytes.NewReader(b[:len(b)-1])).Next(); err != io.ErrUnexpectedEOF {
+		t.Errorf("Next() on a truncated frame = %v; want io.ErrUnexpectedEOF", err)
+	}
+	huge := []byte{0xff, 0xff, 0xff, 0xff, 0}
+	if err := wire.NewReader(bytes.NewReader(huge)).Next(); err == nil {
+		t.Errorf("Next() on a 4 GiB frame header = nil; want an error")
+	}
+}
