@@ -59,6 +59,7 @@ func (c Call[R]) Name() string { return c.name }
 // job is a Call with its future, as executors handle it.
 type job interface {
 	start() bool // pending -> running; false if cancelled
+	pollWait()   // Result waits in the netpoller (before the future is shared)
 	runLocal()
 	callName() string
 	callArg() any
@@ -73,6 +74,7 @@ type jobOf[R any] struct {
 }
 
 func (j *jobOf[R]) start() bool      { return j.f.SetRunningOrNotifyCancel() }
+func (j *jobOf[R]) pollWait()        { j.f.pollWait = true }
 func (j *jobOf[R]) callName() string { return j.c.name }
 func (j *jobOf[R]) callArg() any     { return j.c.arg }
 func (j *jobOf[R]) cancel() bool     { return j.f.Cancel() }

@@ -110,6 +110,7 @@ func (p *ProcessPool) submit(j job) error {
 	if j.callName() == "" {
 		return ErrNotRegisteredCall
 	}
+	j.pollWait()
 	p.mu.Lock()
 	if p.broken != nil {
 		p.mu.Unlock()

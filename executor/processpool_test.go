@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -166,10 +167,16 @@ func TestProcessPoolChildPanic(t *testing.T) {
 	}
 }
 
+// lateRegistered registers a function after Init ran (at its first call,
+// inside a test; once, so that -count=N works).
+var lateRegistered = sync.OnceValue(func() *executor.Func[blob, int] {
+	return executor.Register("test.lateRegistered", func(x blob) (int, error) { return len(x.Data), nil })
+})
+
 // A function registered after Init ran (here: inside the test) exists in
 // the parent only; the child reports it, and the stream stays usable.
 func TestProcessPoolUnregistered(t *testing.T) {
-	late := executor.Register("test.lateRegistered", func(x blob) (int, error) { return len(x.Data), nil })
+	late := lateRegistered()
 	p := newPool(t, executor.ProcessPoolOptions{MaxWorkers: 1})
 	_, err := res(executor.Submit(p, late.Bind(blob{Data: []byte("abc")})))
 	if !errors.Is(err, executor.ErrNotRegistered) {
