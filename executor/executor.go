@@ -63,7 +63,8 @@ type job interface {
 	runLocal()
 	callName() string
 	callArg() any
-	deliver(rd *wire.Reader) error
+	decode(rd *wire.Reader) error // reads the result, for succeed
+	succeed()                     // completes the future with the decoded result
 	fail(err error)
 	cancel() bool
 }
@@ -71,6 +72,7 @@ type job interface {
 type jobOf[R any] struct {
 	f *Future[R]
 	c Call[R]
+	v R // the decoded result of a ProcessPool call
 }
 
 func (j *jobOf[R]) start() bool      { return j.f.SetRunningOrNotifyCancel() }
@@ -89,13 +91,13 @@ func (j *jobOf[R]) runLocal() {
 	}
 }
 
-func (j *jobOf[R]) deliver(rd *wire.Reader) error {
-	var v R
-	if err := rd.Decode(&v); err != nil {
-		return err
-	}
+func (j *jobOf[R]) decode(rd *wire.Reader) error { return rd.Decode(&j.v) }
+
+func (j *jobOf[R]) succeed() {
+	v := j.v
+	var zero R
+	j.v = zero
 	_ = j.f.SetResult(v)
-	return nil
 }
 
 // Submit is executor.submit: it schedules c and returns its future. It

@@ -240,14 +240,22 @@ func (w *worker) serve() {
 		if resp.Resync {
 			w.wr.Reset()
 		}
-		if resp.Err != nil {
-			j.fail(resp.Err)
-		} else if err := j.deliver(w.rd); err != nil {
-			j.fail(fmt.Errorf("executor: cannot decode the result of %s: %w", j.callName(), err))
-			w.wr.Reset() // and let the child know through the next frame
+		failed := resp.Err
+		var err error
+		if failed == nil {
+			if derr := j.decode(w.rd); derr != nil {
+				err = fmt.Errorf("executor: cannot decode the result of %s: %w", j.callName(), derr)
+				w.wr.Reset() // and let the child know through the next frame
+			}
+		} else {
+			err = failed
 		}
+		// The worker takes its next call before j's future completes: the
+		// child starts on it while this goroutine wakes j's waiters, and a
+		// waiter that submits again at once finds the worker idle.
 		w.tasks++
-		if p.maxTasks > 0 && w.tasks >= p.maxTasks {
+		retire := p.maxTasks > 0 && w.tasks >= p.maxTasks
+		if retire {
 			p.mu.Lock()
 			w.dying = true
 			delete(p.workers, w) // so a Submit from now on starts a new one
@@ -257,9 +265,17 @@ func (w *worker) serve() {
 			}
 			p.mu.Unlock()
 			w.proc.Ctrl.Close()
+		} else {
+			w.next()
+		}
+		if err != nil {
+			j.fail(err)
+		} else {
+			j.succeed()
+		}
+		if retire {
 			break
 		}
-		w.next()
 	}
 	w.reap()
 }

@@ -90,3 +90,36 @@ func TestProcessPoolSequentialResults(t *testing.T) {
 		}
 	}
 }
+
+// A worker is idle again before its call's future completes, so calls made
+// one after the other, by Result or by a done callback, all go to the
+// first worker: the pool never starts a second one for them.
+func TestProcessPoolSequentialCallsUseOneWorker(t *testing.T) {
+	p := newPool(t, executor.ProcessPoolOptions{MaxWorkers: 2})
+	for i := range 100 {
+		if v, err := res(executor.Submit(p, square.Bind(i))); v != i*i || err != nil {
+			t.Fatalf("call %d = %d, %v", i, v, err)
+		}
+	}
+	done := make(chan error, 1)
+	var chain func(i int)
+	chain = func(i int) {
+		if i == 100 {
+			done <- nil
+			return
+		}
+		f, err := executor.Submit(p, square.Bind(i))
+		if err != nil {
+			done <- err
+			return
+		}
+		f.AddDoneCallback(func(*executor.Future[int]) { chain(i + 1) })
+	}
+	chain(0)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if pids := p.Pids(); len(pids) != 1 {
+		t.Errorf("sequential calls ran on workers %v; want one worker", pids)
+	}
+}
