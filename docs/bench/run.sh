@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs asyncgo's loop benchmarks and their CPython asyncio and uvloop twins in
+# Runs asyncgo's loop and executor benchmarks and their CPython asyncio and uvloop twins in
 # one go, and writes docs/bench/README.md. Not part of CI: run it by hand on a
 # quiet machine, then commit the README it writes.
 #
@@ -27,14 +27,17 @@ fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-echo "run.sh: go test -bench '$BENCH' ./loop/" >&2
-go test -run '^$' -bench "$BENCH" -benchtime "$BENCHTIME" -benchmem -count "$COUNT" ./loop/ | tee "$out/go.txt" >&2
+# -p 1: one package's benchmarks at a time, never two test binaries at once.
+echo "run.sh: go test -bench '$BENCH' ./loop/ ./executor/" >&2
+go test -p 1 -run '^$' -bench "$BENCH" -benchtime "$BENCHTIME" -benchmem -count "$COUNT" ./loop/ ./executor/ | tee "$out/go.txt" >&2
 
 for impl in asyncio uvloop; do
 	echo "run.sh: peers.py --loop=$impl" >&2
 	"$PY" "$here/peers/peers.py" --loop="$impl" | tee "$out/$impl.jsonl" >&2
 	echo "run.sh: locks_queues.py --loop=$impl" >&2
 	"$PY" "$here/peers/locks_queues.py" --loop="$impl" | tee -a "$out/$impl.jsonl" >&2
+	echo "run.sh: executor.py --loop=$impl" >&2
+	"$PY" "$here/peers/executor.py" --loop="$impl" | tee -a "$out/$impl.jsonl" >&2
 done
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
