@@ -64,7 +64,10 @@ type Loop struct {
 	tsq       []func()
 	tsSpare   []func()
 	tsPending atomic.Bool
-	wake      chan struct{}
+	wake      chan struct{} // wakes a blocked loop if there is no eventfd
+	wakeFile  *os.File      // an eventfd the blocked loop reads (selfpipe.go)
+	sleeping  atomic.Bool   // the loop is blocked on wakeFile
+	external  int           // pending results from other goroutines (WrapFuture)
 	timer     *time.Timer
 
 	stopCB func() // l.Stop as a value, made once
@@ -80,6 +83,9 @@ type Option func(*Loop)
 // (nothing ready, nothing arriving from other goroutines) time jumps to the
 // next timer's deadline, so code that sleeps for hours runs instantly and
 // in the same order it would in real time. Time starts at the Unix epoch.
+// While the loop waits for work running elsewhere (RunInExecutor,
+// ToThread, WrapFuture), virtual time stands still until it arrives, as if
+// that work took no time.
 func WithVirtualClock() Option { return func(l *Loop) { l.virtual = true } }
 
 // WithDebug turns asyncio's debug mode on or off: slow callbacks are logged,
@@ -109,6 +115,7 @@ func New(opts ...Option) *Loop {
 		o(l)
 	}
 	l.SetDebug(l.debug)
+	l.openSelfPipe()
 	if l.virtual {
 		l.epoch = time.Unix(0, 0)
 	}
@@ -273,10 +280,7 @@ func (l *Loop) CallSoonThreadsafe(fn func()) error {
 	l.tsq = append(l.tsq, fn)
 	l.tsPending.Store(true)
 	l.tsMu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
+	l.wakeUp()
 	return nil
 }
 
@@ -399,22 +403,15 @@ func (l *Loop) poll(timeout int64) {
 		switch {
 		case timeout == 0:
 			return
-		case l.virtual && timeout > 0:
+		case l.virtual && timeout > 0 && l.external == 0:
 			l.vnow = l.timers[0].when
 			return
-		case timeout < 0:
-			<-l.wake
+		case l.virtual:
+			// Work in other goroutines will complete into the loop:
+			// virtual time waits for it rather than jump past it.
+			l.block(-1)
 		default:
-			if l.timer == nil {
-				l.timer = time.NewTimer(time.Duration(timeout))
-			} else {
-				l.timer.Reset(time.Duration(timeout))
-			}
-			select {
-			case <-l.wake:
-				l.timer.Stop()
-			case <-l.timer.C:
-			}
+			l.block(timeout)
 		}
 	}
 	l.drainThreadsafe()
@@ -561,6 +558,9 @@ func (l *Loop) Close() error {
 	l.closing = false
 	if l.timer != nil {
 		l.timer.Stop()
+	}
+	if l.wakeFile != nil {
+		l.wakeFile.Close()
 	}
 	if l.defaultExec != nil {
 		l.defaultExec.Shutdown(false, false)

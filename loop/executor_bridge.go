@@ -19,8 +19,10 @@ func WrapFuture[T any](l *Loop, cf *executor.Future[T]) *Future[T] {
 			cf.Cancel()
 		}
 	})
+	l.external++
 	cf.AddDoneCallback(func(cf *executor.Future[T]) {
 		_ = l.CallSoonThreadsafe(func() {
+			l.external--
 			if f.Done() {
 				return
 			}
@@ -108,10 +110,13 @@ func (l *Loop) ShutdownDefaultExecutor(ctx context.Context, timeout time.Duratio
 		return nil
 	}
 	l.defaultExec = nil
+	tp.Shutdown(false, false) // refuse new work now; wait below
 	done := NewFuture[struct{}](l)
+	l.external++
 	go func() {
 		tp.Shutdown(true, false)
 		_ = l.CallSoonThreadsafe(func() {
+			l.external--
 			if !done.Done() {
 				_ = done.SetResult(struct{}{})
 			}
@@ -134,6 +139,6 @@ func (l *Loop) shutdownDefaultExecutor() {
 		return struct{}{}, l.ShutdownDefaultExecutor(ctx, 300*time.Second)
 	})
 	if err := l.RunUntilComplete(t); err != nil {
-		l.logger.Warn("loop: " + err.Error())
+		l.logger.Warn(err.Error())
 	}
 }

@@ -630,24 +630,28 @@ func TestShutdownDefaultExecutorWaitsForCalls(t *testing.T) {
 }
 
 // Mirrors test_base_events.py: test_shutdown_default_executor_timeout. On
-// the virtual clock the timeout passes as soon as the loop is idle, which
-// it is while the call is held.
+// the real clock: on the virtual one, time stands still while the loop
+// waits for the pool (see TestVirtualClockWaitsForExecutor); the call is
+// held until the test ends, so the 10ms surely pass.
 func TestShutdownDefaultExecutorTimeout(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	runMain(t, func(ctx context.Context) error {
+	_, err := loop.Run(context.Background(), func(ctx context.Context) (struct{}, error) {
 		l := loopOf(ctx)
 		g := newGate(l)
 		g.release = release
 		loop.RunInExecutor(ctx, nil, g.call("slow"))
 		if _, err := g.started.Await(ctx); err != nil {
-			return err
+			return struct{}{}, err
 		}
 		if err := l.ShutdownDefaultExecutor(ctx, 10*time.Millisecond); !errors.Is(err, loop.ErrExecutorShutdownTimeout) {
 			t.Errorf("ShutdownDefaultExecutor(10ms) = %v; want %v", err, loop.ErrExecutorShutdownTimeout)
 		}
-		return nil
+		return struct{}{}, nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Run shuts the default executor down as asyncio.run does: it waits for a
@@ -661,13 +665,9 @@ func TestRunShutsDownDefaultExecutor(t *testing.T) {
 		{"virtual clock", []loop.Option{loop.WithVirtualClock()}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if c.opts != nil {
-				// Run waits with WaitFor(..., 300s) on the loop's clock; on
-				// the virtual clock those 300s pass as soon as the loop is
-				// idle, which it is while the pool's goroutines finish, so
-				// Run logs "did not finish joining" and returns early.
-				t.Skip("known loop bug: Run on the virtual clock does not wait for the default executor")
-			}
+			// On the virtual clock, Run's 300s wait must not pass while
+			// the pool's goroutines finish: virtual time waits for work
+			// running elsewhere.
 			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 			var logged bytes.Buffer
 			opts := append([]loop.Option{loop.WithLogger(slog.New(slog.NewTextHandler(&logged, nil)))}, c.opts...)
@@ -699,4 +699,27 @@ func TestRunShutsDownDefaultExecutor(t *testing.T) {
 			}
 		})
 	}
+}
+
+// On the virtual clock, time stands still while the loop waits for work
+// running elsewhere: a timeout around a call to the pool does not expire
+// while the call runs, however long it takes in real time.
+func TestVirtualClockWaitsForExecutor(t *testing.T) {
+	runMain(t, func(ctx context.Context) error {
+		l := loopOf(ctx)
+		start := l.Time()
+		release := make(chan struct{})
+		go func() { <-time.After(20 * time.Millisecond); close(release) }()
+		v, err := loop.WaitFor(ctx, loop.RunInExecutor(ctx, nil, executor.Local(func() (int, error) {
+			<-release
+			return 7, nil
+		})), time.Millisecond)
+		if v != 7 || err != nil {
+			t.Errorf("WaitFor() = %v, %v; want 7, nil", v, err)
+		}
+		if d := l.Time().Sub(start); d != 0 {
+			t.Errorf("virtual time moved %v while waiting for the pool", d)
+		}
+		return nil
+	})
 }
