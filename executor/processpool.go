@@ -3,7 +3,6 @@ package executor
 import (
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"sync"
 	"syscall"
@@ -419,4 +418,3 @@ func (p *ProcessPool) Kill(sig syscall.Signal) {
 	}
 }
 
-var _ = os.Getpid

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -415,5 +414,4 @@ func TestProcessPoolParentKilled(t *testing.T) {
 			t.Errorf("a worker outlived its killed parent by a second (poll: %d, %v)", n, err)
 		}
 	}
-	_ = exec.ErrNotFound
 }
