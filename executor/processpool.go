@@ -417,4 +417,3 @@ func (p *ProcessPool) Kill(sig syscall.Signal) {
 		_ = unix.Kill(pid, sig)
 	}
 }
-
