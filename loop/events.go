@@ -363,6 +363,12 @@ func (l *Loop) RunUntilComplete(f Waitable) error {
 
 // runOnce is one iteration, as asyncio's _run_once.
 func (l *Loop) runOnce() {
+	if len(l.timers) == 0 && l.ready.len() > 0 && !l.tsPending.Load() {
+		// The common case of a busy loop: nothing to poll, no timers.
+		l.batchLeft = l.ready.len()
+		l.runBatch()
+		return
+	}
 	if n := len(l.timers); n > 100 && 2*l.cancelledTimers > n {
 		l.timers.removeCancelled()
 		l.cancelledTimers = 0
