@@ -144,6 +144,9 @@ func Map[A, R any](ctx context.Context, ex Executor, bind func(A) Call[R], args 
 		}()
 		for len(fs) > 0 {
 			v, err := fs[0].Result(ctx)
+			if err != nil {
+				fs[0].Cancel() // as Python's _result_or_cancel
+			}
 			fs = fs[1:]
 			if !yield(v, err) || err != nil {
 				return

@@ -131,8 +131,12 @@ func (f *Future[T]) Result(ctx context.Context) (T, error) {
 	select {
 	case <-f.done:
 	case <-ctx.Done():
-		var zero T
-		return zero, ctx.Err()
+		select {
+		case <-f.done: // done too: the result wins, as result(timeout=0)
+		default:
+			var zero T
+			return zero, ctx.Err()
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

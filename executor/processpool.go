@@ -157,6 +157,8 @@ func (p *ProcessPool) runWorker() {
 	if p.initializer.name != "" {
 		if err := w.wr.Send(request{ID: 0, Fn: p.initializer.name}, p.initializer.arg); err != nil {
 			w.kill()
+			w.proc.Ctrl.Close()
+			_ = w.proc.Wait()
 			p.mu.Lock()
 			p.starting--
 			p.mu.Unlock()
@@ -307,10 +309,8 @@ func (w *worker) reap() {
 			w.proc.KillGroup(syscall.SIGKILL)
 		}
 	}()
-	err := w.proc.Cmd.Wait()
+	err := w.proc.Wait() // anything the worker started goes with it
 	close(done)
-	// Anything the worker started is gone with it.
-	w.proc.KillGroup(syscall.SIGKILL)
 	if !dying {
 		cause := fmt.Errorf("worker %d: %v", w.proc.Cmd.Process.Pid, err)
 		if cur != nil {

@@ -66,7 +66,10 @@ func (p *ThreadPool) submit(j job) error {
 	p.queue = append(p.queue, j)
 	if p.idle > 0 {
 		p.cond.Signal()
-	} else if p.started < p.max {
+	}
+	// A signalled worker stays idle until it runs: start another if the
+	// queue outnumbers the idle workers.
+	if len(p.queue) > p.idle && p.started < p.max {
 		p.started++
 		p.wg.Add(1)
 		go p.worker()

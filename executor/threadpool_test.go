@@ -193,3 +193,19 @@ func TestFutureResultTimeout(t *testing.T) {
 		t.Errorf("callbacks (-want +got):\n%s", diff)
 	}
 }
+
+// Two calls submitted back to back, the first waiting for the second, both
+// run: a worker woken for the first does not count for the second.
+func TestThreadPoolBackToBackSubmits(t *testing.T) {
+	p := newThreadPool(t, executor.ThreadPoolOptions{MaxWorkers: 4})
+	if _, err := res(executor.SubmitFunc(p, func() (int, error) { return 0, nil })); err != nil {
+		t.Fatal(err) // one worker now idle
+	}
+	b := make(chan int)
+	fa, _ := executor.SubmitFunc(p, func() (int, error) { return <-b, nil })
+	fb, _ := executor.SubmitFunc(p, func() (int, error) { b <- 7; return 0, nil })
+	if v, err := fa.Result(context.Background()); v != 7 || err != nil {
+		t.Errorf("Result() = %v, %v; want 7", v, err)
+	}
+	fb.Result(context.Background())
+}

@@ -140,7 +140,10 @@ func runningTask(ctx context.Context) *taskCore {
 }
 
 // valuesOf is the ctx a new task takes its values from: its creator's
-// values without its creator's cancellation.
+// values without its creator's cancellation. A task spawned from a ctx
+// derived from its creator's (context.WithValue(ctx, ...)) keeps that chain,
+// and with it the creator, reachable while it lives: Go contexts are
+// chains, where asyncio copies a flat context.
 func valuesOf(ctx context.Context) context.Context {
 	if ctx == nil {
 		return nil

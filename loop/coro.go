@@ -22,7 +22,7 @@ func newCoro() *coro {
 		for {
 			t := c.task
 			if l := t.loop; debugEver.Load() && l.debug {
-				l.taskGID = goid()
+				l.taskGID.Store(goid())
 			}
 			t.self.runBody()
 			c.task = nil
@@ -35,8 +35,9 @@ func newCoro() *coro {
 }
 
 // suspend hands control back to the loop until the task is resumed. When
-// the loop is closing instead, the task is marked killed: its await and
-// every later one return a cancellation error at once.
+// the loop is closing instead, the task is marked killed: this await
+// returns a cancellation error, and any later one unwinds the task (see
+// taskKilled).
 func (t *taskCore) suspend() {
 	if t.mustCancel {
 		t.cancelWait()
@@ -45,6 +46,6 @@ func (t *taskCore) suspend() {
 		t.killed = true
 	}
 	if l := t.loop; debugEver.Load() && l.debug {
-		l.taskGID = goid()
+		l.taskGID.Store(goid())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"runtime"
 	"strconv"
@@ -48,10 +49,10 @@ type Loop struct {
 	closed    atomic.Bool
 	closing   bool
 	stopping  bool
-	batchLeft int       // ready items of the current iteration not yet run
-	current   *taskCore // the task whose step is running, if any
-	loopGID   uint64    // debug: the goroutine running the loop
-	taskGID   uint64    // debug: the goroutine of the running task
+	batchLeft int           // ready items of the current iteration not yet run
+	current   *taskCore     // the task whose step is running, if any
+	loopGID   atomic.Uint64 // debug: the goroutine running the loop
+	taskGID   atomic.Uint64 // debug: the goroutine of the running task
 
 	tasks     []*taskCore // every pending task: a task never vanishes
 	taskCount uint32      // names Task-N; wraps after 4 billion tasks, harmlessly
@@ -64,10 +65,11 @@ type Loop struct {
 	tsq       []func()
 	tsSpare   []func()
 	tsPending atomic.Bool
-	wake      chan struct{} // wakes a blocked loop if there is no eventfd
-	wakeFile  *os.File      // an eventfd the blocked loop reads (selfpipe.go)
-	sleeping  atomic.Bool   // the loop is blocked on wakeFile
-	external  int           // pending results from other goroutines (WrapFuture)
+	tsWatched map[*threadsafeWatch]struct{} // pending RunCoroutineThreadsafe futures
+	wake      chan struct{}                 // wakes a blocked loop if there is no eventfd
+	wakeFile  *os.File                      // an eventfd the blocked loop reads (selfpipe.go)
+	sleeping  atomic.Bool                   // the loop is blocked on wakeFile
+	external  int                           // pending results from other goroutines (WrapFuture)
 	timer     *time.Timer
 
 	stopCB func() // l.Stop as a value, made once
@@ -151,6 +153,16 @@ func (l *Loop) now() int64 {
 		return l.vnow
 	}
 	return int64(time.Since(l.epoch))
+}
+
+// after is the loop time d from now, saturating instead of overflowing
+// (Sleep(ctx, NoTimeout) sleeps forever, not never).
+func (l *Loop) after(d time.Duration) int64 {
+	now := l.now()
+	if int64(d) > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + int64(d)
 }
 
 func (l *Loop) toLoopTime(t time.Time) int64 { return int64(t.Sub(l.epoch)) }
@@ -252,7 +264,7 @@ func (l *Loop) CallSoon(fn func()) Handle {
 // A d <= 0 runs it in the next iteration, after the callbacks already ready.
 func (l *Loop) CallLater(d time.Duration, fn func()) *TimerHandle {
 	l.checkOpen()
-	return l.addTimer(l.now()+int64(d), fn, nil)
+	return l.addTimer(l.after(d), fn, nil)
 }
 
 // CallAt is call_at: fn runs at when on the loop's clock (see Time).
@@ -270,7 +282,8 @@ func (l *Loop) addTimer(when int64, fn func(), t *taskCore) *TimerHandle {
 
 // CallSoonThreadsafe is call_soon_threadsafe, the door into the loop from
 // any goroutine: fn runs on the loop in a later iteration, and a loop
-// blocked waiting is woken. It returns ErrLoopClosed if the loop is closed.
+// blocked waiting is woken. It returns ErrLoopClosed if the loop is closed;
+// a callback still queued when the loop closes never runs, as in asyncio.
 func (l *Loop) CallSoonThreadsafe(fn func()) error {
 	l.tsMu.Lock()
 	if l.closed.Load() {
@@ -298,11 +311,11 @@ func (l *Loop) RunForever() error {
 		return ErrLoopRunning
 	}
 	if l.debug {
-		l.loopGID = goid()
+		l.loopGID.Store(goid())
 	}
 	defer func() {
 		l.stopping = false
-		l.loopGID = 0
+		l.loopGID.Store(0)
 		l.running.Store(false)
 	}()
 	for !l.run() {
@@ -560,7 +573,12 @@ func (l *Loop) Close() error {
 	l.tsMu.Lock()
 	l.closed.Store(true)
 	l.tsq = nil
+	watched := l.tsWatched
+	l.tsWatched = nil
 	l.tsMu.Unlock()
+	for w := range watched {
+		w.fail(ErrLoopClosed)
+	}
 	l.closing = false
 	if l.timer != nil {
 		l.timer.Stop()
@@ -641,11 +659,12 @@ func (l *Loop) DefaultExceptionHandler(c ExceptionContext) {
 // checkThread panics in debug mode when the caller is neither the loop's
 // goroutine nor the running task's (asyncio's _check_thread).
 func (l *Loop) checkThread() {
-	if !l.running.Load() || l.loopGID == 0 {
+	lg := l.loopGID.Load()
+	if !l.running.Load() || lg == 0 {
 		return
 	}
 	g := goid()
-	if g != l.loopGID && g != l.taskGID {
+	if g != lg && g != l.taskGID.Load() {
 		panic("loop: non-thread-safe operation invoked on an event loop other than the current one; use CallSoonThreadsafe")
 	}
 }

@@ -268,7 +268,7 @@ func (f *futureCore) Err() error { return f.errRetrieve() }
 
 // Cancel is future.cancel(msg): if the future is pending it becomes
 // cancelled, its callbacks are scheduled, and Cancel returns true. On a
-// task, Cancel requests the task's cancellation (see Task.Cancel).
+// task, Cancel requests the task's cancellation (Task.Cancel).
 func (f *futureCore) Cancel(msg string) bool { return f.cancelRequest(msg) }
 
 // DoneChan returns a channel closed when the future is done. Any goroutine

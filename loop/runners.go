@@ -6,7 +6,9 @@ import (
 )
 
 // ErrRunNested is "asyncio.run() cannot be called from a running event
-// loop".
+// loop". Run detects it from a task's ctx; called from a plain callback
+// (which has no ctx) it cannot tell, and runs a second loop inside the
+// first, blocking it.
 var ErrRunNested = errors.New("loop: Run cannot be called from a running event loop")
 
 // Run is asyncio.run: it makes a fresh loop, runs main as its main task,
@@ -24,12 +26,14 @@ func Run[T any](ctx context.Context, main func(ctx context.Context) (T, error), 
 	}
 	l := New(opts...)
 	t := CreateTask(l, main, WithContext(ctx))
+	stop := func() bool { return false }
 	if ctx.Err() != nil {
 		t.tc.cancel(context.Cause(ctx).Error(), true)
+	} else {
+		stop = context.AfterFunc(ctx, func() {
+			_ = l.CallSoonThreadsafe(func() { t.tc.cancel(context.Cause(ctx).Error(), true) })
+		})
 	}
-	stop := context.AfterFunc(ctx, func() {
-		_ = l.CallSoonThreadsafe(func() { t.tc.cancel(context.Cause(ctx).Error(), true) })
-	})
 	err := l.RunUntilComplete(t)
 	stop()
 	l.cancelAllTasks()
@@ -59,7 +63,7 @@ func (l *Loop) cancelAllTasks() {
 	}
 	_ = l.RunUntilComplete(all)
 	for _, t := range tasks {
-		if t.Cancelled() {
+		if !t.Done() || t.Cancelled() { // not done: a task stopped the loop
 			continue
 		}
 		if err := t.Err(); err != nil {

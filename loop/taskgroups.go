@@ -55,6 +55,16 @@ func (tg *TaskGroup) Do(ctx context.Context, body func(ctx context.Context) erro
 	tg.ctx = ctx
 	tg.parent = t
 	tg.tasks = make(map[*taskCore]struct{})
+	defer func() {
+		// A panicking body still cancels and waits for the children (as
+		// an exception would), then the panic goes on.
+		if r := recover(); r != nil {
+			if _, killed := r.(taskKilled); !killed && !tg.exiting {
+				_ = tg.exit(ctx, newPanicError(r))
+			}
+			panic(r)
+		}
+	}()
 	return tg.exit(ctx, body(ctx))
 }
 

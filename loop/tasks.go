@@ -191,7 +191,11 @@ func (t *Task[T]) runBody() {
 func (t *Task[T]) call() (v T, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = newPanicError(r)
+			if _, killed := r.(taskKilled); killed {
+				err = cancelledError("loop closed")
+			} else {
+				err = newPanicError(r)
+			}
 		}
 	}()
 	fn := t.fn
@@ -256,12 +260,14 @@ func (t *Task[T]) AddDoneCallback(fn func(*Task[T])) CallbackID {
 	return t.addCallback(func() { fn(t) })
 }
 
-// Cancel (promoted from the task's future) is Task.cancel(msg): a request.
-// It returns false if the task is done. Otherwise the cancellation is
-// delivered at the task's current await, as a CancelledError carrying msg;
-// if the task awaits a future or another task, that one is cancelled
-// instead and the error comes from it. The task's ctx is cancelled at
-// once. A task that catches the error and goes on is not cancelled.
+// Cancel is Task.cancel(msg): a request. It returns false if the task is
+// done. Otherwise the cancellation is delivered at the task's current
+// await, as a CancelledError carrying msg; if the task awaits a future or
+// another task, that one is cancelled instead and the error comes from it.
+// The task's ctx is cancelled at once. A task that catches the error and
+// goes on is not cancelled (Cancelling still counts the request).
+func (t *Task[T]) Cancel(msg string) bool { return t.tc.cancel(msg, true) }
+
 func (t *taskCore) cancelRequest(msg string) bool { return t.cancel(msg, true) }
 
 // cancel is Task.cancel; internal cancellations (Timeout, TaskGroup on its
@@ -310,6 +316,19 @@ func (t *taskCore) cancelWait() {
 	}
 }
 
+// taskKilled is the panic that unwinds a task awaiting again after its
+// loop closed under it: the await it was suspended in returned a
+// cancellation error, and a task that retries must still end, or Close
+// would never return (asyncio throws GeneratorExit into such a coroutine).
+// Task.call recovers it; the task ends cancelled.
+type taskKilled struct{}
+
+func (t *taskCore) checkKilled() {
+	if t.killed {
+		panic(taskKilled{})
+	}
+}
+
 // resumeErr is what an await returns when the task resumes: a cancellation
 // delivered by Cancel, if any.
 func (t *taskCore) resumeErr() error {
@@ -335,9 +354,7 @@ func awaitCore(ctx context.Context, f *futureCore) error {
 	if f == t.fut() {
 		return ErrAwaitSelf
 	}
-	if t.killed {
-		return cancelledError("loop closed")
-	}
+	t.checkKilled()
 	f.addWaiter(t)
 	t.waitFut = f
 	t.suspend()
@@ -354,16 +371,14 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	if t == nil {
 		return ErrNotInTask
 	}
-	if t.killed {
-		return cancelledError("loop closed")
-	}
+	t.checkKilled()
 	l := t.loop
 	if d <= 0 {
 		l.ready.push(readyItem{task: t})
 		t.suspend()
 		return t.resumeErr()
 	}
-	th := l.addTimer(l.now()+int64(d), nil, t)
+	th := l.addTimer(l.after(d), nil, t)
 	t.waitTimer = th
 	t.suspend()
 	t.waitTimer = nil
@@ -695,6 +710,9 @@ func cancelAndWait(ctx context.Context, f *futureCore) error {
 	if t == nil {
 		return ErrNotInTask
 	}
+	if f.loop != t.loop {
+		return ErrDifferentLoop
+	}
 	waiter := NewFuture[struct{}](f.loop)
 	id := f.addCallback(func() {
 		if !waiter.Done() {
@@ -766,6 +784,12 @@ func AsCompleted[F Waitable](ctx context.Context, fs []F, timeout time.Duration)
 		wake := func() {
 			if waiter != nil && !waiter.Done() {
 				_ = waiter.SetResult(struct{}{})
+			}
+		}
+		for _, f := range fs {
+			if f.base().loop != l {
+				yield(zero, ErrDifferentLoop)
+				return
 			}
 		}
 		for _, f := range fs {

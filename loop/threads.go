@@ -11,9 +11,16 @@ import (
 // result. The future stays pending (not running) while the task runs, so
 // Cancel on it succeeds and cancels the task, as in asyncio. A timeout in
 // Result does not cancel anything. If l is closed the future fails with
-// ErrLoopClosed.
+// ErrLoopClosed, as it does if the loop closes before the task is done:
+// no goroutine waits forever on it.
 func RunCoroutineThreadsafe[T any](l *Loop, fn func(ctx context.Context) (T, error)) *executor.Future[T] {
 	cf := executor.NewFuture[T]()
+	w := &threadsafeWatch{fail: func(err error) { _ = cf.SetErr(err) }}
+	if !l.watchThreadsafe(w) {
+		_ = cf.SetErr(ErrLoopClosed)
+		return cf
+	}
+	cf.AddDoneCallback(func(*executor.Future[T]) { l.unwatchThreadsafe(w) })
 	err := l.CallSoonThreadsafe(func() {
 		if cf.Done() {
 			return // cancelled before the task could start
@@ -43,4 +50,28 @@ func RunCoroutineThreadsafe[T any](l *Loop, fn func(ctx context.Context) (T, err
 		_ = cf.SetErr(err)
 	}
 	return cf
+}
+
+// threadsafeWatch is a RunCoroutineThreadsafe future the loop must settle
+// if it closes first: Close drops queued threadsafe callbacks and unwinds
+// pending tasks without running their done callbacks.
+type threadsafeWatch struct{ fail func(error) }
+
+func (l *Loop) watchThreadsafe(w *threadsafeWatch) bool {
+	l.tsMu.Lock()
+	defer l.tsMu.Unlock()
+	if l.closed.Load() {
+		return false
+	}
+	if l.tsWatched == nil {
+		l.tsWatched = map[*threadsafeWatch]struct{}{}
+	}
+	l.tsWatched[w] = struct{}{}
+	return true
+}
+
+func (l *Loop) unwatchThreadsafe(w *threadsafeWatch) {
+	l.tsMu.Lock()
+	delete(l.tsWatched, w)
+	l.tsMu.Unlock()
 }

@@ -144,6 +144,9 @@ func (tm *Timeout) Do(ctx context.Context, body func(ctx context.Context) error)
 	defer func() {
 		if !exited { // body panicked: disarm and let the panic go on
 			tm.cancelHandles()
+			if tm.state == timeoutExpiring {
+				tm.task.uncancel() // withdraw our own cancellation
+			}
 			tm.state = timeoutExited
 		}
 	}()

@@ -111,9 +111,7 @@ func (b *loopBound) newWaiter(ctx context.Context, what string, q *waitList) (*w
 	if t == nil {
 		return nil, nil, ErrNotInTask
 	}
-	if t.killed {
-		return nil, nil, cancelledError("loop closed")
-	}
+	t.checkKilled()
 	if err := b.bind(t, what); err != nil {
 		return nil, nil, err
 	}

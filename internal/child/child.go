@@ -167,6 +167,21 @@ func (s *Spawner) Start(role string) (p *Process, err error) {
 	return &Process{Cmd: cmd, Ctrl: parentEnd}, nil
 }
 
+// Wait waits for the child to exit, kills what is left of its process
+// group (anything it started), and only then reaps it: until it is reaped
+// its pid, and so its group id, cannot be reused by another process.
+func (p *Process) Wait() error {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, p.Cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	p.KillGroup(syscall.SIGKILL)
+	return p.Cmd.Wait()
+}
+
 // KillGroup sends sig to the child's process group.
 func (p *Process) KillGroup(sig syscall.Signal) {
 	_ = syscall.Kill(-p.Cmd.Process.Pid, sig)
