@@ -43,19 +43,11 @@ func (lk *Lock) Locked() bool { return lk.locked }
 // waiting, Acquire returns the cancellation error without the lock, and
 // the lock's next waiter is woken if the lock is free.
 func (lk *Lock) Acquire(ctx context.Context) error {
-	if !lk.locked && lk.allCancelled() {
+	if !lk.locked && !lk.waiters.live() {
 		lk.locked = true
 		return nil
 	}
-	w, t, err := lk.newWaiter(ctx, "Lock", &lk.waiters)
-	if err != nil {
-		return err
-	}
-	lk.waiters.push(w)
-	err = w.wait(t)
-	lk.waiters.remove(w)
-	lk.waiters.recycle(w)
-	if err != nil {
+	if _, err := lk.waiters.block(ctx, &lk.loopBound, "Lock", nil); err != nil {
 		if !lk.locked {
 			lk.wakeUpFirst()
 		}
@@ -63,15 +55,6 @@ func (lk *Lock) Acquire(ctx context.Context) error {
 	}
 	lk.locked = true
 	return nil
-}
-
-func (lk *Lock) allCancelled() bool {
-	for w := lk.waiters.head; w != nil; w = w.next {
-		if w.state != stateCancelled {
-			return false
-		}
-	}
-	return true
 }
 
 // Release releases the lock and wakes the first waiter. Releasing an
@@ -109,11 +92,7 @@ func (e *Event) Set() {
 		return
 	}
 	e.value = true
-	for w := e.waiters.head; w != nil; w = w.next {
-		if w.state == statePending {
-			w.wake()
-		}
-	}
+	e.waiters.wakeN(e.waiters.len())
 }
 
 // Clear resets the event.
@@ -125,14 +104,7 @@ func (e *Event) Wait(ctx context.Context) error {
 	if e.value {
 		return nil
 	}
-	w, t, err := e.newWaiter(ctx, "Event", &e.waiters)
-	if err != nil {
-		return err
-	}
-	e.waiters.push(w)
-	err = w.wait(t)
-	e.waiters.remove(w)
-	e.waiters.recycle(w)
+	_, err := e.waiters.block(ctx, &e.loopBound, "Event", nil)
 	return err
 }
 
@@ -181,15 +153,15 @@ func (c *Condition) Wait(ctx context.Context) error {
 	if !lk.Locked() {
 		return fmt.Errorf("%w: cannot wait on un-acquired lock", ErrConditionNotLocked)
 	}
-	w, t, err := c.newWaiter(ctx, "Condition", &c.waiters)
-	if err != nil {
-		return err
+	released := false
+	_, err := c.waiters.block(ctx, &c.loopBound, "Condition", func() {
+		_ = lk.Release()
+		released = true
+	})
+	if !released {
+		return err // not queued at all (bad ctx, another loop): lock still held
 	}
-	_ = lk.Release()
-	c.waiters.push(w)
-	err = w.wait(t)
-	c.waiters.remove(w)
-	c.waiters.recycle(w)
+	t := runningTask(ctx)
 	// Re-acquire even if cancelled; the latest cancellation wins.
 	for {
 		aerr := lk.Acquire(ctx)
@@ -237,14 +209,7 @@ func (c *Condition) Notify(n int) error {
 // NotifyAll wakes every waiter.
 func (c *Condition) NotifyAll() error { return c.Notify(c.waiters.len()) }
 
-func (c *Condition) notify(n int) {
-	for w := c.waiters.head; w != nil && n > 0; w = w.next {
-		if w.state == statePending {
-			n--
-			w.wake()
-		}
-	}
-}
+func (c *Condition) notify(n int) { c.waiters.wakeN(n) }
 
 // Semaphore is asyncio.Semaphore: a counter that Acquire decrements,
 // waiting while it is zero, and Release increments. Waiters are served in
@@ -286,15 +251,7 @@ func (s *Semaphore) Value() int { return s.value }
 // Locked reports whether Acquire would wait: the counter is zero, or tasks
 // that are not cancelled are waiting.
 func (s *Semaphore) Locked() bool {
-	if s.value == 0 {
-		return true
-	}
-	for w := s.waiters.head; w != nil; w = w.next {
-		if w.state != stateCancelled {
-			return true
-		}
-	}
-	return false
+	return s.value == 0 || s.waiters.live()
 }
 
 // Acquire decrements the counter, waiting while it is zero or others wait.
@@ -303,19 +260,12 @@ func (s *Semaphore) Acquire(ctx context.Context) error {
 		s.value--
 		return nil
 	}
-	w, t, err := s.newWaiter(ctx, "Semaphore", &s.waiters)
-	if err != nil {
-		return err
-	}
-	s.waiters.push(w)
-	err = w.wait(t)
-	s.waiters.remove(w)
-	if err != nil && w.state == stateFinished {
+	woken, err := s.waiters.block(ctx, &s.loopBound, "Semaphore", nil)
+	if err != nil && woken {
 		// Woken (the counter was taken for us) but cancelled before
 		// we could use it: give it back.
 		s.value++
 	}
-	s.waiters.recycle(w)
 	// Others may have queued behind us while the counter was positive.
 	for s.value > 0 && s.wakeUpNext() {
 	}
@@ -333,14 +283,11 @@ func (s *Semaphore) Release() error {
 }
 
 func (s *Semaphore) wakeUpNext() bool {
-	for w := s.waiters.head; w != nil; w = w.next {
-		if w.state == statePending {
-			s.value--
-			w.wake()
-			return true
-		}
+	if s.waiters.wakeN(1) == 0 {
+		return false
 	}
-	return false
+	s.value--
+	return true
 }
 
 type barrierState uint8

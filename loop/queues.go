@@ -209,15 +209,6 @@ func (q *Queue[T]) Empty() bool { return q.qlen() == 0 }
 // never full.
 func (q *Queue[T]) Full() bool { return q.maxsize > 0 && q.qlen() >= q.maxsize }
 
-func wakeupNext(ws *waitList) {
-	for w := ws.popFront(); w != nil; w = ws.popFront() {
-		if w.state == statePending {
-			w.wake()
-			return
-		}
-	}
-}
-
 // Put puts v into the queue, waiting while it is full. If the task is
 // cancelled while waiting, nothing is put. After Shutdown it returns
 // ErrQueueShutDown, also to putters waiting when it happens.
@@ -226,22 +217,13 @@ func (q *Queue[T]) Put(ctx context.Context, v T) error {
 		if q.shutdown {
 			return ErrQueueShutDown
 		}
-		w, t, err := q.newWaiter(ctx, "Queue", &q.putters)
-		if err != nil {
-			return err
-		}
-		q.putters.push(w)
-		if err := w.wait(t); err != nil {
-			w.cancel("")
-			q.putters.remove(w)
-			if !q.Full() && w.state != stateCancelled {
+		if woken, err := q.putters.block(ctx, &q.loopBound, "Queue", nil); err != nil {
+			if woken && !q.Full() {
 				// Woken by a get but cancelled: pass the turn on.
-				wakeupNext(&q.putters)
+				q.putters.popWake(false)
 			}
-			q.putters.recycle(w)
 			return err
 		}
-		q.putters.recycle(w)
 	}
 	return q.PutNowait(v)
 }
@@ -259,7 +241,7 @@ func (q *Queue[T]) PutNowait(v T) error {
 	q.unfinished++
 	q.finished.Clear()
 	if q.getters.head != nil {
-		wakeupNext(&q.getters)
+		q.getters.popWake(false)
 	}
 	return nil
 }
@@ -274,23 +256,13 @@ func (q *Queue[T]) Get(ctx context.Context) (T, error) {
 			var zero T
 			return zero, ErrQueueShutDown
 		}
-		w, t, err := q.newWaiter(ctx, "Queue", &q.getters)
-		if err != nil {
-			var zero T
-			return zero, err
-		}
-		q.getters.push(w)
-		if err := w.wait(t); err != nil {
-			w.cancel("")
-			q.getters.remove(w)
-			if !q.Empty() && w.state != stateCancelled {
-				wakeupNext(&q.getters)
+		if woken, err := q.getters.block(ctx, &q.loopBound, "Queue", nil); err != nil {
+			if woken && !q.Empty() {
+				q.getters.popWake(false) // the item stays for the next getter
 			}
-			q.getters.recycle(w)
 			var zero T
 			return zero, err
 		}
-		q.getters.recycle(w)
 	}
 	return q.GetNowait()
 }
@@ -307,7 +279,7 @@ func (q *Queue[T]) GetNowait() (T, error) {
 	}
 	v := q.qget()
 	if q.putters.head != nil {
-		wakeupNext(&q.putters)
+		q.putters.popWake(false)
 	}
 	return v, nil
 }
@@ -351,14 +323,6 @@ func (q *Queue[T]) Shutdown(immediate bool) {
 			q.finished.Set()
 		}
 	}
-	for w := q.getters.popFront(); w != nil; w = q.getters.popFront() {
-		if w.state == statePending {
-			w.wake()
-		}
-	}
-	for w := q.putters.popFront(); w != nil; w = q.putters.popFront() {
-		if w.state == statePending {
-			w.wake()
-		}
-	}
+	q.getters.popWake(true)
+	q.putters.popWake(true)
 }

@@ -143,3 +143,63 @@ func (w *waiter) wait(t *taskCore) error {
 	}
 	return nil
 }
+
+// block waits in q for the running task of ctx until a primitive wakes it:
+// the waiter is made (or reused), pushed, waited on, taken out and
+// recycled. beforeWait, if set, runs once the task is queued (Condition
+// releases its lock there). When err is the task's cancellation, woken
+// reports whether the waiter had already been woken: the primitive then
+// hands the wake-up on, as asyncio's locks and queues do.
+func (q *waitList) block(ctx context.Context, b *loopBound, what string, beforeWait func()) (woken bool, err error) {
+	w, t, err := b.newWaiter(ctx, what, q)
+	if err != nil {
+		return false, err
+	}
+	q.push(w)
+	if beforeWait != nil {
+		beforeWait()
+	}
+	err = w.wait(t)
+	woken = w.state == stateFinished
+	q.remove(w)
+	q.recycle(w)
+	return woken, err
+}
+
+// wakeN wakes up to n pending waiters, first come first served, leaving
+// them in the list (their tasks take themselves out), and returns how many
+// it woke.
+func (q *waitList) wakeN(n int) int {
+	woke := 0
+	for w := q.head; w != nil && woke < n; w = w.next {
+		if w.state == statePending {
+			w.wake()
+			woke++
+		}
+	}
+	return woke
+}
+
+// popWake takes waiters off the front until it has woken a pending one;
+// with all, it wakes every pending waiter. Queues use it: a woken waiter
+// leaves the list at once.
+func (q *waitList) popWake(all bool) {
+	for w := q.popFront(); w != nil; w = q.popFront() {
+		if w.state == statePending {
+			w.wake()
+			if !all {
+				return
+			}
+		}
+	}
+}
+
+// live reports whether a waiter that is not cancelled is in the list.
+func (q *waitList) live() bool {
+	for w := q.head; w != nil; w = w.next {
+		if w.state != stateCancelled {
+			return true
+		}
+	}
+	return false
+}
