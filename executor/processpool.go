@@ -243,10 +243,14 @@ func (w *worker) serve() {
 		}
 		failed := resp.Err
 		var err error
+		unreadable := false
 		if failed == nil {
 			if derr := j.decode(w.rd); derr != nil {
+				// One binary runs on both sides, so the types agree: a
+				// stream that still cannot be read means a worker to
+				// replace, not a pool to break.
 				err = fmt.Errorf("executor: cannot decode the result of %s: %w", j.callName(), derr)
-				w.wr.Reset() // and let the child know through the next frame
+				unreadable = true
 			}
 		} else {
 			err = failed
@@ -255,7 +259,7 @@ func (w *worker) serve() {
 		// child starts on it while this goroutine wakes j's waiters, and a
 		// waiter that submits again at once finds the worker idle.
 		w.tasks++
-		retire := p.maxTasks > 0 && w.tasks >= p.maxTasks
+		retire := unreadable || p.maxTasks > 0 && w.tasks >= p.maxTasks
 		if retire {
 			p.mu.Lock()
 			w.dying = true

@@ -24,7 +24,10 @@ func Init() { child.Bootstrap() }
 
 const workerRole = "executor-worker"
 
-func init() { child.RegisterRole(workerRole, workerMain) }
+func init() {
+	child.RegisterRole(workerRole, workerMain)
+	RegisterError(ErrNotRegistered)
+}
 
 var (
 	regMu     sync.RWMutex
@@ -121,9 +124,6 @@ func (e *RemoteError) Error() string {
 func (e *RemoteError) Unwrap() error {
 	if e.Sentinel == "" {
 		return nil
-	}
-	if e.Sentinel == ErrNotRegistered.Error() {
-		return ErrNotRegistered
 	}
 	regMu.RLock()
 	defer regMu.RUnlock()

@@ -52,10 +52,16 @@ func RunInExecutor[R any](ctx context.Context, ex executor.Executor, call execut
 		panic(ErrNoRunningLoop)
 	}
 	l := t.loop
-	if ex == nil {
-		ex = l.defaultExecutor()
+	var cf *executor.Future[R]
+	var err error
+	switch {
+	case ex != nil:
+		cf, err = executor.Submit(ex, call)
+	case l.execShutdown:
+		err = executor.ErrShutdown // asyncio: "Executor shutdown has been called"
+	default:
+		cf, err = executor.Submit(l.defaultExecutor(), call)
 	}
-	cf, err := executor.Submit(ex, call)
 	if err != nil {
 		f := NewFuture[R](l)
 		_ = f.SetErr(err)
@@ -81,12 +87,6 @@ func (l *Loop) SetDefaultExecutor(tp *executor.ThreadPool) { l.defaultExec = tp 
 
 func (l *Loop) defaultExecutor() *executor.ThreadPool {
 	if l.defaultExec == nil {
-		if l.execShutdown {
-			// asyncio: "Executor shutdown has been called"
-			tp, _ := executor.NewThreadPool(executor.ThreadPoolOptions{})
-			tp.Shutdown(false, false)
-			return tp
-		}
 		l.defaultExec, _ = executor.NewThreadPool(executor.ThreadPoolOptions{})
 	}
 	return l.defaultExec

@@ -218,7 +218,8 @@ func (c *Condition) notify(n int) { c.waiters.wakeN(n) }
 type Semaphore struct {
 	loopBound
 	value   int
-	bound   int // BoundedSemaphore's limit; 0 for a plain Semaphore
+	bounded bool // BoundedSemaphore: Release may not exceed bound
+	bound   int
 	waiters waitList
 }
 
@@ -238,10 +239,7 @@ func NewBoundedSemaphore(value int) (*Semaphore, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.bound = value
-	if value == 0 {
-		s.bound = -1 // Release always over-releases
-	}
+	s.bounded, s.bound = true, value
 	return s, nil
 }
 
@@ -274,7 +272,7 @@ func (s *Semaphore) Acquire(ctx context.Context) error {
 
 // Release increments the counter and wakes the first waiter.
 func (s *Semaphore) Release() error {
-	if s.bound != 0 && s.value >= max(s.bound, 0) {
+	if s.bounded && s.value >= s.bound {
 		return ErrBoundedSemaphoreOverRelease
 	}
 	s.value++

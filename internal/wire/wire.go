@@ -15,7 +15,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/gob"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -110,9 +109,6 @@ func NewReader(r io.Reader) *Reader {
 	rd.dec = gob.NewDecoder(&rd.frame)
 	return rd
 }
-
-// ErrTrailing is a frame with bytes left after the values read from it.
-var ErrTrailing = errors.New("wire: trailing bytes in frame")
 
 // Next reads the next frame; Decode then reads its values. It returns
 // io.EOF at a clean end of stream.
