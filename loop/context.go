@@ -151,7 +151,7 @@ func valuesOf(ctx context.Context) context.Context {
 	if t, ok := ctx.(*taskCore); ok {
 		return t.parent
 	}
-	if ctx == context.Background() || ctx == context.TODO() {
+	if ctx == context.Background() {
 		return nil // no values to see
 	}
 	return context.WithoutCancel(ctx)
