@@ -1,8 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"io"
+	"github.com/asyncgo/asyncgo/internal/exampletest"
 	"os"
 	"strings"
 	"testing"
@@ -12,32 +11,8 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// runMain runs main with os.Stdout redirected into a pipe and returns what
-// it printed.
-func runMain(t *testing.T) string {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make(chan string)
-	go func() {
-		var b bytes.Buffer
-		_, _ = io.Copy(&b, r)
-		r.Close()
-		out <- b.String()
-	}()
-	stdout := os.Stdout
-	os.Stdout = w
-	func() {
-		defer func() {
-			os.Stdout = stdout
-			w.Close()
-		}()
-		main()
-	}()
-	return <-out
-}
+// runMain runs main and returns what it printed.
+func runMain(t *testing.T) string { return exampletest.Stdout(t, main) }
 
 func TestHello(t *testing.T) {
 	const want = "slow timed out; cancelled: true\n" +

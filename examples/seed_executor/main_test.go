@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"io"
-	"os"
+	"github.com/asyncgo/asyncgo/internal/exampletest"
 	"strings"
 	"testing"
 
@@ -17,33 +15,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// runMain runs main with os.Stdout redirected into a pipe and returns what
-// it printed. The worker process inherits the pipe too, and main waits for
-// it to exit, so the pipe's EOF comes after everything was printed.
-func runMain(t *testing.T) string {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make(chan string)
-	go func() {
-		var b bytes.Buffer
-		_, _ = io.Copy(&b, r)
-		r.Close()
-		out <- b.String()
-	}()
-	stdout := os.Stdout
-	os.Stdout = w
-	func() {
-		defer func() {
-			os.Stdout = stdout
-			w.Close()
-		}()
-		main()
-	}()
-	return <-out
-}
+// runMain runs main and returns what it printed.
+func runMain(t *testing.T) string { return exampletest.Stdout(t, main) }
 
 // The result lines are exact; between them come the ticks, at least one:
 // the ticker's first tick is in the loop's ready queue before main awaits,
