@@ -1,11 +1,11 @@
 package main
 
 import (
-	"github.com/asyncgo/asyncgo/internal/exampletest"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/asyncgo/asyncgo/internal/exampletest"
 	"go.uber.org/goleak"
 )
 

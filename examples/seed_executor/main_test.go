@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-	"github.com/asyncgo/asyncgo/internal/exampletest"
 	"strings"
 	"testing"
 
 	"github.com/asyncgo/asyncgo/executor"
+	"github.com/asyncgo/asyncgo/internal/exampletest"
 	"go.uber.org/goleak"
 )
 

@@ -1,9 +1,9 @@
 package main
 
 import (
-	"github.com/asyncgo/asyncgo/internal/exampletest"
 	"testing"
 
+	"github.com/asyncgo/asyncgo/internal/exampletest"
 	"go.uber.org/goleak"
 )
 
