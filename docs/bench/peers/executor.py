@@ -27,32 +27,17 @@ lines, in the format of peers.py (read by docs/bench/report.py):
   {"impl": "uvloop", "name": "ppe_roundtrip", "metric": "µs/call", "value": 207.0}
 """
 
-import argparse
 import asyncio
 import concurrent.futures
-import json
 import os
-import subprocess
-import sys
 import time
 
-WORKLOADS = ["ppe_roundtrip", "ppe_concurrent", "tpe_roundtrip", "tpe_concurrent"]
+from common import emit, main
 
 
 def ident(x):
     return x
 
-
-def new_loop(impl):
-    if impl == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
-def emit(impl, name, metric, value):
-    print(json.dumps({"impl": impl, "name": name, "metric": metric, "value": value}), flush=True)
 
 
 async def warm(loop, pool, workers):
@@ -89,47 +74,19 @@ def bench(impl, loop, name, make_pool, workers, kind, n, repeat=3):
     emit(impl, name, "calls/s", n / best)
 
 
-def run_one(impl, name):
-    loop = new_loop(impl)
-    asyncio.set_event_loop(loop)
-    try:
-        ppe = lambda: concurrent.futures.ProcessPoolExecutor(2)  # noqa: E731
-        tpe = concurrent.futures.ThreadPoolExecutor
-        tpe_workers = min(32, (os.cpu_count() or 1) + 4)
-        if name == "ppe_roundtrip":
-            bench(impl, loop, name, ppe, 2, "sequential", 2_000)
-        elif name == "ppe_concurrent":
-            bench(impl, loop, name, ppe, 2, "concurrent", 10_000)
-        elif name == "tpe_roundtrip":
-            bench(impl, loop, name, tpe, tpe_workers, "sequential", 10_000)
-        elif name == "tpe_concurrent":
-            bench(impl, loop, name, tpe, tpe_workers, "concurrent", 20_000)
-        else:
-            sys.exit("unknown workload " + name)
-    finally:
-        loop.close()
+def ppe():
+    return concurrent.futures.ProcessPoolExecutor(2)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
-    p.add_argument("--workload", action="append", choices=WORKLOADS, help="default: all, each in its own process")
-    p.add_argument("--inline", action="store_true", help="run in this process (used by the parent)")
-    args = p.parse_args()
-    names = args.workload or WORKLOADS
-    if args.inline:
-        for name in names:
-            run_one(args.loop, name)
-        return
-    failed = False
-    for name in names:
-        cmd = [sys.executable, os.path.abspath(__file__), "--loop=" + args.loop, "--workload=" + name, "--inline"]
-        r = subprocess.run(cmd)
-        if r.returncode != 0:
-            print(f"executor.py: {args.loop} {name} failed (exit {r.returncode})", file=sys.stderr)
-            failed = True
-    sys.exit(1 if failed else 0)
+TPE = concurrent.futures.ThreadPoolExecutor
+TPE_WORKERS = min(32, (os.cpu_count() or 1) + 4)
 
+WORKLOADS = {
+    "ppe_roundtrip": lambda impl, loop, args: bench(impl, loop, "ppe_roundtrip", ppe, 2, "sequential", 2_000),
+    "ppe_concurrent": lambda impl, loop, args: bench(impl, loop, "ppe_concurrent", ppe, 2, "concurrent", 10_000),
+    "tpe_roundtrip": lambda impl, loop, args: bench(impl, loop, "tpe_roundtrip", TPE, TPE_WORKERS, "sequential", 10_000),
+    "tpe_concurrent": lambda impl, loop, args: bench(impl, loop, "tpe_concurrent", TPE, TPE_WORKERS, "concurrent", 20_000),
+}
 
 if __name__ == "__main__":
-    main()
+    main(__doc__, __file__, WORKLOADS)

@@ -33,27 +33,11 @@ synonym of "metric":
   {"impl": "uvloop", "name": "queue_throughput", "metric": "items/s", "unit": "items/s", "value": 1.6e6}
 """
 
-import argparse
 import asyncio
-import json
-import os
-import subprocess
-import sys
 import time
 
-WORKLOADS = ["queue_throughput", "lock_contention", "event_fanout", "bare_switch"]
+from common import emit, main
 
-
-def new_loop(impl):
-    if impl == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
-def emit(impl, name, unit, value):
-    print(json.dumps({"impl": impl, "name": name, "metric": unit, "unit": unit, "value": value}), flush=True)
 
 
 def bench_queue_throughput(impl, loop, n=1_000_000, maxsize=1000):
@@ -175,44 +159,12 @@ def bench_bare_switch(impl, loop, n=100_000, repeat=3):
     emit(impl, "bare_switch", "switches/s", 1 / per if per > 0 else float("nan"))
 
 
-def run_one(impl, name):
-    loop = new_loop(impl)
-    asyncio.set_event_loop(loop)
-    try:
-        if name == "queue_throughput":
-            bench_queue_throughput(impl, loop)
-        elif name == "lock_contention":
-            bench_lock_contention(impl, loop)
-        elif name == "event_fanout":
-            bench_event_fanout(impl, loop)
-        elif name == "bare_switch":
-            bench_bare_switch(impl, loop)
-        else:
-            sys.exit("unknown workload " + name)
-    finally:
-        loop.close()
-
-
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
-    p.add_argument("--workload", action="append", choices=WORKLOADS, help="default: all, each in its own process")
-    p.add_argument("--inline", action="store_true", help="run in this process (used by the parent)")
-    args = p.parse_args()
-    names = args.workload or WORKLOADS
-    if args.inline:
-        for name in names:
-            run_one(args.loop, name)
-        return
-    failed = False
-    for name in names:
-        cmd = [sys.executable, os.path.abspath(__file__), "--loop=" + args.loop, "--workload=" + name, "--inline"]
-        r = subprocess.run(cmd)
-        if r.returncode != 0:
-            print(f"locks_queues.py: {args.loop} {name} failed (exit {r.returncode})", file=sys.stderr)
-            failed = True
-    sys.exit(1 if failed else 0)
-
+WORKLOADS = {
+    "queue_throughput": lambda impl, loop, args: bench_queue_throughput(impl, loop),
+    "lock_contention": lambda impl, loop, args: bench_lock_contention(impl, loop),
+    "event_fanout": lambda impl, loop, args: bench_event_fanout(impl, loop),
+    "bare_switch": lambda impl, loop, args: bench_bare_switch(impl, loop),
+}
 
 if __name__ == "__main__":
-    main()
+    main(__doc__, __file__, WORKLOADS)

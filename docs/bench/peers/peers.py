@@ -31,29 +31,14 @@ cannot hide another's growth). Results go to stdout as JSON lines:
   {"impl": "uvloop", "name": "task_switch", "metric": "switches/s", "value": 1.7e6}
 """
 
-import argparse
 import asyncio
 import gc
-import json
 import os
 import random
-import subprocess
-import sys
 import time
 
-WORKLOADS = ["callsoon", "task_switch", "spawn_await", "timers", "mem"]
+from common import emit, main
 
-
-def new_loop(impl):
-    if impl == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
-def emit(impl, name, metric, value):
-    print(json.dumps({"impl": impl, "name": name, "metric": metric, "value": value}), flush=True)
 
 
 def bench_callsoon(impl, loop, total=4_000_000, batch=1024):
@@ -223,49 +208,13 @@ def bench_mem(impl, loop, n=1_000_000, use_tracemalloc=False):
     emit(impl, "mem", "seconds", dt)
 
 
-def run_one(impl, name, args):
-    loop = new_loop(impl)
-    asyncio.set_event_loop(loop)
-    try:
-        if name == "callsoon":
-            bench_callsoon(impl, loop)
-        elif name == "task_switch":
-            bench_task_switch(impl, loop)
-        elif name == "spawn_await":
-            bench_spawn_await(impl, loop)
-        elif name == "timers":
-            bench_timers(impl, loop)
-        elif name == "mem":
-            bench_mem(impl, loop, use_tracemalloc=args.tracemalloc)
-        else:
-            sys.exit("unknown workload " + name)
-    finally:
-        loop.close()
-
-
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
-    p.add_argument("--workload", action="append", choices=WORKLOADS, help="default: all, each in its own process")
-    p.add_argument("--tracemalloc", action="store_true", help="mem: also report tracemalloc's growth")
-    p.add_argument("--inline", action="store_true", help="run in this process (used by the parent)")
-    args = p.parse_args()
-    names = args.workload or WORKLOADS
-    if args.inline:
-        for name in names:
-            run_one(args.loop, name, args)
-        return
-    failed = False
-    for name in names:
-        cmd = [sys.executable, os.path.abspath(__file__), "--loop=" + args.loop, "--workload=" + name, "--inline"]
-        if args.tracemalloc:
-            cmd.append("--tracemalloc")
-        r = subprocess.run(cmd)
-        if r.returncode != 0:
-            print(f"peers.py: {args.loop} {name} failed (exit {r.returncode})", file=sys.stderr)
-            failed = True
-    sys.exit(1 if failed else 0)
-
+WORKLOADS = {
+    "callsoon": lambda impl, loop, args: bench_callsoon(impl, loop),
+    "task_switch": lambda impl, loop, args: bench_task_switch(impl, loop),
+    "spawn_await": lambda impl, loop, args: bench_spawn_await(impl, loop),
+    "timers": lambda impl, loop, args: bench_timers(impl, loop),
+    "mem": lambda impl, loop, args: bench_mem(impl, loop, use_tracemalloc=args.tracemalloc),
+}
 
 if __name__ == "__main__":
-    main()
+    main(__doc__, __file__, WORKLOADS, [("--tracemalloc", "mem: also report tracemalloc's growth")])
