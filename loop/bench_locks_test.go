@@ -176,43 +176,10 @@ func fanoutTasks() int {
 // BenchmarkBareSwitch100k's ns/switch. Creating and parking the tasks is
 // not timed. Twin: event_fanout.
 func BenchmarkEventFanout(b *testing.B) {
-	n := fanoutTasks()
-	b.ReportAllocs()
-	b.StopTimer()
-	var allocs uint64
-	for range b.N {
-		l := loop.New()
-		var ev loop.Event
-		done := loop.NewFuture[struct{}](l)
-		left := n
-		body := func(ctx context.Context) (struct{}, error) {
-			if err := ev.Wait(ctx); err != nil {
-				return struct{}{}, err
-			}
-			if left--; left == 0 {
-				done.SetResult(struct{}{})
-			}
-			return struct{}{}, nil
-		}
-		for range n {
-			loop.CreateTask(l, body)
-		}
-		lqRunOnce(b, l) // every task starts and parks in Wait
-		m0 := lqMallocs()
-		b.StartTimer()
-		ev.Set()
-		if err := l.RunUntilComplete(done); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		allocs += lqMallocs() - m0
-		if err := l.Close(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	woken := float64(b.N) * float64(n)
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/woken, "ns/waiter")
-	b.ReportMetric(float64(allocs)/woken, "allocs/waiter")
+	var ev loop.Event
+	benchParked(b, "waiter", func(ctx context.Context) error { return ev.Wait(ctx) }, func() {
+		ev = loop.Event{} // a fresh Event for each loop
+	}, func() { ev.Set() })
 }
 
 // BenchmarkBareSwitch100k is the floor for BenchmarkEventFanout: 100,000
@@ -221,16 +188,27 @@ func BenchmarkEventFanout(b *testing.B) {
 // returned: 100,000 task switches, timed, as the fan-out's 100,000
 // wake-ups are. Twin: bare_switch.
 func BenchmarkBareSwitch100k(b *testing.B) {
+	benchParked(b, "switch", func(ctx context.Context) error { return loop.Sleep(ctx, 0) }, nil, nil)
+}
+
+// benchParked starts fanoutTasks() tasks that each call park once, lets
+// them all reach it untimed, then times trigger (if any) and the loop
+// running until every task has returned. It reports ns and allocs per
+// task, naming the unit what.
+func benchParked(b *testing.B, what string, park func(ctx context.Context) error, reset, trigger func()) {
 	n := fanoutTasks()
 	b.ReportAllocs()
 	b.StopTimer()
 	var allocs uint64
 	for range b.N {
+		if reset != nil {
+			reset()
+		}
 		l := loop.New()
 		done := loop.NewFuture[struct{}](l)
 		left := n
 		body := func(ctx context.Context) (struct{}, error) {
-			if err := loop.Sleep(ctx, 0); err != nil {
+			if err := park(ctx); err != nil {
 				return struct{}{}, err
 			}
 			if left--; left == 0 {
@@ -241,9 +219,12 @@ func BenchmarkBareSwitch100k(b *testing.B) {
 		for range n {
 			loop.CreateTask(l, body)
 		}
-		lqRunOnce(b, l) // every task starts and suspends in Sleep(0)
+		lqRunOnce(b, l) // every task starts and parks
 		m0 := lqMallocs()
 		b.StartTimer()
+		if trigger != nil {
+			trigger()
+		}
 		if err := l.RunUntilComplete(done); err != nil {
 			b.Fatal(err)
 		}
@@ -253,7 +234,7 @@ func BenchmarkBareSwitch100k(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	switches := float64(b.N) * float64(n)
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/switches, "ns/switch")
-	b.ReportMetric(float64(allocs)/switches, "allocs/switch")
+	per := float64(b.N) * float64(n)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/per, "ns/"+what)
+	b.ReportMetric(float64(allocs)/per, "allocs/"+what)
 }
