@@ -144,10 +144,8 @@ func (c *Condition) Locked() bool { return c.l().Locked() }
 
 // Wait releases the lock, waits until notified, and re-acquires the lock
 // before it returns, whatever happened, cancellation included. Without the
-// lock it returns ErrConditionNotLocked. The one exception is a loop
-// closing under the waiting task: every await of the task then fails at
-// once, so Wait returns the cancellation without the lock rather than
-// retry forever.
+// lock it returns ErrConditionNotLocked. (A loop closing under the task
+// ends the task at its next await, this re-acquisition included.)
 func (c *Condition) Wait(ctx context.Context) error {
 	lk := c.l()
 	if !lk.Locked() {
@@ -161,7 +159,6 @@ func (c *Condition) Wait(ctx context.Context) error {
 	if !released {
 		return err // not queued at all (bad ctx, another loop): lock still held
 	}
-	t := runningTask(ctx)
 	// Re-acquire even if cancelled; the latest cancellation wins.
 	for {
 		aerr := lk.Acquire(ctx)
@@ -169,11 +166,8 @@ func (c *Condition) Wait(ctx context.Context) error {
 			break
 		}
 		err = aerr
-		if !isCancellation(aerr) || t.killed {
-			// Not a cancellation, or the loop is closing under the
-			// task (every await now fails at once): give up rather
-			// than spin.
-			break
+		if !isCancellation(aerr) {
+			break // not a cancellation: give up rather than spin
 		}
 	}
 	if err != nil {

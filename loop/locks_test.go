@@ -1232,15 +1232,17 @@ func TestConditionCancelledWakeupRelock(t *testing.T) {
 // retries only on CancelledError "since we don't want any other (fatal)
 // errors with the future to cause us to spin": a loop closed under a task
 // that waits in Wait while another task holds the lock ends that task
-// instead of spinning.
+// instead of spinning: Close returns, and the waiting task ends cancelled
+// without Wait ever returning success.
 func TestConditionWaitLoopClosedDoesNotSpin(t *testing.T) {
 	l := loop.New(loop.WithVirtualClock())
 	var cond loop.Condition
 	var waitErr error
 	returned := false
+	var waiter *loop.Task[struct{}]
 	main := loop.CreateTask(l, func(ctx context.Context) (struct{}, error) {
 		cond.Acquire(ctx)
-		loop.Go(ctx, func(ctx context.Context) error {
+		waiter = loop.Go(ctx, func(ctx context.Context) error {
 			cond.Acquire(ctx)
 			waitErr = cond.Wait(ctx)
 			returned = true
@@ -1260,8 +1262,8 @@ func TestConditionWaitLoopClosedDoesNotSpin(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if !returned || !isCancelled(waitErr) {
-		t.Errorf("Wait returned %v, err %v", returned, waitErr)
+	if !waiter.Cancelled() || returned && !isCancelled(waitErr) {
+		t.Errorf("waiter cancelled %v; Wait returned %v, err %v", waiter.Cancelled(), returned, waitErr)
 	}
 }
 
