@@ -84,7 +84,11 @@
 // next iteration. Hence:
 //
 //   - Callbacks run in the order they were scheduled (FIFO), whether by
-//     CallSoon or, among themselves, by CallSoonThreadsafe.
+//     CallSoon or, among themselves, by CallSoonThreadsafe. A
+//     CallSoonThreadsafe callback joins the ready queue when the loop next
+//     polls or calls CallSoon, whichever comes first; until then a future
+//     completion or task wake-up scheduled on the loop may overtake it
+//     (asyncio appends both to one deque at once).
 //   - Timers run in deadline order, and timers with equal deadlines in the
 //     order they were scheduled. This is stricter than CPython, whose heap
 //     leaves ties unordered. CallLater with a duration <= 0 runs in the next
