@@ -117,9 +117,7 @@ func (l *Loop) ShutdownDefaultExecutor(ctx context.Context, timeout time.Duratio
 		tp.Shutdown(true, false)
 		_ = l.CallSoonThreadsafe(func() {
 			l.external--
-			if !done.Done() {
-				_ = done.SetResult(struct{}{})
-			}
+			releaseWaiter(done)
 		})
 	}()
 	_, err := WaitFor(ctx, Shield[struct{}](done), timeout)

@@ -343,3 +343,11 @@ func (f *Future[T]) Await(ctx context.Context) (T, error) {
 	}
 	return f.Result()
 }
+
+// releaseWaiter is asyncio's _release_waiter: it completes a waiter future
+// unless something (a cancellation, an earlier release) already did.
+func releaseWaiter(w *Future[struct{}]) {
+	if w != nil && w.state == statePending {
+		w.complete(stateFinished, nil)
+	}
+}

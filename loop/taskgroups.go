@@ -125,8 +125,8 @@ func (tg *TaskGroup) abort() {
 
 func (tg *TaskGroup) onTaskDone(t *taskCore) {
 	delete(tg.tasks, t)
-	if tg.onCompleted != nil && len(tg.tasks) == 0 && !tg.onCompleted.Done() {
-		_ = tg.onCompleted.SetResult(struct{}{})
+	if len(tg.tasks) == 0 {
+		releaseWaiter(tg.onCompleted)
 	}
 	if t.fut().state == stateCancelled {
 		return

@@ -626,11 +626,7 @@ func Wait[F Waitable](ctx context.Context, fs []F, timeout time.Duration, when R
 		}
 	}
 	waiter := NewFuture[struct{}](l)
-	release := func() {
-		if !waiter.Done() {
-			_ = waiter.SetResult(struct{}{})
-		}
-	}
+	release := func() { releaseWaiter(waiter) }
 	var th *TimerHandle
 	if timeout != NoTimeout {
 		th = l.CallLater(timeout, release)
@@ -714,11 +710,7 @@ func cancelAndWait(ctx context.Context, f *futureCore) error {
 		return ErrDifferentLoop
 	}
 	waiter := NewFuture[struct{}](f.loop)
-	id := f.addCallback(func() {
-		if !waiter.Done() {
-			_ = waiter.SetResult(struct{}{})
-		}
-	})
+	id := f.addCallback(func() { releaseWaiter(waiter) })
 	f.cancelRequest("")
 	_, err := waiter.Await(ctx)
 	f.removeCallback(id)
@@ -781,11 +773,7 @@ func AsCompleted[F Waitable](ctx context.Context, fs []F, timeout time.Duration)
 			waiter   *Future[struct{}]
 			th       *TimerHandle
 		)
-		wake := func() {
-			if waiter != nil && !waiter.Done() {
-				_ = waiter.SetResult(struct{}{})
-			}
-		}
+		wake := func() { releaseWaiter(waiter) }
 		for _, f := range fs {
 			if f.base().loop != l {
 				yield(zero, ErrDifferentLoop)
