@@ -14,7 +14,6 @@
 package child
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -116,12 +115,10 @@ type Process struct {
 	Ctrl *os.File // the parent's end of the control socket
 }
 
-// ErrSpawnerClosed is returned by Start after Close.
-var ErrSpawnerClosed = errors.New("child: spawner closed")
-
 // Start re-executes this binary as a child with the given role. The child
-// inherits stdout and stderr; stdin is /dev/null.
-func (s *Spawner) Start(role string) (p *Process, err error) {
+// inherits stdout and stderr; stdin is /dev/null. Start must not be called
+// after Close (a pool closes its spawner only once no worker can start).
+func (s *Spawner) Start(role string) (*Process, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("child: socketpair: %w", err)
@@ -153,12 +150,6 @@ func (s *Spawner) Start(role string) (p *Process, err error) {
 	cmd.ExtraFiles = []*os.File{childEnd}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	errc := make(chan error, 1)
-	defer func() {
-		if r := recover(); r != nil { // send on closed reqs
-			parentEnd.Close()
-			p, err = nil, ErrSpawnerClosed
-		}
-	}()
 	s.reqs <- spawnReq{cmd: cmd, errc: errc}
 	if err := <-errc; err != nil {
 		parentEnd.Close()
