@@ -56,6 +56,7 @@ type futureCore struct {
 type Waitable interface {
 	Done() bool
 	Cancelled() bool
+	Cancel(msg string) bool
 	Err() error
 	base() *futureCore
 }

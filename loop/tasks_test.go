@@ -12,9 +12,6 @@ import (
 	"github.com/asyncgo/asyncgo/loop"
 )
 
-// canceller is what Shield and Gather return when they return a future:
-// something that can be cancelled directly, as asyncio's outer futures.
-type canceller interface{ Cancel(msg string) bool }
 
 // Mirrors test_tasks.py: test_bare_create_task (create_task returns before
 // any of the body runs; invariant I25).
@@ -1224,7 +1221,7 @@ func TestShieldCancel(t *testing.T) {
 	inner = loop.NewFuture[int](l)
 	outer = loop.Shield[int](inner)
 	runBriefly(t, l)
-	outer.(canceller).Cancel("")
+	outer.Cancel("")
 	runBriefly(t, l)
 	if !outer.Cancelled() || inner.Cancelled() || inner.Done() {
 		t.Errorf("outer cancelled %v, inner done %v; want true, false", outer.Cancelled(), inner.Done())
@@ -1273,7 +1270,7 @@ func TestShieldAndGather(t *testing.T) {
 	parent := loop.Gather[int](context.Background(), child1, child2)
 	outer := loop.Shield[[]int](parent)
 	runBriefly(t, l)
-	outer.(canceller).Cancel("")
+	outer.Cancel("")
 	runBriefly(t, l)
 	if !outer.Cancelled() {
 		t.Errorf("outer not cancelled")
