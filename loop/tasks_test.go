@@ -12,7 +12,6 @@ import (
 	"github.com/asyncgo/asyncgo/loop"
 )
 
-
 // Mirrors test_tasks.py: test_bare_create_task (create_task returns before
 // any of the body runs; invariant I25).
 func TestCreateTaskStartsLazily(t *testing.T) {
