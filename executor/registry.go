@@ -130,27 +130,10 @@ func (e *RemoteError) Unwrap() error {
 	return sentinels[e.Sentinel]
 }
 
-// PanicError is a panic in a function run by a ThreadPool (or called with
-// Func.Call): the panic value and the stack of the goroutine that panicked.
-type PanicError struct {
-	Value any
-	Stack []byte
-}
-
-func (e *PanicError) Error() string {
-	return fmt.Sprintf("executor: panic: %v\n\n%s", e.Value, e.Stack)
-}
-
-// Unwrap returns the panic value if it is an error.
-func (e *PanicError) Unwrap() error {
-	err, _ := e.Value.(error)
-	return err
-}
-
 func callSafely[R any](fn func() (R, error)) (v R, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &PanicError{Value: r, Stack: debug.Stack()}
+			err = NewPanicError(0, r)
 		}
 	}()
 	return fn()

@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"strings"
+
+	"github.com/asyncgo/asyncgo/executor"
 )
 
 // ErrCancelled is asyncio.CancelledError. Every cancellation error the
@@ -88,24 +89,19 @@ var (
 )
 
 // PanicError is a panic inside a task or callback, turned into an error so
-// that it never crashes the loop. Stack is the panicking goroutine's stack.
-type PanicError struct {
-	Value any
-	Stack []byte
-}
+// that it never crashes the loop: the panic value, the callers and the
+// stack of the panicking goroutine. It is executor.PanicError, conc's
+// panics.Recovered: one type for a panic in a task, a callback, a
+// ThreadPool call or a pool's own goroutine.
+type PanicError = executor.PanicError
 
-func newPanicError(v any) *PanicError {
-	return &PanicError{Value: v, Stack: debug.Stack()}
-}
+func newPanicError(v any) *PanicError { return executor.NewPanicError(1, v) }
 
-func (e *PanicError) Error() string {
-	return fmt.Sprintf("loop: panic: %v\n\n%s", e.Value, e.Stack)
-}
-
-// Unwrap returns the panic value if it is an error.
-func (e *PanicError) Unwrap() error {
-	err, _ := e.Value.(error)
-	return err
+// isPanic reports whether err is, or wraps, a *PanicError: a panic whose
+// value is a cancellation error is still a panic, never a cancellation.
+func isPanic(err error) bool {
+	var pe *PanicError
+	return errors.As(err, &pe)
 }
 
 // ExceptionGroup is asyncio's ExceptionGroup as TaskGroup raises it: several
