@@ -84,6 +84,11 @@ func (h *timerHeap) removeCancelled() {
 	}
 	clear(old[len(kept):])
 	*h = kept
+	// Heapify from the last parent down; with fewer than two timers
+	// there is no parent (and (0-2)/4 truncates to 0, not -1).
+	if len(kept) < 2 {
+		return
+	}
 	for i := (len(kept) - 2) / 4; i >= 0; i-- {
 		kept.down(i)
 	}

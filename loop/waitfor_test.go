@@ -3,6 +3,7 @@ package loop_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -348,4 +349,47 @@ func TestWaitForIssue86296(t *testing.T) {
 			t.Errorf("the cancelled task reached its end")
 		}
 	})
+}
+
+// More than 100 cancelled timers in the heap make the loop compact it; when
+// every timer was cancelled that compaction used to panic ("Exception in
+// callback"). 101 WaitFor calls that finish in time leave 101 cancelled
+// timers: a busy server hits it at once.
+func TestWaitForManyCompletedInTime(t *testing.T) {
+	l := loop.New(loop.WithVirtualClock())
+	defer l.Close()
+	var reports []string
+	l.SetExceptionHandler(func(_ *loop.Loop, c loop.ExceptionContext) {
+		reports = append(reports, fmt.Sprint(c.Message, ": ", c.Err))
+	})
+	const n = 101
+	main := loop.CreateTask(l, func(ctx context.Context) (int, error) {
+		var ts []*loop.Task[int]
+		for i := range n {
+			ts = append(ts, loop.Spawn(ctx, func(ctx context.Context) (int, error) {
+				return loop.WaitFor(ctx, loop.Spawn(ctx, func(ctx context.Context) (int, error) {
+					return i, loop.Sleep(ctx, 0)
+				}), time.Hour)
+			}))
+		}
+		sum := 0
+		for _, t := range ts {
+			v, err := t.Await(ctx)
+			if err != nil {
+				return 0, err
+			}
+			sum += v
+		}
+		// One more iteration with a timer due, so the loop looks at the heap.
+		return sum, loop.Sleep(ctx, time.Millisecond)
+	})
+	if err := l.RunUntilComplete(main); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := main.Result(); v != n*(n-1)/2 {
+		t.Errorf("sum of results = %d; want %d", v, n*(n-1)/2)
+	}
+	if len(reports) != 0 {
+		t.Errorf("exception handler called: %q", reports)
+	}
 }
