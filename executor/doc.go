@@ -1,27 +1,33 @@
 // Package executor is Python's concurrent.futures for Go: a thread-safe
-// Future, and two executors, ThreadPool and ProcessPool, that run calls and
-// return futures of their results. The loop package bridges them to tasks
-// (loop.RunInExecutor, loop.WrapFuture, loop.ToThread); this package knows
-// nothing of the loop.
+// Future, the Executor interface, and ThreadPool, which runs calls on
+// goroutines and returns futures of their results. Package
+// executor/processpool adds the process pool. The loop package bridges
+// executors to tasks (loop.RunInExecutor, loop.WrapFuture, loop.ToThread);
+// this package knows nothing of the loop, and nothing of processes: it
+// builds everywhere and links no os/exec nor encoding/gob.
 //
 // # Calls
 //
 // A Call is what an executor runs. A ThreadPool runs any Go function
-// (Local, SubmitFunc). A ProcessPool runs functions registered by name with
-// Register, in worker processes; Register returns a typed handle whose Bind
-// method makes a Call, so a call with the wrong argument or result type
-// does not compile:
+// (Local, SubmitFunc). A process pool runs functions registered by name
+// with Register, in worker processes; Register returns a typed handle
+// whose Bind method makes a Call, so a call with the wrong argument or
+// result type does not compile:
 //
 //	var square = executor.Register("square", func(x int) (int, error) { return x * x, nil })
 //
 //	func main() {
 //		executor.Init() // first thing: a worker process runs here
-//		p, _ := executor.NewProcessPool(executor.ProcessPoolOptions{MaxWorkers: 2})
+//		p, _ := processpool.New(processpool.Options{MaxWorkers: 2})
 //		defer p.Shutdown(true, false)
 //		f, _ := executor.Submit(p, square.Bind(7))
 //		v, err := f.Result(context.Background())
 //		...
 //	}
+//
+// A registered function runs in this process too, on a ThreadPool. A panic
+// in a call, or runtime.Goexit (t.FailNow in a test), fails its future with
+// a *PanicError and nothing else.
 //
 // # Worker processes
 //
@@ -29,23 +35,32 @@
 // Init, called first thing in main (and in TestMain), turns it into a
 // worker and never returns there. Functions must therefore be registered
 // during package initialisation, so that the worker knows them too; one
-// registered only in the parent fails with ErrNotRegistered. Arguments and
-// results cross a private socketpair (no filesystem socket, no port) as
-// encoding/gob values on one stream per worker, so type information
-// crosses once; a value that cannot be encoded fails its future before
-// anything is sent.
+// registered only in the parent fails with ErrNotRegistered. An error
+// returned or panicked in a worker arrives as a *RemoteError with its type
+// name, message and the worker's stack; sentinels registered with
+// RegisterError keep their identity across. See package processpool.
 //
-// Workers die with the parent: they are started from one locked OS thread
-// per pool with Pdeathsig, they exit when their control socket closes, and
-// each leads a process group that Shutdown kills. A worker that dies under
-// the pool fails every pending future with ErrBrokenProcessPool and the
-// pool refuses new work, as in Python; nothing hangs. An error returned or
-// panicked in a worker arrives as a *RemoteError with its type name,
-// message and the worker's stack.
+// # Writing an executor
+//
+// Executor is implementable from another package: SubmitJob receives a
+// Job, a call with its future, and must end that future whatever happens.
+// An executor running calls in this process calls Job.RunLocal; one running
+// them elsewhere sends Job.Name and Job.Arg, and there runs the function
+// Lookup finds by that name, decoding its argument through a Decoder;
+// NewRemoteError describes its error for the way back.
 //
 // # Futures
 //
 // Future is concurrent.futures.Future: every method is safe from any
 // goroutine. Result and Err take a ctx where Python takes a timeout; its
 // expiry cancels nothing. Cancel succeeds only before the call starts.
+//
+// # Goroutines
+//
+// A pool owns its goroutines: Shutdown with wait returns once they have
+// ended. Called from one of them (a done callback, or a call running on a
+// ThreadPool), it waits for all the others instead of deadlocking, as
+// Python raises "cannot join current thread" there. A bug-panic in a
+// pool's own goroutine breaks the pool and is re-panicked, with its stack,
+// by Shutdown with wait, instead of killing the process.
 package executor

@@ -9,39 +9,13 @@ import (
 	"github.com/asyncgo/asyncgo/executor"
 )
 
-// wordCount runs in a worker process. Functions for a ProcessPool are
-// registered at package level, so that a worker, which re-executes this
-// binary, registers them too before executor.Init runs.
+// wordCount is a registered function: a process pool runs it in a worker
+// process (see package processpool), a ThreadPool in this one. Functions
+// are registered at package level, so that a worker, which re-executes
+// this binary, registers them too before executor.Init runs.
 var wordCount = executor.Register("example.wordCount", func(text string) (int, error) {
 	return len(strings.Fields(text)), nil
 })
-
-// A ProcessPool runs registered functions in worker processes. The program's
-// main calls executor.Init first thing (here TestMain does): in a worker,
-// Init runs the worker's loop and never returns.
-func ExampleProcessPool() {
-	pool, err := executor.NewProcessPool(executor.ProcessPoolOptions{MaxWorkers: 2})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer pool.Shutdown(true, false)
-
-	f, err := executor.Submit(pool, wordCount.Bind("the quick brown fox"))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	n, err := f.Result(context.Background())
-	fmt.Println(n, err)
-
-	// A closure cannot cross into another process.
-	_, err = executor.SubmitFunc(pool, func() (int, error) { return 1, nil })
-	fmt.Println(err)
-	// Output:
-	// 4 <nil>
-	// executor: a ProcessPool runs only registered functions, not closures
-}
 
 // A ThreadPool runs plain Go functions on at most MaxWorkers goroutines; a
 // panic becomes the future's error.
@@ -71,10 +45,11 @@ func ExampleThreadPool() {
 }
 
 // Map is executor.map: every call is submitted at once, and the results
-// come in argument order. With a registered function's Bind it works on a
-// ProcessPool too.
+// come in argument order. A registered function's Bind works on any
+// executor: here a ThreadPool, in this process; on a process pool, in
+// worker processes.
 func ExampleMap() {
-	pool, err := executor.NewProcessPool(executor.ProcessPoolOptions{MaxWorkers: 2})
+	pool, err := executor.NewThreadPool(executor.ThreadPoolOptions{MaxWorkers: 2})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -37,7 +37,7 @@ type Future[T any] struct {
 	done      chan struct{}
 	callbacks []func(*Future[T])
 	// pollWait makes Result wait in the netpoller (see waker.go); set by
-	// ProcessPool before the future is shared.
+	// Job.WaitInNetpoller before the future is shared.
 	pollWait bool
 	wakers   []*waker // Result waiters parked in the netpoller
 }
@@ -116,10 +116,11 @@ func (f *Future[T]) DoneChan() <-chan struct{} { return f.done }
 
 // Result is result(timeout): it waits until the future is done or ctx ends,
 // and returns the value and error. If ctx ends first it returns ctx's error
-// (Python's TimeoutError) and the future is not cancelled. On a ProcessPool
-// future it waits in the netpoller on an eventfd, which hands the result
-// over much faster than a channel (see waker.go); at most 256 waiters at a
-// time do so, the others wait on the channel.
+// (Python's TimeoutError) and the future is not cancelled. On a process
+// pool's future (see Job.WaitInNetpoller) it waits in the netpoller on an
+// eventfd, which hands the result over much faster than a channel (see
+// waker.go); at most 256 waiters at a time do so, the others wait on the
+// channel.
 func (f *Future[T]) Result(ctx context.Context) (T, error) {
 	if f.pollWait {
 		select {

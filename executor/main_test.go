@@ -3,11 +3,9 @@ package executor_test
 import (
 	"testing"
 
-	"github.com/asyncgo/asyncgo/executor"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) {
-	executor.Init() // a worker process runs here and exits
-	goleak.VerifyTestMain(m)
-}
+// The tests of this package start no process pool (package processpool's
+// do), so TestMain needs no executor.Init.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

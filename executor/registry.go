@@ -3,41 +3,56 @@ package executor
 import (
 	"errors"
 	"fmt"
-	"os"
 	"runtime/debug"
 	"sync"
 
 	"github.com/asyncgo/asyncgo/internal/child"
-	"github.com/asyncgo/asyncgo/internal/wire"
 )
 
-// Init runs this process as a pool worker and exits, if it was started as
-// one; otherwise it returns at once. Call it first thing in main, and in
-// TestMain of any test that starts a ProcessPool, after package
-// initialisation has registered every function:
+// Init runs this process as a worker and exits, if it was started as one
+// (by a process pool, see package processpool); otherwise it returns at
+// once. Call it first thing in main, and in TestMain of any test that
+// starts a process pool, after package initialisation has registered every
+// function:
 //
 //	func main() {
 //		executor.Init()
 //		...
 //	}
+//
+// A worker whose main does not call Init would run the program itself: it
+// refuses to start pools of its own (processpool.New fails, naming this
+// fix), and its parent gives up on it when it does not answer its start
+// handshake in time.
 func Init() { child.Bootstrap() }
 
-const workerRole = "executor-worker"
-
-func init() {
-	child.RegisterRole(workerRole, workerMain)
-	RegisterError(ErrNotRegistered)
-}
+func init() { RegisterError(ErrNotRegistered, ErrGoexit) }
 
 var (
 	regMu     sync.RWMutex
-	registry  = map[string]handler{}
+	registry  = map[string]Handler{}
 	sentinels = map[string]error{}
 )
 
-// handler is a registered function, seen from the child.
-type handler interface {
-	serve(rd *wire.Reader) (result any, err error, decodeErr error)
+// Handler is a registered function as an executor that runs calls in
+// another process sees it there: Lookup finds it by name.
+type Handler interface {
+	// Name is the name the function was registered under.
+	Name() string
+	// Serve decodes the function's argument from d and runs it, a panic
+	// becoming err (a *PanicError). If the argument cannot be decoded,
+	// nothing runs and argErr says why. If the function calls
+	// runtime.Goexit, Serve does not return: the goroutine ends, and the
+	// caller detects it with a deferred check (a *PanicError with
+	// ErrGoexit is then the call's error).
+	Serve(d Decoder) (result any, err error, argErr error)
+}
+
+// Lookup returns the function registered under name, or nil.
+func Lookup(name string) Handler {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	return registry[name]
 }
 
 // Func is a function registered by name so that a child process can run
@@ -48,12 +63,14 @@ type Func[A, R any] struct {
 	fn   func(A) (R, error)
 }
 
-// Register registers fn under name, for ProcessPool (and aio) children to
-// run. Register at package level (a var initialised with Register, or in
-// init), so that the child, which re-executes the same binary, registers
-// it too before Init runs. The argument and result cross processes with
-// encoding/gob: exported fields only; values inside interface fields need
-// gob.Register. It panics if name is registered twice.
+// Register registers fn under name, for process pools (and aio) to run in
+// their children. Register at package level (a var initialised with
+// Register, or in init), so that the child, which re-executes the same
+// binary, registers it too before Init runs. The argument and result cross
+// processes with encoding/gob: exported fields only; values inside
+// interface fields need gob.Register; a value that cannot be encoded (a
+// func, a channel, a nil pointer) fails its call's future and nothing
+// else. It panics if name is registered twice.
 func Register[A, R any](name string, fn func(A) (R, error)) *Func[A, R] {
 	regMu.Lock()
 	defer regMu.Unlock()
@@ -78,9 +95,10 @@ func (f *Func[A, R]) Call(a A) (R, error) {
 	return callSafely(func() (R, error) { return f.fn(a) })
 }
 
-func (f *Func[A, R]) serve(rd *wire.Reader) (any, error, error) {
+// Serve implements Handler.
+func (f *Func[A, R]) Serve(d Decoder) (result any, err error, argErr error) {
 	var a A
-	if err := rd.Decode(&a); err != nil {
+	if err := d.Decode(&a); err != nil {
 		return nil, nil, err
 	}
 	r, err := f.Call(a)
@@ -106,7 +124,7 @@ type RemoteError struct {
 	Type     string // the Go type of the error or panic value, e.g. "*fs.PathError"
 	Message  string
 	Stack    string // the child's stack where the error was caught
-	Panic    bool   // the child panicked
+	Panic    bool   // the child panicked (or called runtime.Goexit)
 	Sentinel string // the registered sentinel it matched, if any
 }
 
@@ -130,16 +148,10 @@ func (e *RemoteError) Unwrap() error {
 	return sentinels[e.Sentinel]
 }
 
-func callSafely[R any](fn func() (R, error)) (v R, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = NewPanicError(0, r)
-		}
-	}()
-	return fn()
-}
-
-func remoteError(err error) *RemoteError {
+// NewRemoteError describes err, returned or panicked (a *PanicError) in
+// this process, for the process that submitted the call: what a worker
+// sends back. It records the registered sentinel err matches, if any.
+func NewRemoteError(err error) *RemoteError {
 	re := &RemoteError{Type: fmt.Sprintf("%T", err), Message: err.Error(), Stack: string(debug.Stack())}
 	var pe *PanicError
 	if errors.As(err, &pe) {
@@ -159,77 +171,11 @@ func remoteError(err error) *RemoteError {
 	return re
 }
 
-// request and response head every frame between a pool and a worker.
-type request struct {
-	ID uint64 // 0 is the initializer
-	Fn string
-}
-
-type response struct {
-	ID     uint64
-	Err    *RemoteError
-	Resync bool // the worker could not read the request: restart the stream
-}
-
-// workerMain is a pool worker: it runs requests one at a time and answers
-// each with a response frame followed, on success, by the result.
-func workerMain(ctrl *os.File) int {
-	child.WatchParent(ctrl)
-	rd := wire.NewReader(ctrl)
-	wr := wire.NewWriter(ctrl)
-	for {
-		if err := rd.Next(); err != nil {
-			return 0 // the pool closed us
+func callSafely[R any](fn func() (R, error)) (v R, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = NewPanicError(0, r)
 		}
-		var req request
-		if err := rd.Decode(&req); err != nil {
-			fmt.Fprintln(os.Stderr, "asyncgo worker: bad request:", err)
-			return 1
-		}
-		regMu.RLock()
-		h := registry[req.Fn]
-		regMu.RUnlock()
-		var resp response
-		var result any
-		if h == nil {
-			resp.Err = &RemoteError{Type: "executor.ErrNotRegistered", Message: fmt.Sprintf("%s: %q", ErrNotRegistered.Error(), req.Fn), Sentinel: ErrNotRegistered.Error()}
-			resp.Resync = true
-		} else {
-			r, err, decErr := h.serve(rd)
-			switch {
-			case decErr != nil:
-				resp.Err = remoteError(fmt.Errorf("cannot decode the argument of %s: %w", req.Fn, decErr))
-				resp.Resync = true
-			case err != nil:
-				resp.Err = remoteError(err)
-			default:
-				result = r
-			}
-		}
-		if req.ID == 0 { // the initializer
-			if resp.Err != nil {
-				fmt.Fprintln(os.Stderr, "asyncgo worker: exception in initializer:", resp.Err)
-				return 1
-			}
-			continue
-		}
-		resp.ID = req.ID
-		if resp.Err != nil {
-			err := wr.Send(resp)
-			if err != nil {
-				return 1
-			}
-			continue
-		}
-		if err := wr.Send(resp, result); err != nil {
-			var ee *wire.EncodeError
-			if !errors.As(err, &ee) {
-				return 1 // the pool is gone
-			}
-			resp.Err = remoteError(fmt.Errorf("cannot encode the result of %s: %w", req.Fn, err))
-			if wr.Send(resp) != nil {
-				return 1
-			}
-		}
-	}
+	}()
+	return fn()
 }

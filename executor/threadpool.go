@@ -3,6 +3,9 @@ package executor
 import (
 	"runtime"
 	"sync"
+
+	"github.com/asyncgo/asyncgo/executor/internal/workgroup"
+	"github.com/sourcegraph/conc/panics"
 )
 
 // ThreadPoolOptions configure a ThreadPool, as ThreadPoolExecutor's
@@ -20,18 +23,19 @@ type ThreadPoolOptions struct {
 // ThreadPool is concurrent.futures.ThreadPoolExecutor: calls run on at
 // most MaxWorkers goroutines, started as work arrives and kept until
 // Shutdown. Submit never blocks: work waits in a FIFO queue. A panic in a
-// call becomes its future's *PanicError. Safe for concurrent use.
+// call, or runtime.Goexit, becomes its future's *PanicError (a goroutine
+// lost to Goexit is replaced). Safe for concurrent use.
 type ThreadPool struct {
 	mu       sync.Mutex
 	cond     sync.Cond
-	queue    []job
+	queue    []Job
 	max      int
 	started  int
 	idle     int
 	shutdown bool
 	broken   error
 	init     func() error
-	wg       sync.WaitGroup
+	g        workgroup.Group
 }
 
 // DefaultThreadWorkers is Python's default for ThreadPoolExecutor.
@@ -48,13 +52,17 @@ func NewThreadPool(opts ThreadPoolOptions) (*ThreadPool, error) {
 		p.max = DefaultThreadWorkers()
 	}
 	p.cond.L = &p.mu
+	p.g.OnPanic = func(r *panics.Recovered) {
+		p.breakPool("a worker goroutine of the thread pool panicked", &PanicError{Recovered: *r})
+	}
 	return p, nil
 }
 
 // MaxWorkers returns the bound on worker goroutines.
 func (p *ThreadPool) MaxWorkers() int { return p.max }
 
-func (p *ThreadPool) submit(j job) error {
+// SubmitJob implements Executor: Submit and SubmitFunc call it.
+func (p *ThreadPool) SubmitJob(j Job) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.broken != nil {
@@ -70,21 +78,37 @@ func (p *ThreadPool) submit(j job) error {
 	// A signalled worker stays idle until it runs: start another if the
 	// queue outnumbers the idle workers.
 	if len(p.queue) > p.idle && p.started < p.max {
-		p.started++
-		p.wg.Add(1)
-		go p.worker()
+		p.startWorkerLocked()
 	}
 	return nil
 }
 
+func (p *ThreadPool) startWorkerLocked() {
+	p.started++
+	team := new(int) // each worker goroutine is its own team
+	p.g.Go(team, p.worker)
+}
+
 func (p *ThreadPool) worker() {
-	defer p.wg.Done()
 	if p.init != nil {
 		if _, err := callSafely(func() (struct{}, error) { return struct{}{}, p.init() }); err != nil {
-			p.breakPool(err)
+			p.breakPool("a thread initializer failed, the thread pool is not usable anymore", err)
 			return
 		}
 	}
+	returned := false
+	defer func() {
+		if !returned {
+			// runtime.Goexit in a call (RunLocal failed its future): this
+			// goroutine ends, so another takes over the queue.
+			p.mu.Lock()
+			p.started--
+			if len(p.queue) > p.idle && p.started < p.max && p.broken == nil {
+				p.startWorkerLocked()
+			}
+			p.mu.Unlock()
+		}
+	}()
 	p.mu.Lock()
 	for {
 		for len(p.queue) == 0 && !p.shutdown && p.broken == nil {
@@ -94,23 +118,24 @@ func (p *ThreadPool) worker() {
 		}
 		if len(p.queue) == 0 || p.broken != nil {
 			p.mu.Unlock()
+			returned = true
 			return
 		}
 		j := p.queue[0]
 		p.queue[0] = nil
 		p.queue = p.queue[1:]
 		p.mu.Unlock()
-		if j.start() {
-			j.runLocal()
+		if j.Start() {
+			j.RunLocal()
 		}
 		p.mu.Lock()
 	}
 }
 
-func (p *ThreadPool) breakPool(cause error) {
+func (p *ThreadPool) breakPool(msg string, cause error) {
 	p.mu.Lock()
 	if p.broken == nil {
-		p.broken = &brokenError{base: ErrBrokenThreadPool, msg: "a thread initializer failed, the thread pool is not usable anymore", cause: cause}
+		p.broken = &brokenError{base: ErrBrokenThreadPool, msg: msg, cause: cause}
 	}
 	q := p.queue
 	p.queue = nil
@@ -118,16 +143,21 @@ func (p *ThreadPool) breakPool(cause error) {
 	p.cond.Broadcast()
 	p.mu.Unlock()
 	for _, j := range q {
-		j.fail(broken)
+		j.Fail(broken)
 	}
 }
 
 // Shutdown stops the pool; see Executor. Queued calls still run unless
-// cancelFutures.
+// cancelFutures. With wait, it returns once every worker goroutine has
+// ended; called from a worker goroutine (a call, or a done callback run
+// there), it waits for all the others, and the caller's goroutine ends
+// once its call returns and the queue is empty. If a worker goroutine
+// panicked outside a call (a bug in the pool: a panic in a call is that
+// call's error), Shutdown with wait re-panics it, with its stack.
 func (p *ThreadPool) Shutdown(wait, cancelFutures bool) {
 	p.mu.Lock()
 	p.shutdown = true
-	var cancelled []job
+	var cancelled []Job
 	if cancelFutures {
 		cancelled = p.queue
 		p.queue = nil
@@ -135,10 +165,11 @@ func (p *ThreadPool) Shutdown(wait, cancelFutures bool) {
 	p.cond.Broadcast()
 	p.mu.Unlock()
 	for _, j := range cancelled {
-		j.cancel()
+		j.Cancel()
 	}
 	if wait {
-		p.wg.Wait()
+		p.g.Wait()
+		p.g.Repanic()
 	}
 }
 

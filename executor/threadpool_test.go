@@ -11,6 +11,20 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+var errOdd = errors.New("odd number")
+
+// square is a registered function: a ThreadPool runs it in this process.
+var square = executor.Register("executor_test.square", func(x int) (int, error) { return x * x, nil })
+
+// res waits for a submitted call; a Submit error is returned as the result.
+func res[R any](f *executor.Future[R], err error) (R, error) {
+	if err != nil {
+		var zero R
+		return zero, err
+	}
+	return f.Result(context.Background())
+}
+
 func newThreadPool(t *testing.T, opts executor.ThreadPoolOptions) *executor.ThreadPool {
 	t.Helper()
 	p, err := executor.NewThreadPool(opts)

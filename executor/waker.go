@@ -1,16 +1,16 @@
 package executor
 
 import (
-	"encoding/binary"
-	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/asyncgo/asyncgo/internal/eventfd"
 )
 
 // A waker lets a goroutine wait in the netpoller rather than on a channel,
-// for a ProcessPool future's Result.
+// for the Result of a future that Job.WaitInNetpoller marked (a process
+// pool's).
 //
 // Why: the goroutine that reads a worker's answer completes the future and
 // must wake the caller waiting in Result. Woken through a channel, the
@@ -18,13 +18,14 @@ import (
 // idle P's thread to look for work (wakep): a futex wake, a thread that
 // spins and sleeps again, competing for the CPUs with the worker process.
 // On a 2-vCPU VM that handoff alone costs about 14µs, against a 17–22µs
-// round trip to the child (BenchmarkPipeFloor and
+// round trip to the child (processpool's BenchmarkPipeFloor and
 // BenchmarkPipeFloorHandoff). A goroutine parked in the netpoller is
 // instead picked up, with no extra wake, by the thread that next looks for
 // work, here the reader's own thread as soon as it parks for the next
-// answer: the handoff then costs an eventfd write and read, about 1µs.
+// answer: the handoff then costs an eventfd write and read, about 1µs
+// (internal/eventfd).
 type waker struct {
-	f *os.File // a non-blocking eventfd: reading it parks in the netpoller
+	fd *eventfd.FD
 }
 
 // maxWakers bounds the eventfds in use at once; beyond it, Result waits on
@@ -51,12 +52,12 @@ func getWaker() *waker {
 		return w
 	}
 	wakers.mu.Unlock()
-	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	fd, err := eventfd.New()
 	if err != nil {
 		wakers.inUse.Add(-1)
 		return nil
 	}
-	return &waker{f: os.NewFile(uintptr(fd), "executor-waker")}
+	return &waker{fd: fd}
 }
 
 // putWaker keeps w for the next waiter. A wake that arrives later (from a
@@ -70,14 +71,8 @@ func putWaker(w *waker) {
 	wakers.inUse.Add(-1)
 }
 
-var wakeOne = binary.NativeEndian.AppendUint64(nil, 1)
-
 // wake makes the waiter's wait return. Safe from any goroutine.
-func (w *waker) wake() { _, _ = w.f.Write(wakeOne) }
+func (w *waker) wake() { w.fd.Wake() }
 
 // wait parks until wake has been called at least once since the last wait.
-func (w *waker) wait() error {
-	var buf [8]byte
-	_, err := w.f.Read(buf[:])
-	return err
-}
+func (w *waker) wait() error { return w.fd.Wait(time.Time{}) }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/asyncgo/asyncgo/executor"
+	"github.com/asyncgo/asyncgo/executor/processpool"
 	"github.com/asyncgo/asyncgo/loop"
 )
 
@@ -25,7 +26,7 @@ var benchBigLen = executor.Register("loop_test.bigLen", func(b []byte) (int, err
 // and write 2 MiB. Reports the worst and the 99th percentile delay of the
 // ticks, and the calls' throughput.
 func BenchmarkRunInExecutorLoopDelay2MiB(b *testing.B) {
-	pool, err := executor.NewProcessPool(executor.ProcessPoolOptions{MaxWorkers: 2})
+	pool, err := processpool.New(processpool.Options{MaxWorkers: 2})
 	if err != nil {
 		b.Fatal(err)
 	}

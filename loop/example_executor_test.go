@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/asyncgo/asyncgo/executor"
+	"github.com/asyncgo/asyncgo/executor/processpool"
 	"github.com/asyncgo/asyncgo/loop"
 )
 
@@ -24,7 +25,7 @@ var exampleFib = executor.Register("loop_test.exampleFib", func(n int) (int, err
 // blocking the loop. A program that uses a ProcessPool calls executor.Init
 // first thing in main (this package's TestMain does).
 func ExampleRunInExecutor() {
-	pool, err := executor.NewProcessPool(executor.ProcessPoolOptions{MaxWorkers: 2})
+	pool, err := processpool.New(processpool.Options{MaxWorkers: 2})
 	if err != nil {
 		fmt.Println(err)
 		return

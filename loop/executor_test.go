@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/asyncgo/asyncgo/executor"
+	"github.com/asyncgo/asyncgo/executor/processpool"
 	"github.com/asyncgo/asyncgo/loop"
 	"go.uber.org/goleak"
 )
@@ -52,11 +53,11 @@ func newThreadPool(t *testing.T, n int) *executor.ThreadPool {
 
 // newProcessPool returns a ProcessPool of n workers, shut down when the test
 // ends.
-func newProcessPool(t *testing.T, n int) *executor.ProcessPool {
+func newProcessPool(t *testing.T, n int) *processpool.Pool {
 	t.Helper()
-	p, err := executor.NewProcessPool(executor.ProcessPoolOptions{MaxWorkers: n})
+	p, err := processpool.New(processpool.Options{MaxWorkers: n})
 	if err != nil {
-		t.Fatalf("NewProcessPool() = %v", err)
+		t.Fatalf("processpool.New() = %v", err)
 	}
 	t.Cleanup(func() { p.Shutdown(true, true) })
 	return p

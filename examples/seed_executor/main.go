@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/asyncgo/asyncgo/executor"
+	"github.com/asyncgo/asyncgo/executor/processpool"
 	"github.com/asyncgo/asyncgo/loop"
 )
 
@@ -39,7 +40,7 @@ const tickEvery = 100 * time.Millisecond
 func main() {
 	executor.Init() // in a worker process this serves the pool and never returns
 
-	pool, err := executor.NewProcessPool(executor.ProcessPoolOptions{MaxWorkers: 1})
+	pool, err := processpool.New(processpool.Options{MaxWorkers: 1})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "seed_executor:", err)
 		os.Exit(1)
@@ -56,7 +57,7 @@ func main() {
 }
 
 // runBlocking awaits blocking(x) in the pool while a ticker task runs.
-func runBlocking(ctx context.Context, pool *executor.ProcessPool, x float64) (float64, error) {
+func runBlocking(ctx context.Context, pool *processpool.Pool, x float64) (float64, error) {
 	ticker := loop.Spawn(ctx, tick)
 	fmt.Printf("main: blocking(%g) runs in a worker process\n", x)
 	result, err := loop.RunInExecutor(ctx, pool, blocking.Bind(x)).Await(ctx)

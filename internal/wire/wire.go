@@ -44,14 +44,16 @@ func NewWriter(w io.Writer) *Writer {
 }
 
 // Send encodes the values, in order, as one frame and writes it. If a value
-// cannot be encoded, Send returns an *EncodeError and writes nothing.
+// cannot be encoded (gob returns an error, or panics as it does on a nil
+// pointer), Send returns an *EncodeError and writes nothing.
 func (wr *Writer) Send(values ...any) error {
 	wr.mu.Lock()
 	defer wr.mu.Unlock()
 	wr.buf.Reset()
-	wr.buf.Write(make([]byte, 5))
+	var hdr [5]byte
+	wr.buf.Write(hdr[:])
 	for _, v := range values {
-		if err := wr.enc.Encode(v); err != nil {
+		if err := encode(wr.enc, v); err != nil {
 			wr.enc = gob.NewEncoder(&wr.buf)
 			wr.reset = true
 			return &EncodeError{Err: err}
@@ -76,6 +78,17 @@ func (wr *Writer) Send(values ...any) error {
 		wr.reset = true
 	}
 	return err
+}
+
+// encode is enc.Encode(v) with a panic turned into an error: gob panics on
+// a nil pointer instead of failing.
+func encode(enc *gob.Encoder, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return enc.Encode(v)
 }
 
 // Reset starts a new gob stream: the next frame tells the reader to start
@@ -141,8 +154,16 @@ func (rd *Reader) Next() error {
 	return nil
 }
 
-// Decode decodes the next value of the current frame into v, a pointer.
-func (rd *Reader) Decode(v any) error { return rd.dec.Decode(v) }
+// Decode decodes the next value of the current frame into v, a pointer. A
+// value that gob cannot decode into v is an error, never a panic.
+func (rd *Reader) Decode(v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("wire: cannot decode: %v", r)
+		}
+	}()
+	return rd.dec.Decode(v)
+}
 
 // Rest reports how many bytes of the current frame are unread.
 func (rd *Reader) Rest() int { return rd.frame.Len() }

@@ -1,4 +1,6 @@
-package executor_test
+//go:build linux
+
+package processpool_test
 
 import (
 	"context"
@@ -8,20 +10,19 @@ import (
 	"time"
 
 	"github.com/asyncgo/asyncgo/executor"
+	"github.com/asyncgo/asyncgo/executor/processpool"
 )
 
-// A ProcessPool future's Result waits in the netpoller (waker.go); these
+// A Pool future's Result waits in the netpoller (executor/waker.go); these
 // tests pin what it must keep of Result's contract.
 
 // Result with a ctx that ends first (result(timeout)) returns ctx's error
 // and leaves the call running; a later Result gets the outcome.
 func TestProcessPoolResultCtxEnds(t *testing.T) {
-	p := newPool(t, executor.ProcessPoolOptions{MaxWorkers: 1})
-	f, err := executor.Submit(p, block.Bind(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitRunning(t, f)
+	p := newPool(t, processpool.Options{MaxWorkers: 1})
+	g := newGate(t)
+	f := mustSubmit(t, p, g.call())
+	g.waitStarted(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := f.Result(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -33,7 +34,7 @@ func TestProcessPoolResultCtxEnds(t *testing.T) {
 	if _, err := f.Result(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Result(expired ctx) = %v; want context.DeadlineExceeded", err)
 	}
-	p.Kill(0) // ends the hour-long call: the future fails, nothing hangs
+	p.Kill(0) // ends the gated call: the future fails, nothing hangs
 	if _, err := f.Result(context.Background()); !errors.Is(err, executor.ErrBrokenProcessPool) {
 		t.Errorf("Result() after Kill = %v; want ErrBrokenProcessPool", err)
 	}
@@ -42,7 +43,7 @@ func TestProcessPoolResultCtxEnds(t *testing.T) {
 // Many goroutines waiting on the same and on different futures, more than
 // the wakers kept for the netpoller, all get their results.
 func TestProcessPoolManyWaiters(t *testing.T) {
-	p := newPool(t, executor.ProcessPoolOptions{MaxWorkers: 2})
+	p := newPool(t, processpool.Options{MaxWorkers: 2})
 	const calls, waitersPerCall = 50, 8
 	var fs []*executor.Future[int]
 	for i := range calls {
@@ -73,7 +74,7 @@ func TestProcessPoolManyWaiters(t *testing.T) {
 // Many sequential calls reuse the wakers: a wake left over from one wait
 // (a ctx's, or a second Result's) must not end the next wait early.
 func TestProcessPoolSequentialResults(t *testing.T) {
-	p := newPool(t, executor.ProcessPoolOptions{MaxWorkers: 1})
+	p := newPool(t, processpool.Options{MaxWorkers: 1})
 	for i := range 300 {
 		f, err := executor.Submit(p, square.Bind(i))
 		if err != nil {
@@ -95,7 +96,7 @@ func TestProcessPoolSequentialResults(t *testing.T) {
 // one after the other, by Result or by a done callback, all go to the
 // first worker: the pool never starts a second one for them.
 func TestProcessPoolSequentialCallsUseOneWorker(t *testing.T) {
-	p := newPool(t, executor.ProcessPoolOptions{MaxWorkers: 2})
+	p := newPool(t, processpool.Options{MaxWorkers: 2})
 	for i := range 100 {
 		if v, err := res(executor.Submit(p, square.Bind(i))); v != i*i || err != nil {
 			t.Fatalf("call %d = %d, %v", i, v, err)

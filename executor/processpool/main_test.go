@@ -1,0 +1,13 @@
+package processpool_test
+
+import (
+	"testing"
+
+	"github.com/asyncgo/asyncgo/executor"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	executor.Init() // a worker process runs here and exits
+	goleak.VerifyTestMain(m)
+}

@@ -1,0 +1,66 @@
+package processpool
+
+import "reflect"
+
+// Submit sends a call to an idle worker on the submitter's goroutine only
+// when its argument is provably small: scalars, short strings and byte
+// slices, and arrays, structs and pointers of those, a few levels deep.
+// Such a call costs the submitter about what a CallSoonThreadsafe does: an
+// encode of a few dozen bytes and one write into the idle worker's empty
+// socket buffer, which never blocks. Any other argument (a 2 MiB slice, a
+// map, an interface) is encoded and written by the worker's own goroutine,
+// so that a submitter on a loop never waits for it. Handing the small ones
+// over too would cost every round trip a goroutine switch through the
+// netpoller: 3–5 µs of the 30 µs (BenchmarkProcessPoolRoundTrip).
+const (
+	smallBytes = 256 // the longest string or []byte sent inline
+	smallNodes = 32  // the most values walked to decide
+	smallDepth = 4
+)
+
+// small reports whether v is provably small to encode (see above).
+func small(v any) bool {
+	if v == nil {
+		return false
+	}
+	budget := smallNodes
+	return smallValue(reflect.ValueOf(v), smallDepth, &budget)
+}
+
+func smallValue(v reflect.Value, depth int, budget *int) bool {
+	if *budget--; *budget < 0 || depth < 0 {
+		return false
+	}
+	switch v.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return true
+	case reflect.String:
+		return v.Len() <= smallBytes
+	case reflect.Slice:
+		return v.Type().Elem().Kind() == reflect.Uint8 && v.Len() <= smallBytes
+	case reflect.Array:
+		if v.Len() > smallNodes {
+			return false
+		}
+		for i := range v.Len() {
+			if !smallValue(v.Index(i), depth-1, budget) {
+				return false
+			}
+		}
+		return true
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if !smallValue(v.Field(i), depth-1, budget) {
+				return false
+			}
+		}
+		return true
+	case reflect.Pointer:
+		// A nil pointer fails to encode (at top level; inside a struct it
+		// is left out): the worker's goroutine reports it.
+		return !v.IsNil() && smallValue(v.Elem(), depth-1, budget)
+	}
+	return false // maps, interfaces, funcs, channels
+}
