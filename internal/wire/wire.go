@@ -34,6 +34,7 @@ type Writer struct {
 	buf   bytes.Buffer
 	enc   *gob.Encoder
 	reset bool
+	keep  keeper
 }
 
 // NewWriter returns a Writer on w.
@@ -72,12 +73,35 @@ func (wr *Writer) Send(values ...any) error {
 		wr.reset = false
 	}
 	_, err := wr.w.Write(b)
-	if wr.buf.Cap() > 1<<20 {
-		wr.buf = bytes.Buffer{} // do not pin a large message's buffer
-		wr.enc = gob.NewEncoder(&wr.buf)
-		wr.reset = true
+	if wr.keep.drop(wr.buf.Cap(), len(b)) {
+		wr.buf = bytes.Buffer{} // the encoder writes to &wr.buf: still this buffer
 	}
 	return err
+}
+
+// keeper decides when a large buffer is dropped: it is kept while messages
+// of its size keep coming (a stream of 2 MiB calls reuses one buffer
+// instead of growing a new one for each, which makes the GC run several
+// times a second), and dropped once it has served shrinkAfter messages in
+// a row that needed less than a quarter of it, so that one large message
+// does not pin its buffer for good.
+type keeper struct{ small int }
+
+const (
+	largeBuffer = 1 << 20
+	shrinkAfter = 8
+)
+
+func (k *keeper) drop(capacity, used int) bool {
+	if capacity <= largeBuffer || used > capacity/4 {
+		k.small = 0
+		return false
+	}
+	if k.small++; k.small < shrinkAfter {
+		return false
+	}
+	k.small = 0
+	return true
 }
 
 // encode is enc.Encode(v) with a panic turned into an error: gob panics on
@@ -114,6 +138,7 @@ type Reader struct {
 	frame bytes.Reader
 	buf   []byte
 	dec   *gob.Decoder
+	keep  keeper
 }
 
 // NewReader returns a Reader on r.
@@ -134,6 +159,9 @@ func (rd *Reader) Next() error {
 	if n > MaxFrame {
 		return fmt.Errorf("wire: frame of %d bytes is too large", n)
 	}
+	if rd.keep.drop(cap(rd.buf), int(n)) {
+		rd.buf = nil // the last frame's bytes are decoded: nothing points here
+	}
 	if cap(rd.buf) < int(n) {
 		rd.buf = make([]byte, n)
 	}
@@ -147,9 +175,6 @@ func (rd *Reader) Next() error {
 	rd.frame.Reset(rd.buf)
 	if hdr[4]&flagReset != 0 {
 		rd.dec = gob.NewDecoder(&rd.frame)
-	}
-	if cap(rd.buf) > 1<<20 {
-		defer func() { rd.buf = nil }()
 	}
 	return nil
 }
