@@ -3,63 +3,88 @@ package loop
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// A task's ctx is the task itself: Await finds the running task with one
-// type assertion, and no context is allocated per task. Its values come
-// from the ctx the task was created with (as asyncio copies contextvars);
-// its cancellation is the task's own, never its creator's.
+// The loop makes two kinds of ctx of its own. A task's ctx is the task
+// itself: Await finds the running task with one type assertion, and no
+// context is allocated per task; its values come from the ctx the task was
+// created with (as asyncio copies contextvars), its cancellation is the
+// task's own, never its creator's. The ctx Timeout.Do gives its body (and
+// so WaitFor's await) is a scope: it reports the Timeout's deadline and
+// ends when the deadline passes, for plain Go code such as an http.Request
+// made inside; awaits on it are governed by the Timeout itself.
+//
+// Any other ctx a task awaits with was derived by the user, and is
+// watched (see awaitCtx): if it ends first, the await returns its error.
 
 type taskKey struct{}
 
-// ctxState is the part of a task's ctx other goroutines may touch; it is
-// allocated the first time Done or AfterFunc is called.
+// ctxEnd is how a loop's ctx ends: the error, set once, and the Done
+// channel and AfterFunc registrations, made the first time anyone asks.
+// Safe from any goroutine.
+type ctxEnd struct {
+	err atomic.Pointer[error]
+	s   atomic.Pointer[ctxState]
+}
+
+// ctxState is the part of a ctxEnd other goroutines wait on.
 type ctxState struct {
-	mu        sync.Mutex
-	done      chan struct{}
-	cancelled bool
-	afters    map[*afterFunc]struct{}
+	mu      sync.Mutex
+	done    chan struct{}
+	closed  bool
+	afters  map[*afterFunc]struct{}
+	onClose func() // releases what watches a scope's parent
 }
 
 type afterFunc struct{ f func() }
 
-// Deadline reports no deadline: a task's ctx ends by cancellation only.
-func (t *taskCore) Deadline() (time.Time, bool) { return time.Time{}, false }
+var (
+	errCanceled = context.Canceled         // a task's ctx ends with it
+	errDeadline = context.DeadlineExceeded // a scope's when its Timeout expires
+)
 
-// Done returns a channel closed when the task is cancelled (Cancel was
-// called) or has finished. Safe from any goroutine.
-func (t *taskCore) Done() <-chan struct{} { return t.ctxState().done }
-
-// Err returns context.Canceled once Done is closed. Safe from any goroutine.
-func (t *taskCore) Err() error {
-	if t.ctxCancelled.Load() {
-		return context.Canceled
+func (e *ctxEnd) Err() error {
+	if p := e.err.Load(); p != nil {
+		return *p
 	}
 	return nil
 }
 
-// Value returns the task for the package's own key, and otherwise the value
-// from the ctx the task was created with.
-func (t *taskCore) Value(key any) any {
-	if key == (taskKey{}) {
-		return t
+// end ends the ctx with *err (a pointer the caller keeps alive) and
+// reports whether it was the first to.
+func (e *ctxEnd) end(err *error) bool {
+	if !e.err.CompareAndSwap(nil, err) {
+		return false
 	}
-	if t.parent == nil {
-		return nil
+	if s := e.s.Load(); s != nil {
+		s.close()
 	}
-	return t.parent.Value(key)
+	return true
 }
 
-func (t *taskCore) String() string { return "loop.Task(" + t.name() + ")" }
+// state returns the Done channel's state, made on first use; made reports
+// whether this call made it.
+func (e *ctxEnd) state() (s *ctxState, made bool) {
+	if s := e.s.Load(); s != nil {
+		return s, false
+	}
+	s = &ctxState{done: make(chan struct{})}
+	if !e.s.CompareAndSwap(nil, s) {
+		return e.s.Load(), false
+	}
+	if e.err.Load() != nil {
+		s.close()
+	}
+	return s, true
+}
 
-// AfterFunc lets context.WithCancel and context.AfterFunc on a task's ctx
-// work without a watcher goroutine; f runs in its own goroutine.
-func (t *taskCore) AfterFunc(f func()) (stop func() bool) {
-	s := t.ctxState()
+func (e *ctxEnd) afterFunc(f func()) (stop func() bool) {
+	s, _ := e.state()
 	a := &afterFunc{f: f}
 	s.mu.Lock()
-	if s.cancelled {
+	if s.closed {
 		s.mu.Unlock()
 		go f()
 		return func() bool { return false }
@@ -78,52 +103,185 @@ func (t *taskCore) AfterFunc(f func()) (stop func() bool) {
 	}
 }
 
-func (t *taskCore) ctxState() *ctxState {
-	if s := t.ctxs.Load(); s != nil {
-		return s
-	}
-	s := &ctxState{done: make(chan struct{})}
-	if !t.ctxs.CompareAndSwap(nil, s) {
-		return t.ctxs.Load()
-	}
-	if t.ctxCancelled.Load() {
-		s.cancel()
-	}
-	return s
-}
-
-// cancelCtx closes the task's ctx; loop goroutine only.
-func (t *taskCore) cancelCtx() {
-	if t.ctxCancelled.Swap(true) {
-		return
-	}
-	if s := t.ctxs.Load(); s != nil {
-		s.cancel()
-	}
-}
-
-func (s *ctxState) cancel() {
+func (s *ctxState) close() {
 	s.mu.Lock()
-	if s.cancelled {
+	if s.closed {
 		s.mu.Unlock()
 		return
 	}
-	s.cancelled = true
+	s.closed = true
 	close(s.done)
-	afters := s.afters
-	s.afters = nil
+	afters, onClose := s.afters, s.onClose
+	s.afters, s.onClose = nil, nil
 	s.mu.Unlock()
 	for a := range afters {
 		go a.f()
+	}
+	if onClose != nil {
+		onClose()
+	}
+}
+
+// Deadline reports no deadline: a task's ctx ends by cancellation only.
+// The ctx a Timeout gives its body reports the Timeout's deadline.
+func (t *taskCore) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+// Done returns a channel closed when the task is cancelled (Cancel was
+// called) or has finished. Safe from any goroutine.
+func (t *taskCore) Done() <-chan struct{} {
+	s, _ := t.ctx.state()
+	return s.done
+}
+
+// Err returns context.Canceled once Done is closed. Safe from any goroutine.
+func (t *taskCore) Err() error { return t.ctx.Err() }
+
+// Value returns the task for the package's own key, and otherwise the value
+// from the ctx the task was created with.
+func (t *taskCore) Value(key any) any {
+	if key == (taskKey{}) {
+		return t
+	}
+	if t.parent == nil {
+		return nil
+	}
+	return t.parent.Value(key)
+}
+
+func (t *taskCore) String() string { return "loop.Task(" + t.name() + ")" }
+
+// AfterFunc lets context.WithCancel and context.AfterFunc on a task's ctx
+// work without a watcher goroutine; f runs in its own goroutine.
+func (t *taskCore) AfterFunc(f func()) (stop func() bool) { return t.ctx.afterFunc(f) }
+
+// cancelCtx closes the task's ctx; loop goroutine only.
+func (t *taskCore) cancelCtx() { t.ctx.end(&errCanceled) }
+
+// scopeCtx is the ctx Timeout.Do gives its body: its parent's values and
+// cancellation, and the Timeout's deadline. It ends with
+// context.DeadlineExceeded when the Timeout expires, and with
+// context.Canceled when Do returns (as the cancel of context.WithTimeout).
+type scopeCtx struct {
+	parent   context.Context
+	task     *taskCore
+	deadline atomic.Pointer[time.Time] // nil: the Timeout has none
+	wall     *time.Timer               // real clock: ends the scope at the deadline; under s.mu
+	ctxEnd
+}
+
+// Deadline is the earlier of the Timeout's deadline and the parent's.
+func (c *scopeCtx) Deadline() (time.Time, bool) {
+	pd, pok := c.parent.Deadline()
+	if d := c.deadline.Load(); d != nil && (!pok || d.Before(pd)) {
+		return *d, true
+	}
+	return pd, pok
+}
+
+// Done returns a channel closed when the Timeout expires, Do returns, or
+// the parent ctx ends. Safe from any goroutine.
+func (c *scopeCtx) Done() <-chan struct{} {
+	s, made := c.state()
+	if made {
+		c.watch(s)
+	}
+	return s.done
+}
+
+// Err is the scope's own end, or else its parent's.
+func (c *scopeCtx) Err() error {
+	if err := c.ctxEnd.Err(); err != nil {
+		return err
+	}
+	return c.parent.Err()
+}
+
+// Value looks in the parent: a scope adds no values (but itself, for
+// foreignCtx).
+func (c *scopeCtx) Value(key any) any {
+	if key == (scopeKey{}) {
+		return c
+	}
+	return c.parent.Value(key)
+}
+
+// AfterFunc runs f in its own goroutine once the scope ends.
+func (c *scopeCtx) AfterFunc(f func()) (stop func() bool) {
+	if s, made := c.state(); made {
+		c.watch(s)
+	}
+	return c.afterFunc(f)
+}
+
+func (c *scopeCtx) String() string { return "loop.Timeout(" + c.task.String() + ")" }
+
+// watch arms what ends the scope besides its Timeout, once someone waits
+// on its Done: its parent ending, and on the real clock a wall-clock timer
+// at the deadline, so that Go code in another goroutine (an http.Request
+// made through ToThread) stops on time even while the loop is busy. Both
+// are dropped when the scope ends.
+func (c *scopeCtx) watch(s *ctxState) {
+	parent := c.parent
+	stop := context.AfterFunc(parent, func() {
+		err := parent.Err()
+		c.end(&err)
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		stop()
+		return
+	}
+	if !c.task.loop.virtual {
+		if d := c.deadline.Load(); d != nil {
+			c.wall = time.AfterFunc(time.Until(*d), func() { c.end(&errDeadline) })
+		}
+	}
+	s.onClose = func() {
+		stop()
+		s.mu.Lock()
+		if c.wall != nil {
+			c.wall.Stop()
+		}
+		s.mu.Unlock()
+	}
+}
+
+// setDeadline is Reschedule's: it moves the deadline Deadline reports, and
+// the wall-clock timer if one is armed. Loop goroutine only.
+func (c *scopeCtx) setDeadline(when time.Time) {
+	if when.IsZero() {
+		c.deadline.Store(nil)
+	} else {
+		c.deadline.Store(&when)
+	}
+	s := c.s.Load()
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || c.task.loop.virtual {
+		return
+	}
+	switch {
+	case c.wall != nil && when.IsZero():
+		c.wall.Stop()
+	case c.wall != nil:
+		c.wall.Reset(time.Until(when))
+	case !when.IsZero():
+		c.wall = time.AfterFunc(time.Until(when), func() { c.end(&errDeadline) })
 	}
 }
 
 // taskOf returns the task a ctx belongs to, or nil.
 func taskOf(ctx context.Context) *taskCore {
-	if t, ok := ctx.(*taskCore); ok {
-		return t
-	}
-	if ctx == nil {
+	switch c := ctx.(type) {
+	case *taskCore:
+		return c
+	case *scopeCtx:
+		return c.task
+	case nil:
 		return nil
 	}
 	t, _ := ctx.Value(taskKey{}).(*taskCore)
@@ -139,20 +297,203 @@ func runningTask(ctx context.Context) *taskCore {
 	return t
 }
 
+// foreignCtx returns the ctx whose end, besides the task's own
+// cancellation, ends an await made with ctx: nil for the task's ctx, a
+// Timeout's scope over it, or a ctx derived from them by values only
+// (context.WithValue: the same Done channel); otherwise the ctx itself
+// (context.WithCancel, WithTimeout, WithDeadline, or anything else with a
+// Done channel of its own). A scope's own end needs no watching: its
+// Timeout cancels the task when it expires.
+func foreignCtx(ctx context.Context) context.Context {
+	for {
+		switch c := ctx.(type) {
+		case *taskCore:
+			return nil
+		case *scopeCtx:
+			ctx = c.parent
+			continue
+		}
+		done := ctx.Done()
+		if done == nil {
+			return nil // context.WithoutCancel: it never ends
+		}
+		t := taskOf(ctx)
+		if t == nil {
+			return ctx
+		}
+		if done == t.Done() {
+			return nil // values only, over the task's ctx
+		}
+		if s := innerScope(ctx); s != nil && done == s.Done() {
+			ctx = s.parent // values only, over a scope
+			continue
+		}
+		return ctx
+	}
+}
+
+type scopeKey struct{}
+
+// innerScope finds the innermost Timeout scope a derived ctx sits on.
+func innerScope(ctx context.Context) *scopeCtx {
+	s, _ := ctx.Value(scopeKey{}).(*scopeCtx)
+	return s
+}
+
 // valuesOf is the ctx a new task takes its values from: its creator's
 // values without its creator's cancellation. A task spawned from a ctx
 // derived from its creator's (context.WithValue(ctx, ...)) keeps that chain,
 // and with it the creator, reachable while it lives: Go contexts are
 // chains, where asyncio copies a flat context.
 func valuesOf(ctx context.Context) context.Context {
-	if ctx == nil {
+	switch c := ctx.(type) {
+	case nil:
 		return nil
-	}
-	if t, ok := ctx.(*taskCore); ok {
-		return t.parent
+	case *taskCore:
+		return c.parent
+	case *scopeCtx:
+		return valuesOf(c.parent)
 	}
 	if ctx == context.Background() {
 		return nil // no values to see
 	}
 	return context.WithoutCancel(ctx)
+}
+
+// checkCtx is the first step of an await that has to wait: it returns the
+// foreign ctx that may end the wait early (nil if none), or, if that ctx
+// has already ended or its deadline passed on the loop's clock, its error:
+// the await then returns it without waiting.
+func (t *taskCore) checkCtx(ctx context.Context) (context.Context, error) {
+	if ctx == context.Context(t) {
+		return nil, nil
+	}
+	ext := foreignCtx(ctx)
+	if ext == nil {
+		return nil, nil
+	}
+	if err := ext.Err(); err != nil {
+		return nil, err
+	}
+	if d, ok := ext.Deadline(); ok && t.loop.toLoopTime(d) <= t.loop.now() {
+		return nil, context.DeadlineExceeded
+	}
+	return ext, nil
+}
+
+// ctxWatch ends one await of a task early if its foreign ctx ends first:
+// context.AfterFunc brings the news to the loop through CallSoonThreadsafe,
+// and on the virtual clock a timer at the ctx's deadline, read as loop
+// time, does it without waiting for the wall clock.
+//
+// The news from context.AfterFunc arrives from another goroutine, some time
+// after the ctx ended. A loop about to sleep, or to move its virtual clock,
+// first looks at the ctxs it watches (settleWatches), so that a ctx
+// cancelled by the loop's own code ends its awaits before the loop waits
+// or time moves: the outcome does not depend on goroutine scheduling.
+type ctxWatch struct {
+	t      *taskCore
+	ctx    context.Context
+	active bool // the await is still in progress
+	idx    int  // in the loop's watches
+}
+
+// suspendCtx is suspend for an await that ext (from checkCtx) may end.
+func (t *taskCore) suspendCtx(ext context.Context) {
+	if ext == nil {
+		t.suspend()
+		return
+	}
+	l := t.loop
+	w := &ctxWatch{t: t, ctx: ext, active: true}
+	var th *TimerHandle
+	if d, ok := ext.Deadline(); ok && l.virtual {
+		th = l.addTimer(l.toLoopTime(d), w.fire, nil)
+	}
+	stop := context.AfterFunc(ext, func() { _ = l.CallSoonThreadsafe(w.fire) })
+	w.idx = len(l.watches)
+	l.watches = append(l.watches, w)
+	t.forwarded = false
+	t.suspend()
+	w.active = false
+	last := len(l.watches) - 1
+	l.watches[w.idx] = l.watches[last]
+	l.watches[w.idx].idx = w.idx
+	l.watches[last] = nil
+	l.watches = l.watches[:last]
+	stop()
+	if th != nil {
+		th.Cancel()
+	}
+}
+
+// settleWatches fires the watches whose ctx has ended, and reports whether
+// any task woke.
+func (l *Loop) settleWatches() bool {
+	woke := false
+	for i := 0; i < len(l.watches); i++ {
+		if w := l.watches[i]; w.active && w.ctx.Err() != nil {
+			w.fire()
+			woke = woke || !w.active
+		}
+	}
+	return woke
+}
+
+// fire runs on the loop when the watched ctx has ended (or, on the virtual
+// clock, its deadline has come).
+func (w *ctxWatch) fire() {
+	if !w.active {
+		return
+	}
+	err := w.ctx.Err()
+	if err == nil {
+		err = context.DeadlineExceeded // the loop's clock got there first
+	}
+	if w.t.abandonWait(err) {
+		w.active = false
+	}
+}
+
+// abandonWait wakes the suspended task t with err, taking it off what it
+// waits on, unless it has already been woken (the future completed, the
+// task was cancelled: that outcome wins). What it awaits is left alone, as
+// wait_for(shield(f)) would: a future or task runs on, a sleep's timer is
+// dropped, and a lock's or queue's waiter is cancelled, so the primitive
+// passes on any wake-up it held and nothing is lost.
+func (t *taskCore) abandonWait(err error) bool {
+	l := t.loop
+	switch {
+	case t.waitFut != nil:
+		f := t.waitFut
+		if f.state != statePending {
+			return false
+		}
+		if t.forwarded && f.owner != nil {
+			// The task's cancellation went to the task or gather it
+			// awaits, which has not finished yet: the task leaves
+			// cancelled, as it would once that one finished.
+			t.mustCancel = true
+		}
+		t.getRare().ctxErr = err
+		t.abandoned = true
+		if f.internal {
+			f.cancel("") // wakes t through its callback
+		} else {
+			f.removeWaiter(t)
+			l.ready.push(readyItem{task: t})
+		}
+	case t.waitTimer != nil:
+		th := t.waitTimer
+		if th.rec.fired || th.rec.cancelled {
+			return false
+		}
+		th.Cancel()
+		t.getRare().ctxErr = err
+		t.abandoned = true
+		l.ready.push(readyItem{task: t})
+	default:
+		return false
+	}
+	return true
 }

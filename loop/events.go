@@ -70,6 +70,7 @@ type Loop struct {
 	wakeFile  *os.File                      // an eventfd the blocked loop reads (selfpipe.go)
 	sleeping  atomic.Bool                   // the loop is blocked on wakeFile
 	external  int                           // pending results from other goroutines (WrapFuture)
+	watches   []*ctxWatch                   // awaits a foreign ctx may end (context.go)
 	timer     *time.Timer
 
 	stopCB func() // l.Stop as a value, made once
@@ -84,7 +85,10 @@ type Option func(*Loop)
 // WithVirtualClock gives the loop a virtual clock: whenever the loop is idle
 // (nothing ready, nothing arriving from other goroutines) time jumps to the
 // next timer's deadline, so code that sleeps for hours runs instantly and
-// in the same order it would in real time. Time starts at the Unix epoch.
+// in the same order it would in real time. Time starts at the wall-clock
+// time of New, so that a deadline derived from the wall clock
+// (context.WithTimeout) lands on the loop's clock too; the deadline of a
+// ctx an await is given is read as loop time.
 // While the loop waits for work running elsewhere (RunInExecutor,
 // ToThread, WrapFuture), virtual time stands still until it arrives, as if
 // that work took no time.
@@ -118,9 +122,6 @@ func New(opts ...Option) *Loop {
 	}
 	l.SetDebug(l.debug)
 	l.openSelfPipe()
-	if l.virtual {
-		l.epoch = time.Unix(0, 0)
-	}
 	l.stopCB = l.Stop
 	return l
 }
@@ -418,6 +419,9 @@ func (l *Loop) runOnce() {
 }
 
 func (l *Loop) poll(timeout int64) {
+	if timeout != 0 && len(l.watches) > 0 && l.settleWatches() {
+		timeout = 0 // a task woke: do not sleep, nor jump the virtual clock
+	}
 	if !l.tsPending.Load() {
 		switch {
 		case timeout == 0:

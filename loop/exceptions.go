@@ -18,9 +18,12 @@ import (
 var ErrCancelled = fmt.Errorf("loop: cancelled: %w", context.Canceled)
 
 // CancelledError is a cancellation carrying the message given to Cancel.
-// It matches ErrCancelled and context.Canceled.
+// It matches ErrCancelled and context.Canceled. A task whose function
+// returned a bare context.Canceled (ctx.Err()) ends with a CancelledError
+// that carries the task's cancel message and wraps what it returned.
 type CancelledError struct {
-	Msg string
+	Msg   string
+	cause error
 }
 
 func (e *CancelledError) Error() string {
@@ -30,8 +33,21 @@ func (e *CancelledError) Error() string {
 	return "loop: cancelled: " + e.Msg
 }
 
-// Unwrap returns ErrCancelled.
-func (e *CancelledError) Unwrap() error { return ErrCancelled }
+// Unwrap returns ErrCancelled, and the error the task's function returned,
+// if the cancellation was built from one.
+func (e *CancelledError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{ErrCancelled}
+	}
+	return []error{ErrCancelled, e.cause}
+}
+
+// isCancellation reports whether err is a cancellation: it matches
+// context.Canceled (so ErrCancelled) and is not a panic. A task that
+// returns one ends cancelled; TaskGroup and Timeout let it through.
+func isCancellation(err error) bool {
+	return err != nil && errors.Is(err, context.Canceled) && !isPanic(err)
+}
 
 func cancelledError(msg string) error {
 	if msg == "" {

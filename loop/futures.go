@@ -90,6 +90,21 @@ func (f *futureCore) addWaiter(t *taskCore) {
 	f.add(callback{task: t})
 }
 
+// removeWaiter takes t off f's callbacks.
+func (f *futureCore) removeWaiter(t *taskCore) {
+	if f.cb0.task == t {
+		f.cb0 = callback{}
+		return
+	}
+	cbs := f.rest()
+	for i := range cbs {
+		if cbs[i].task == t {
+			cbs[i] = callback{}
+			return
+		}
+	}
+}
+
 func (f *futureCore) add(cb callback) {
 	switch {
 	case f.cbs != nil:

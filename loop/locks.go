@@ -143,7 +143,8 @@ func (c *Condition) Release() error { return c.l().Release() }
 func (c *Condition) Locked() bool { return c.l().Locked() }
 
 // Wait releases the lock, waits until notified, and re-acquires the lock
-// before it returns, whatever happened, cancellation included. Without the
+// before it returns, whatever happened, cancellation included (and a
+// derived ctx ending: it returns that error holding the lock). Without the
 // lock it returns ErrConditionNotLocked. (A loop closing under the task
 // ends the task at its next await, this re-acquisition included.)
 func (c *Condition) Wait(ctx context.Context) error {
@@ -159,9 +160,11 @@ func (c *Condition) Wait(ctx context.Context) error {
 	if !released {
 		return err // not queued at all (bad ctx, another loop): lock still held
 	}
-	// Re-acquire even if cancelled; the latest cancellation wins.
+	// Re-acquire even if cancelled; the latest cancellation wins. The
+	// task's own ctx does it: a derived ctx that ended must not stop it.
+	tctx := context.Context(taskOf(ctx))
 	for {
-		aerr := lk.Acquire(ctx)
+		aerr := lk.Acquire(tctx)
 		if aerr == nil {
 			break
 		}

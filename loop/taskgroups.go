@@ -68,8 +68,6 @@ func (tg *TaskGroup) Do(ctx context.Context, body func(ctx context.Context) erro
 	return tg.exit(ctx, body(ctx))
 }
 
-func isCancellation(err error) bool { return err != nil && errors.Is(err, context.Canceled) }
-
 func (tg *TaskGroup) exit(ctx context.Context, err error) error {
 	tg.exiting = true
 	var propagate error
@@ -79,11 +77,24 @@ func (tg *TaskGroup) exit(ctx context.Context, err error) error {
 	if err != nil && !tg.aborting {
 		tg.abort()
 	}
+	waitCtx := ctx
+	var ctxErr error
 	for len(tg.tasks) > 0 {
 		if tg.onCompleted == nil {
 			tg.onCompleted = NewFuture[struct{}](tg.loop)
 		}
-		if _, werr := tg.onCompleted.Await(ctx); werr != nil && !tg.aborting {
+		_, werr := tg.onCompleted.Await(waitCtx)
+		switch {
+		case werr == nil:
+		case !errors.Is(werr, ErrCancelled):
+			// A ctx derived from the task's ended: the group stops its
+			// children, and still waits for them, on the task's own ctx.
+			ctxErr = werr
+			waitCtx = tg.parent
+			if !tg.aborting {
+				tg.abort()
+			}
+		case !tg.aborting:
 			// The parent task is being cancelled while children run.
 			propagate = werr
 			tg.abort()
@@ -94,6 +105,9 @@ func (tg *TaskGroup) exit(ctx context.Context, err error) error {
 	tg.parent = nil
 	if tg.parentCancelRequested && parent.uncancel() == 0 {
 		propagate = nil
+	}
+	if propagate == nil {
+		propagate = ctxErr
 	}
 	if propagate != nil && len(tg.errs) == 0 {
 		return propagate

@@ -21,27 +21,36 @@ type taskBody interface {
 // The fields a task switch touches come first, on one cache line; the Task
 // stays small because a million parked tasks each carry one.
 type taskCore struct {
-	loop         *Loop
-	coro         *coro
-	mustCancel   bool // deliver a cancellation at the next resume
-	killed       bool // the loop closed under the task
-	finished     bool
-	ctxCancelled atomic.Bool
-	numCancels   int32
-	id           uint32
-	idx          int32        // in the loop's list of pending tasks
-	waitFut      *futureCore  // the future the task awaits
-	waitTimer    *TimerHandle // or the timer it sleeps on
-	self         taskBody
-	parent       context.Context // where Value looks beyond the task
-	rare         *taskRare
-	ctxs         atomic.Pointer[ctxState]
+	loop       *Loop
+	coro       *coro
+	mustCancel bool // deliver a cancellation at the next resume
+	killed     bool // the loop closed under the task
+	finished   bool
+	abandoned  bool // a foreign ctx ended the await: rare.ctxErr says how
+	forwarded  bool // a cancellation went to what the task awaits (foreign-ctx awaits only)
+	numCancels int32
+	id         uint32
+	idx        int32        // in the loop's list of pending tasks
+	waitFut    *futureCore  // the future the task awaits
+	waitTimer  *TimerHandle // or the timer it sleeps on
+	self       taskBody
+	parent     context.Context // where Value looks beyond the task
+	rare       *taskRare
+	ctx        ctxEnd                 // the task's ctx: Done, Err, AfterFunc
+	nameP      atomic.Pointer[string] // set by WithName or SetName; String reads it anywhere
 }
 
 // taskRare holds what most tasks never set.
 type taskRare struct {
-	name      string
 	cancelMsg string
+	ctxErr    error // the error of the foreign ctx that ended the await
+}
+
+func (t *taskCore) getRare() *taskRare {
+	if t.rare == nil {
+		t.rare = &taskRare{}
+	}
+	return t.rare
 }
 
 func (t *taskCore) fut() *futureCore { return t.self.base() }
@@ -54,13 +63,10 @@ func (t *taskCore) cancelMsg() string {
 }
 
 func (t *taskCore) setCancelMsg(msg string) {
-	if t.rare == nil {
-		if msg == "" {
-			return
-		}
-		t.rare = &taskRare{}
+	if t.rare == nil && msg == "" {
+		return
 	}
-	t.rare.cancelMsg = msg
+	t.getRare().cancelMsg = msg
 }
 
 // AnyTask is a Task of any result type, as CurrentTask and AllTasks return
@@ -125,7 +131,7 @@ func createTask[T any](l *Loop, fn func(ctx context.Context) (T, error), parent 
 	tc.parent = parent
 	for _, o := range opts {
 		if o.name != "" {
-			tc.rare = &taskRare{name: o.name}
+			tc.nameP.Store(&o.name)
 		}
 		if o.ctx != nil {
 			tc.parent = valuesOf(o.ctx)
@@ -171,8 +177,14 @@ func (t *Task[T]) runBody() {
 	v, err := t.call()
 	tc := &t.tc
 	switch {
-	case err != nil && errors.Is(err, context.Canceled):
+	case isCancellation(err):
+		// A function that returns ctx.Err() (a bare context.Canceled)
+		// ends cancelled with the task's own CancelledError, message
+		// included, wrapping what it returned.
 		tc.mustCancel = false
+		if !errors.Is(err, ErrCancelled) {
+			err = &CancelledError{Msg: tc.cancelMsg(), cause: err}
+		}
 		t.finishCancelled(err)
 	case err != nil:
 		// An error wins over a cancellation not yet delivered, as in
@@ -214,9 +226,10 @@ func (t *Task[T]) finish(state futState, err error) {
 	t.complete(state, err)
 }
 
+// name is safe from any goroutine (a ctx may be formatted anywhere).
 func (t *taskCore) name() string {
-	if t.rare != nil && t.rare.name != "" {
-		return t.rare.name
+	if p := t.nameP.Load(); p != nil && *p != "" {
+		return *p
 	}
 	return "Task-" + strconv.FormatUint(uint64(t.id), 10)
 }
@@ -225,12 +238,7 @@ func (t *taskCore) name() string {
 func (t *Task[T]) Name() string { return t.tc.name() }
 
 // SetName is set_name().
-func (t *Task[T]) SetName(name string) {
-	if t.tc.rare == nil {
-		t.tc.rare = &taskRare{}
-	}
-	t.tc.rare.name = name
-}
+func (t *Task[T]) SetName(name string) { t.tc.nameP.Store(&name) }
 
 // Context returns the ctx the task's function receives.
 func (t *Task[T]) Context() context.Context { return &t.tc }
@@ -285,6 +293,7 @@ func (t *taskCore) cancel(msg string, external bool) bool {
 	}
 	if w := t.waitFut; w != nil {
 		if w.cancelRequest(msg) {
+			t.forwarded = true
 			return true
 		}
 	} else if th := t.waitTimer; th != nil && !th.rec.fired && !th.rec.cancelled {
@@ -335,11 +344,16 @@ func (t *taskCore) resumeErr() error {
 	if t.killed {
 		return cancelledError("loop closed")
 	}
+	var err error
+	if t.abandoned {
+		t.abandoned = false
+		err, t.rare.ctxErr = t.rare.ctxErr, nil
+	}
 	if t.mustCancel {
 		t.mustCancel = false
 		return cancelledError(t.cancelMsg())
 	}
-	return nil
+	return err
 }
 
 // awaitCore suspends the running task of ctx until f is done.
@@ -355,9 +369,13 @@ func awaitCore(ctx context.Context, f *futureCore) error {
 		return ErrAwaitSelf
 	}
 	t.checkKilled()
+	ext, err := t.checkCtx(ctx)
+	if err != nil {
+		return err
+	}
 	f.addWaiter(t)
 	t.waitFut = f
-	t.suspend()
+	t.suspendCtx(ext)
 	t.waitFut = nil
 	return t.resumeErr()
 }
@@ -365,13 +383,18 @@ func awaitCore(ctx context.Context, f *futureCore) error {
 // Sleep is asyncio.sleep: the task waits d on the loop's clock. A d <= 0
 // yields exactly once: the task resumes in the next iteration, after the
 // callbacks already ready. It returns a cancellation error if the task is
-// cancelled meanwhile.
+// cancelled meanwhile, and ctx's error if ctx is a ctx derived with a
+// cancellation or deadline of its own that ends first (or has ended).
 func Sleep(ctx context.Context, d time.Duration) error {
 	t := runningTask(ctx)
 	if t == nil {
 		return ErrNotInTask
 	}
 	t.checkKilled()
+	ext, err := t.checkCtx(ctx)
+	if err != nil {
+		return err
+	}
 	l := t.loop
 	if d <= 0 {
 		l.ready.push(readyItem{task: t})
@@ -380,7 +403,7 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	}
 	th := l.addTimer(l.after(d), nil, t)
 	t.waitTimer = th
-	t.suspend()
+	t.suspendCtx(ext)
 	t.waitTimer = nil
 	th.Cancel()
 	return t.resumeErr()

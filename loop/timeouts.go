@@ -40,6 +40,7 @@ type Timeout struct {
 	cancelling int32
 	soon       Handle
 	timer      *TimerHandle
+	scope      *scopeCtx // the ctx the body runs with
 	err        error
 }
 
@@ -92,6 +93,7 @@ func (tm *Timeout) Reschedule(when time.Time) error {
 		return ErrTimeoutFinished
 	}
 	tm.when = when
+	tm.scope.setDeadline(when)
 	tm.cancelHandles()
 	if when.IsZero() {
 		return nil
@@ -115,6 +117,7 @@ func (tm *Timeout) cancelHandles() {
 
 func (tm *Timeout) onTimeout() {
 	tm.task.cancel("", false)
+	tm.scope.end(&errDeadline)
 	tm.state = timeoutExpiring
 	tm.soon, tm.timer = Handle{}, nil
 }
@@ -122,6 +125,14 @@ func (tm *Timeout) onTimeout() {
 // Do enters the scope, runs body in the running task of ctx, and leaves the
 // scope: `async with timeout: await body()`. It returns body's error, or
 // ErrTimeout if the deadline cancelled body. A Timeout can be entered once.
+//
+// The ctx body receives reports the deadline through Deadline (the earlier
+// of the Timeout's and ctx's), so a net/http or gRPC call made with it
+// sees the deadline, and it ends with context.DeadlineExceeded when the
+// deadline passes, stopping such calls. Awaits on it follow asyncio: the
+// expiry cancels the task at its current await, and an await made after
+// that (cleanup that catches the cancellation) still waits as usual. It
+// ends with context.Canceled once Do returns.
 func (tm *Timeout) Do(ctx context.Context, body func(ctx context.Context) error) error {
 	if tm.err != nil {
 		return tm.err
@@ -139,9 +150,11 @@ func (tm *Timeout) Do(ctx context.Context, body func(ctx context.Context) error)
 	tm.state = timeoutEntered
 	tm.task = t
 	tm.cancelling = t.numCancels
+	tm.scope = &scopeCtx{parent: ctx, task: t}
 	_ = tm.Reschedule(tm.when)
 	exited := false
 	defer func() {
+		tm.scope.end(&errCanceled) // as the cancel of context.WithTimeout
 		if !exited { // body panicked: disarm and let the panic go on
 			tm.cancelHandles()
 			if tm.state == timeoutExpiring {
@@ -150,7 +163,7 @@ func (tm *Timeout) Do(ctx context.Context, body func(ctx context.Context) error)
 			tm.state = timeoutExited
 		}
 	}()
-	err := body(ctx)
+	err := body(tm.scope)
 	exited = true
 	return tm.exit(err)
 }
@@ -160,7 +173,7 @@ func (tm *Timeout) exit(err error) error {
 	switch tm.state {
 	case timeoutExpiring:
 		tm.state = timeoutExpired
-		if tm.task.uncancel() <= int(tm.cancelling) && err != nil && errors.Is(err, context.Canceled) {
+		if tm.task.uncancel() <= int(tm.cancelling) && isCancellation(err) {
 			return ErrTimeout
 		}
 	case timeoutEntered:

@@ -103,18 +103,10 @@ func (b *loopBound) bind(t *taskCore, what string) error {
 	return nil
 }
 
-// newWaiter makes a waiter for the running task of ctx, bound to b's loop,
-// reusing one of q's recycled waiters if it has one. The caller pushes it
-// on q (or another list) and recycles it when done.
-func (b *loopBound) newWaiter(ctx context.Context, what string, q *waitList) (*waiter, *taskCore, error) {
-	t := runningTask(ctx)
-	if t == nil {
-		return nil, nil, ErrNotInTask
-	}
-	t.checkKilled()
-	if err := b.bind(t, what); err != nil {
-		return nil, nil, err
-	}
+// newWaiter makes a waiter bound to l, reusing one of q's recycled waiters
+// if it has one. The caller pushes it on q (or another list) and recycles
+// it when done.
+func (q *waitList) newWaiter(l *Loop) *waiter {
 	w := q.free
 	if w != nil {
 		q.free = w.next
@@ -124,16 +116,17 @@ func (b *loopBound) newWaiter(ctx context.Context, what string, q *waitList) (*w
 		w = &waiter{}
 		w.internal = true
 	}
-	w.loop = t.loop
-	return w, t, nil
+	w.loop = l
+	return w
 }
 
 // wait suspends t until w is woken or cancelled. A cancellation of the task
-// cancels w (asyncio cancels the future the task awaits), and is returned.
-func (w *waiter) wait(t *taskCore) error {
+// cancels w (asyncio cancels the future the task awaits), and is returned;
+// so is the error of ext, a foreign ctx that ended first (it cancels w).
+func (w *waiter) wait(t *taskCore, ext context.Context) error {
 	w.addWaiter(t)
 	t.waitFut = &w.futureCore
-	t.suspend()
+	t.suspendCtx(ext)
 	t.waitFut = nil
 	if err := t.resumeErr(); err != nil {
 		return err
@@ -147,19 +140,30 @@ func (w *waiter) wait(t *taskCore) error {
 // block waits in q for the running task of ctx until a primitive wakes it:
 // the waiter is made (or reused), pushed, waited on, taken out and
 // recycled. beforeWait, if set, runs once the task is queued (Condition
-// releases its lock there). When err is the task's cancellation, woken
-// reports whether the waiter had already been woken: the primitive then
-// hands the wake-up on, as asyncio's locks and queues do.
+// releases its lock there). When err is the task's cancellation, or the
+// error of a ctx derived from the task's that ended first, woken reports
+// whether the waiter had already been woken: the primitive then hands the
+// wake-up on, as asyncio's locks and queues do. A derived ctx that has
+// already ended returns its error before anything is queued.
 func (q *waitList) block(ctx context.Context, b *loopBound, what string, beforeWait func()) (woken bool, err error) {
-	w, t, err := b.newWaiter(ctx, what, q)
+	t := runningTask(ctx)
+	if t == nil {
+		return false, ErrNotInTask
+	}
+	t.checkKilled()
+	if err := b.bind(t, what); err != nil {
+		return false, err
+	}
+	ext, err := t.checkCtx(ctx)
 	if err != nil {
 		return false, err
 	}
+	w := q.newWaiter(t.loop)
 	q.push(w)
 	if beforeWait != nil {
 		beforeWait()
 	}
-	err = w.wait(t)
+	err = w.wait(t, ext)
 	woken = w.state == stateFinished
 	q.remove(w)
 	q.recycle(w)

@@ -1,0 +1,555 @@
+package loop_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/asyncgo/asyncgo/loop"
+)
+
+// A task's ctx is a context.Context: every await honours the cancellation
+// and the deadline of a ctx derived from it. When the derived ctx ends
+// first the await returns its error, the task is not cancelled, and what
+// the await waited for is left as wait_for(shield(f)) leaves it: a future
+// or task runs on, a lock or queue keeps every item and every wake-up.
+
+// waitCase is one waiting API: setup prepares something that blocks and
+// returns the await to run with a derived ctx, and a check, run after that
+// await gave up, that nothing was lost.
+type waitCase struct {
+	name string
+	// external: the await waits for work in another goroutine, and
+	// virtual time stands still until it arrives (WithVirtualClock), so on
+	// the virtual clock only a ctx that has already ended can end it.
+	external bool
+	setup             func(t *testing.T, ctx context.Context) (await func(c context.Context) error, after func())
+}
+
+func waitCases() []waitCase {
+	return []waitCase{
+		{name: "Sleep", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			return func(c context.Context) error { return loop.Sleep(c, time.Hour) }, func() {}
+		}},
+		{name: "SleepZero", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			// Sleep(0) yields once: it never waits long enough to be
+			// ended early, only an ended ctx stops it (see the
+			// already-ended variant); here it returns nil.
+			return nil, nil
+		}},
+		{name: "Future.Await", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			f := loop.NewFuture[int](loopOf(ctx))
+			return func(c context.Context) error { _, err := f.Await(c); return err },
+				func() {
+					if f.Done() {
+						t.Errorf("the awaited future is done (cancelled %v); want it pending", f.Cancelled())
+					}
+					_ = f.SetResult(7)
+					if v, err := f.Await(ctx); v != 7 || err != nil {
+						t.Errorf("a second Await() = %v, %v; want 7, nil", v, err)
+					}
+				}
+		}},
+		{name: "Task.Await", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			var ev loop.Event
+			task := loop.Spawn(ctx, func(ctx context.Context) (int, error) { return 3, ev.Wait(ctx) })
+			return func(c context.Context) error { _, err := task.Await(c); return err },
+				func() {
+					if task.Done() {
+						t.Errorf("the awaited task is done (cancelled %v); want it running", task.Cancelled())
+					}
+					ev.Set()
+					if v, err := task.Await(ctx); v != 3 || err != nil {
+						t.Errorf("awaiting the task again = %v, %v; want 3, nil", v, err)
+					}
+				}
+		}},
+		{name: "Gather", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			var ev loop.Event
+			a := loop.Spawn(ctx, func(ctx context.Context) (int, error) { return 1, ev.Wait(ctx) })
+			b := loop.Spawn(ctx, func(ctx context.Context) (int, error) { return 2, ev.Wait(ctx) })
+			g := loop.Gather[int](ctx, a, b)
+			return func(c context.Context) error { _, err := g.Await(c); return err },
+				func() {
+					ev.Set()
+					if v, err := g.Await(ctx); err != nil || len(v) != 2 || v[0] != 1 || v[1] != 2 {
+						t.Errorf("awaiting the gather again = %v, %v; want [1 2], nil", v, err)
+					}
+				}
+		}},
+		{name: "Wait", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			f := loop.NewFuture[int](loopOf(ctx))
+			return func(c context.Context) error {
+					_, _, err := loop.Wait(c, []*loop.Future[int]{f}, loop.NoTimeout, loop.AllCompleted)
+					return err
+				}, func() {
+					if f.Done() {
+						t.Errorf("the waited future is done; want it pending")
+					}
+				}
+		}},
+		{name: "WaitFor", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			var ev loop.Event
+			task := loop.Spawn(ctx, func(ctx context.Context) (int, error) { return 5, ev.Wait(ctx) })
+			return func(c context.Context) error { _, err := loop.WaitFor(c, task, time.Hour); return err },
+				func() {
+					if task.Done() {
+						t.Errorf("the task WaitFor gave up on is done (cancelled %v); want it running", task.Cancelled())
+					}
+					ev.Set()
+					if v, err := task.Await(ctx); v != 5 || err != nil {
+						t.Errorf("awaiting the task again = %v, %v; want 5, nil", v, err)
+					}
+				}
+		}},
+		{name: "AsCompleted", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			f := loop.NewFuture[int](loopOf(ctx))
+			return func(c context.Context) error {
+					for _, err := range loop.AsCompleted(c, []*loop.Future[int]{f}, loop.NoTimeout) {
+						if err != nil {
+							return err
+						}
+					}
+					return errors.New("AsCompleted yielded a future that never completed")
+				}, func() {
+					if f.Done() {
+						t.Errorf("the future is done; want it pending")
+					}
+				}
+		}},
+		{name: "TaskGroup", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			// The group's ctx ending stops its children (structured
+			// concurrency): Do still returns only once they are done.
+			var children []*loop.Task[struct{}]
+			return func(c context.Context) error {
+					return loop.WithTaskGroup(c, func(ctx context.Context, tg *loop.TaskGroup) error {
+						for range 2 {
+							ch, err := loop.SpawnIn(tg, func(ctx context.Context) (struct{}, error) {
+								return struct{}{}, loop.Sleep(ctx, time.Hour)
+							})
+							if err != nil {
+								return err
+							}
+							children = append(children, ch)
+						}
+						return nil
+					})
+				}, func() {
+					for i, ch := range children {
+						if !ch.Cancelled() {
+							t.Errorf("child %d: Cancelled() = false after its group's ctx ended", i)
+						}
+					}
+				}
+		}},
+		{name: "TaskGroupBody", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			return func(c context.Context) error {
+				return loop.WithTaskGroup(c, func(ctx context.Context, tg *loop.TaskGroup) error {
+					return loop.Sleep(ctx, time.Hour)
+				})
+			}, func() {}
+		}},
+		{name: "Timeout", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			return func(c context.Context) error {
+				return loop.WithTimeout(c, time.Hour, func(ctx context.Context) error { return loop.Sleep(ctx, 2*time.Hour) })
+			}, func() {}
+		}},
+		{name: "Lock.Acquire", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			var lk loop.Lock
+			mustOK(t, lk.Acquire(ctx)) // held by the main task
+			return func(c context.Context) error { return lk.Acquire(c) },
+				func() {
+					mustOK(t, lk.Release())
+					if lk.Locked() {
+						t.Errorf("Locked() = true after the holder released it: the abandoned Acquire holds it")
+					}
+					next := loop.Spawn(ctx, func(ctx context.Context) (bool, error) { return true, lk.Acquire(ctx) })
+					if ok, err := next.Await(ctx); !ok || err != nil {
+						t.Errorf("a later Acquire = %v; want nil", err)
+					}
+				}
+		}},
+		{name: "Event.Wait", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			var ev loop.Event
+			return func(c context.Context) error { return ev.Wait(c) }, func() {}
+		}},
+		{name: "Condition.Wait", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			var cond loop.Condition
+			mustOK(t, cond.Acquire(ctx))
+			return func(c context.Context) error { return cond.Wait(c) },
+				func() {
+					if !cond.Locked() {
+						t.Errorf("Condition.Wait returned without its lock")
+					}
+					mustOK(t, cond.Release())
+				}
+		}},
+		{name: "Semaphore.Acquire", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			sem, _ := loop.NewBoundedSemaphore(1)
+			mustOK(t, sem.Acquire(ctx))
+			return func(c context.Context) error { return sem.Acquire(c) },
+				func() {
+					mustOK(t, sem.Release())
+					if v := sem.Value(); v != 1 {
+						t.Errorf("Value() = %d after the release; want 1 (nothing taken by the abandoned Acquire)", v)
+					}
+				}
+		}},
+		{name: "Barrier.Wait", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			b, _ := loop.NewBarrier(2)
+			return func(c context.Context) error { _, err := b.Wait(c); return err },
+				func() {
+					if n := b.NWaiting(); n != 0 || b.Broken() {
+						t.Errorf("NWaiting() = %d, Broken() = %v; want 0, false", n, b.Broken())
+					}
+				}
+		}},
+		{name: "Queue.Get", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			q := loop.NewQueue[int](0)
+			return func(c context.Context) error { _, err := q.Get(c); return err },
+				func() {
+					mustOK(t, q.PutNowait(9))
+					if v, err := q.Get(ctx); v != 9 || err != nil {
+						t.Errorf("Get() after an abandoned Get = %v, %v; want 9, nil", v, err)
+					}
+				}
+		}},
+		{name: "Queue.Put", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			q := loop.NewQueue[int](1)
+			mustOK(t, q.PutNowait(1))
+			return func(c context.Context) error { return q.Put(c, 2) },
+				func() {
+					if n := q.Qsize(); n != 1 {
+						t.Errorf("Qsize() = %d; want 1 (the abandoned Put inserts nothing)", n)
+					}
+					if v, _ := q.GetNowait(); v != 1 {
+						t.Errorf("GetNowait() = %d; want 1", v)
+					}
+				}
+		}},
+		{name: "Queue.Join", setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			q := loop.NewQueue[int](0)
+			mustOK(t, q.PutNowait(1))
+			return func(c context.Context) error { return q.Join(c) },
+				func() {
+					_, _ = q.GetNowait()
+					mustOK(t, q.TaskDone())
+					mustOK(t, q.Join(ctx))
+				}
+		}},
+		{name: "ToThread", external: true, setup: func(t *testing.T, ctx context.Context) (func(context.Context) error, func()) {
+			release := make(chan struct{})
+			ran := make(chan int, 1)
+			return func(c context.Context) error {
+					_, err := loop.ToThread(c, func() (int, error) { <-release; ran <- 1; return 1, nil })
+					return err
+				}, func() {
+					close(release) // the call runs on: it ends, not cancelled
+					if v := <-ran; v != 1 {
+						t.Errorf("the call did not finish")
+					}
+				}
+		}},
+	}
+}
+
+func mustOK(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+type ending struct {
+	name  string
+	ended bool // the ctx has ended before the await starts
+	want  error
+	// derive makes the derived ctx on l; it may end it at once.
+	derive func(ctx context.Context, l *loop.Loop) (context.Context, context.CancelFunc)
+}
+
+func endings(virtual bool) []ending {
+	deadline := func(ctx context.Context, l *loop.Loop) (context.Context, context.CancelFunc) {
+		if virtual {
+			// On the virtual clock a deadline is loop time.
+			return context.WithDeadline(ctx, l.Time().Add(time.Second))
+		}
+		return context.WithTimeout(ctx, 5*time.Millisecond)
+	}
+	return []ending{
+		{"cancel", false, context.Canceled, func(ctx context.Context, l *loop.Loop) (context.Context, context.CancelFunc) {
+			c, cancel := context.WithCancel(ctx)
+			l.CallLater(time.Millisecond, cancel) // while the await waits
+			return c, cancel
+		}},
+		{"cancelled already", true, context.Canceled, func(ctx context.Context, l *loop.Loop) (context.Context, context.CancelFunc) {
+			c, cancel := context.WithCancel(ctx)
+			cancel()
+			return c, cancel
+		}},
+		{"deadline", false, context.DeadlineExceeded, deadline},
+		{"deadline passed", true, context.DeadlineExceeded, func(ctx context.Context, l *loop.Loop) (context.Context, context.CancelFunc) {
+			return context.WithDeadline(ctx, l.Time().Add(-time.Second))
+		}},
+		{"value over cancel", false, context.Canceled, func(ctx context.Context, l *loop.Loop) (context.Context, context.CancelFunc) {
+			c, cancel := context.WithCancel(ctx)
+			l.CallLater(time.Millisecond, cancel)
+			return context.WithValue(c, ctxKey{}, "v"), cancel
+		}},
+	}
+}
+
+type ctxKey struct{}
+
+func TestDerivedCtxEndsEveryAwait(t *testing.T) {
+	for _, virtual := range []bool{true, false} {
+		clock := "real"
+		var opts []loop.Option
+		if virtual {
+			clock = "virtual"
+			opts = append(opts, loop.WithVirtualClock())
+		}
+		for _, wc := range waitCases() {
+			for _, e := range endings(virtual) {
+				if wc.external && virtual && !e.ended {
+					continue
+				}
+				t.Run(fmt.Sprintf("%s/%s/%s", clock, wc.name, e.name), func(t *testing.T) {
+					_, err := loop.Run(context.Background(), func(ctx context.Context) (int, error) {
+						l := loopOf(ctx)
+						await, after := wc.setup(t, ctx)
+						c, cancel := e.derive(ctx, l)
+						defer cancel()
+						if await == nil { // SleepZero
+							err := loop.Sleep(c, 0)
+							if e.ended {
+								if !errors.Is(err, e.want) {
+									t.Errorf("Sleep(ended ctx, 0) = %v; want %v", err, e.want)
+								}
+							} else if err != nil {
+								t.Errorf("Sleep(ctx, 0) = %v; want nil", err)
+							}
+							return 0, nil
+						}
+						start := l.Time()
+						err := await(c)
+						if !errors.Is(err, e.want) {
+							t.Errorf("await = %v; want an error matching %v", err, e.want)
+						}
+						if c.Err() != nil && !errors.Is(err, c.Err()) {
+							t.Errorf("await = %v; want it to match ctx.Err() = %v", err, c.Err())
+						}
+						if virtual && e.name == "deadline" {
+							if d := l.Time().Sub(start); d < time.Second || d > time.Second+time.Millisecond {
+								t.Errorf("the await ended after %v of loop time; want the deadline's 1s", d)
+							}
+						}
+						if n := loop.CurrentTask(ctx).Cancelling(); n != 0 {
+							t.Errorf("Cancelling() = %d; want 0: the task itself is not cancelled", n)
+						}
+						if err := loop.Sleep(ctx, 0); err != nil {
+							t.Errorf("the next await on the task's own ctx = %v; want nil", err)
+						}
+						after()
+						return 0, nil
+					}, opts...)
+					if err != nil {
+						t.Fatalf("Run() = %v", err)
+					}
+				})
+			}
+		}
+	}
+}
+
+// A cancellation of the task itself still wins over its derived ctx, and
+// is delivered as asyncio delivers it (to what the task awaits).
+func TestDerivedCtxTaskCancelWins(t *testing.T) {
+	inTask(t, func(ctx context.Context) {
+		var ev loop.Event
+		inner := loop.Spawn(ctx, func(ctx context.Context) (int, error) { return 0, ev.Wait(ctx) })
+		outer := loop.Spawn(ctx, func(ctx context.Context) (int, error) {
+			c, cancel := context.WithTimeout(ctx, time.Hour)
+			defer cancel()
+			return inner.Await(c)
+		})
+		mustOK(t, loop.Sleep(ctx, 0))
+		outer.Cancel("stop")
+		_, err := outer.Await(ctx)
+		if !errors.Is(err, loop.ErrCancelled) || loop.CancelMessage(err) != "stop" {
+			t.Errorf("outer = %v; want a cancellation with message stop", err)
+		}
+		if !inner.Cancelled() {
+			t.Errorf("inner.Cancelled() = false; want the cancellation forwarded to it")
+		}
+	})
+}
+
+// The task's cancellation reaches a task waiting through a derived ctx
+// that never ends: its Done closes with the task's.
+func TestDerivedCtxOfCancelledTask(t *testing.T) {
+	inTask(t, func(ctx context.Context) {
+		child := loop.Spawn(ctx, func(ctx context.Context) (int, error) {
+			c, cancel := context.WithCancel(ctx)
+			defer cancel()
+			return 0, loop.Sleep(c, time.Hour)
+		})
+		mustOK(t, loop.Sleep(ctx, 0))
+		child.Cancel("bye")
+		_, err := child.Await(ctx)
+		if !errors.Is(err, loop.ErrCancelled) || !child.Cancelled() {
+			t.Errorf("child = %v, cancelled %v; want a cancellation", err, child.Cancelled())
+		}
+	})
+}
+
+// Mirrors nothing in asyncio (its timeout is not a context): inside a
+// Timeout, the body's ctx reports the deadline and ends with it.
+func TestTimeoutBodyCtxDeadline(t *testing.T) {
+	inTask(t, func(ctx context.Context) {
+		l := loopOf(ctx)
+		want := l.Time().Add(5 * time.Second)
+		var bodyCtx context.Context
+		err := loop.WithTimeout(ctx, 5*time.Second, func(ctx context.Context) error {
+			bodyCtx = ctx
+			if d, ok := ctx.Deadline(); !ok || !d.Equal(want) {
+				t.Errorf("Deadline() = %v, %v; want %v, true", d, ok, want)
+			}
+			// A derived ctx with a later deadline keeps the Timeout's.
+			c, cancel := context.WithTimeout(ctx, time.Hour)
+			defer cancel()
+			if d, _ := c.Deadline(); !d.Equal(want) {
+				t.Errorf("derived Deadline() = %v; want %v", d, want)
+			}
+			done := ctx.Done()
+			err := loop.Sleep(ctx, time.Hour)
+			select {
+			case <-done:
+			default:
+				t.Errorf("the body's ctx is not done when its Timeout expired")
+			}
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				t.Errorf("body ctx.Err() = %v; want context.DeadlineExceeded", ctx.Err())
+			}
+			// Cleanup after the expiry still awaits, as in asyncio.
+			if err := loop.Sleep(ctx, time.Second); err != nil {
+				t.Errorf("an await in cleanup after the expiry = %v; want nil", err)
+			}
+			return err
+		})
+		if !errors.Is(err, loop.ErrTimeout) {
+			t.Errorf("WithTimeout() = %v; want ErrTimeout", err)
+		}
+		if ctx.Err() != nil {
+			t.Errorf("the task's ctx ended with its Timeout: %v", ctx.Err())
+		}
+		if bodyCtx.Err() == nil {
+			t.Errorf("the body's ctx is still live after Do returned")
+		}
+		// Reschedule moves the deadline the body sees; the outer
+		// deadline wins when it is earlier.
+		outer, cancel := context.WithDeadline(ctx, l.Time().Add(time.Minute))
+		defer cancel()
+		tm := loop.NewTimeout(outer, loop.NoTimeout)
+		_ = tm.Do(outer, func(ctx context.Context) error {
+			if d, _ := ctx.Deadline(); !d.Equal(l.Time().Add(time.Minute)) {
+				t.Errorf("Deadline() without a Timeout deadline = %v; want the outer ctx's", d)
+			}
+			mustOK(t, tm.Reschedule(l.Time().Add(time.Second)))
+			if d, _ := ctx.Deadline(); !d.Equal(l.Time().Add(time.Second)) {
+				t.Errorf("Deadline() after Reschedule = %v; want %v", d, l.Time().Add(time.Second))
+			}
+			return nil
+		})
+	})
+}
+
+// A net/http call made with the body's ctx, on another goroutine through
+// ToThread, sees the Timeout's deadline and stops with it.
+func TestTimeoutBodyCtxHTTP(t *testing.T) {
+	gotDeadline := make(chan bool, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // until the client gives up
+	}))
+	defer srv.Close()
+	_, err := loop.Run(context.Background(), func(ctx context.Context) (int, error) {
+		err := loop.WithTimeout(ctx, 20*time.Millisecond, func(ctx context.Context) error {
+			_, err := loop.ToThread(ctx, func() (int, error) {
+				_, ok := ctx.Deadline()
+				gotDeadline <- ok
+				req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+				resp, err := srv.Client().Do(req)
+				if err == nil {
+					resp.Body.Close()
+				}
+				return 0, err
+			})
+			return err
+		})
+		if !errors.Is(err, loop.ErrTimeout) {
+			t.Errorf("WithTimeout() = %v; want ErrTimeout", err)
+		}
+		return 0, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !<-gotDeadline {
+		t.Errorf("the ctx in the thread had no deadline")
+	}
+}
+
+// A task that returns ctx.Err() after Cancel("bye") ends cancelled with
+// the message: its error matches ErrCancelled as the docs promise.
+func TestTaskReturnsCtxErr(t *testing.T) {
+	inTask(t, func(ctx context.Context) {
+		task := loop.Spawn(ctx, func(ctx context.Context) (int, error) {
+			<-ctx.Done() // plain Go code: no await sees the cancellation
+			return 0, ctx.Err()
+		})
+		task.Cancel("bye") // before it starts would skip its body: let it start
+		_, err := task.Await(ctx)
+		if !task.Cancelled() || !errors.Is(err, loop.ErrCancelled) || loop.CancelMessage(err) != "bye" {
+			t.Errorf("task = %v (cancelled %v); want a CancelledError with message bye", err, task.Cancelled())
+		}
+		started := loop.Spawn(ctx, func(ctx context.Context) (int, error) {
+			if err := loop.Sleep(ctx, time.Hour); err != nil {
+				return 0, fmt.Errorf("fetch: %w", context.Canceled)
+			}
+			return 1, nil
+		})
+		mustOK(t, loop.Sleep(ctx, 0))
+		started.Cancel("bye")
+		_, err = started.Await(ctx)
+		if !errors.Is(err, loop.ErrCancelled) || loop.CancelMessage(err) != "bye" || !errors.Is(err, context.Canceled) {
+			t.Errorf("task = %v; want a CancelledError with message bye", err)
+		}
+		if got := err.Error(); got != "loop: cancelled: bye" {
+			t.Errorf("Error() = %q", got)
+		}
+	})
+}
+
+// A panic whose value is a cancellation error is a panic: the task fails,
+// and a TaskGroup reports it as a member of its group.
+func TestPanicWithCancellationValue(t *testing.T) {
+	inTask(t, func(ctx context.Context) {
+		task := loop.Spawn(ctx, func(ctx context.Context) (int, error) { panic(loop.ErrCancelled) })
+		_, err := task.Await(ctx)
+		var pe *loop.PanicError
+		if task.Cancelled() || !errors.As(err, &pe) {
+			t.Errorf("task = %v (cancelled %v); want a *PanicError, not cancelled", err, task.Cancelled())
+		}
+		err = loop.WithTaskGroup(ctx, func(ctx context.Context, tg *loop.TaskGroup) error {
+			return tg.Go(func(ctx context.Context) error { panic(context.Canceled) })
+		})
+		var eg *loop.ExceptionGroup
+		if !errors.As(err, &eg) || len(eg.Errs) != 1 || !errors.As(eg.Errs[0], &pe) {
+			t.Errorf("TaskGroup = %v; want an ExceptionGroup holding a *PanicError", err)
+		}
+	})
+}
