@@ -27,7 +27,7 @@ type waitCase struct {
 	// virtual time stands still until it arrives (WithVirtualClock), so on
 	// the virtual clock only a ctx that has already ended can end it.
 	external bool
-	setup             func(t *testing.T, ctx context.Context) (await func(c context.Context) error, after func())
+	setup    func(t *testing.T, ctx context.Context) (await func(c context.Context) error, after func())
 }
 
 func waitCases() []waitCase {

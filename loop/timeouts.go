@@ -154,7 +154,8 @@ func (tm *Timeout) Do(ctx context.Context, body func(ctx context.Context) error)
 	_ = tm.Reschedule(tm.when)
 	exited := false
 	defer func() {
-		tm.scope.end(&errCanceled) // as the cancel of context.WithTimeout
+		// The body's ctx ends, as with the cancel of context.WithTimeout.
+		tm.scope.end(&errCanceled)
 		if !exited { // body panicked: disarm and let the panic go on
 			tm.cancelHandles()
 			if tm.state == timeoutExpiring {
