@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -552,4 +553,121 @@ func TestPanicWithCancellationValue(t *testing.T) {
 			t.Errorf("TaskGroup = %v; want an ExceptionGroup holding a *PanicError", err)
 		}
 	})
+}
+
+// A bounded stress run under faults: producers and consumers of a bounded
+// queue, each holding a Lock and a Semaphore for a while, all awaiting with
+// derived ctxs that random deadlines and a chaos task end at random
+// moments. Whatever gives up retries with a fresh ctx. Every item must
+// arrive exactly once, the lock and semaphore never be over-held, and
+// every task end, with the primitives back at rest.
+func TestDerivedCtxStress(t *testing.T) {
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 1))
+		const items, producers, consumers = 300, 3, 4
+		_, err := loop.Run(context.Background(), func(ctx context.Context) (int, error) {
+			l := loopOf(ctx)
+			q := loop.NewQueue[int](3)
+			var lk loop.Lock
+			sem, _ := loop.NewBoundedSemaphore(2)
+			var cancels []context.CancelFunc
+			derive := func(ctx context.Context) context.Context {
+				if r.IntN(2) == 0 {
+					c, cancel := context.WithDeadline(ctx, l.Time().Add(time.Duration(r.IntN(5))*time.Millisecond))
+					cancels = append(cancels, cancel)
+					return c
+				}
+				c, cancel := context.WithCancel(ctx)
+				cancels = append(cancels, cancel)
+				return c
+			}
+			chaos := loop.Go(ctx, func(ctx context.Context) error {
+				for {
+					if err := loop.Sleep(ctx, time.Duration(r.IntN(3))*time.Millisecond); err != nil {
+						return nil
+					}
+					if n := len(cancels); n > 0 {
+						i := r.IntN(n)
+						cancels[i]()
+						cancels[i] = cancels[n-1]
+						cancels = cancels[:n-1]
+					}
+				}
+			})
+			got := make([]int, items)
+			held, semHeld, received, gaveUp := false, 0, 0, 0
+			var tasks []*loop.Task[struct{}]
+			for p := range producers {
+				tasks = append(tasks, loop.Go(ctx, func(ctx context.Context) error {
+					for i := p; i < items; i += producers {
+						for q.Put(derive(ctx), i) != nil {
+							gaveUp++
+						}
+					}
+					return nil
+				}))
+			}
+			for range consumers {
+				tasks = append(tasks, loop.Go(ctx, func(ctx context.Context) error {
+					for {
+						v, err := q.Get(derive(ctx))
+						if errors.Is(err, loop.ErrQueueShutDown) {
+							return nil
+						}
+						if err != nil {
+							gaveUp++
+							continue
+						}
+						got[v]++
+						if received++; received == items {
+							q.Shutdown(false)
+						}
+						mustOK(t, q.TaskDone())
+						if lk.Acquire(derive(ctx)) == nil {
+							if held {
+								t.Errorf("seed %d: the Lock is held twice", seed)
+							}
+							held = true
+							_ = loop.Sleep(ctx, time.Duration(r.IntN(2))*time.Millisecond)
+							held = false
+							mustOK(t, lk.Release())
+						}
+						if sem.Acquire(derive(ctx)) == nil {
+							if semHeld++; semHeld > 2 {
+								t.Errorf("seed %d: the Semaphore(2) is held %d times", seed, semHeld)
+							}
+							_ = loop.Sleep(ctx, time.Duration(r.IntN(2))*time.Millisecond)
+							semHeld--
+							mustOK(t, sem.Release())
+						}
+					}
+				}))
+			}
+			for _, task := range tasks {
+				if _, err := task.Await(ctx); err != nil {
+					t.Errorf("seed %d: task = %v", seed, err)
+				}
+			}
+			chaos.Cancel("")
+			_, _ = chaos.Await(ctx)
+			for i, n := range got {
+				if n != 1 {
+					t.Errorf("seed %d: item %d received %d times; want 1", seed, i, n)
+				}
+			}
+			if lk.Locked() || sem.Value() != 2 || q.Qsize() != 0 {
+				t.Errorf("seed %d: at rest: Locked %v, Semaphore %d, Qsize %d; want false, 2, 0", seed, lk.Locked(), sem.Value(), q.Qsize())
+			}
+			if gaveUp == 0 {
+				t.Errorf("seed %d: no await gave up: the faults did not happen", seed)
+			}
+			for _, cancel := range cancels {
+				cancel()
+			}
+			return 0, q.Join(ctx)
+		}, loop.WithVirtualClock())
+		if err != nil {
+			t.Fatalf("seed %d: Run() = %v", seed, err)
+		}
+	}
 }
