@@ -39,10 +39,10 @@
 // the race detector sees every switch as a synchronisation and agrees.
 //
 // The ctx a task's function receives is the task's ctx: it carries the
-// loop and the task. Every await takes it (or a ctx derived from it, for
-// instance by [context.WithValue]) as its first argument; awaiting with
-// any other ctx returns [ErrNotInTask]. [RunningLoop] and [CurrentTask]
-// read it, and [Spawn] starts the new task on its loop.
+// loop and the task. Every await takes it (or a ctx derived from it) as its
+// first argument; awaiting with any other ctx returns [ErrNotInTask].
+// [RunningLoop] and [CurrentTask] read it, and [Spawn] starts the new task
+// on its loop.
 //
 // Blocking a task blocks the whole loop: a time.Sleep, a receive from a
 // channel, a mutex or a blocking system call inside a task stops every
@@ -123,10 +123,10 @@
 // task (an http.Request, a select on ctx.Done()) stops with it. A Go
 // context cannot be un-cancelled: the ctx stays cancelled even if the task
 // catches the cancellation and goes on. For that reason the cancellations
-// that asyncio withdraws again do not touch the ctx: when the deadline of
-// a [Timeout] (or of [WaitFor]) passes, the task running it is cancelled,
-// not that task's ctx, and a TaskGroup whose child failed cancels the body
-// it runs in the same way. What the task awaits at that moment is
+// that asyncio withdraws again do not touch the task's ctx: when the
+// deadline of a [Timeout] (or of [WaitFor]) passes, the task running it is
+// cancelled and the body's own ctx ends, not the task's ctx, and a
+// TaskGroup whose child failed cancels the body it runs in the same way. What the task awaits at that moment is
 // cancelled as usual, ctx included, and so are the children of a failing
 // TaskGroup. A task's ctx is also cancelled when the task finishes.
 //
@@ -137,6 +137,45 @@
 // tasks behind: each pending task is reported to the exception handler
 // ("Task was destroyed but it is pending!") and unwound: its current await,
 // and every await after it, returns a cancellation error at once.
+//
+// A task whose function returns an error matching context.Canceled (say
+// ctx.Err()) ends cancelled, and its error then matches [ErrCancelled] and
+// carries the message given to Cancel. A panic is never a cancellation,
+// whatever its value.
+//
+// # Derived contexts
+//
+// A task's ctx is a context.Context, and Go code derives from it: an await
+// given context.WithTimeout(ctx, d), WithDeadline or WithCancel honours
+// that ctx's deadline and cancellation. If the derived ctx ends first, the
+// await returns its error (it matches ctx.Err(): context.DeadlineExceeded
+// or context.Canceled) and the task itself is not cancelled. What the
+// await waited for is left as asyncio's wait_for(shield(f)) leaves it: a
+// future or task runs on and may be awaited again; a sleep's timer is
+// dropped; a lock, condition, semaphore, barrier or queue method that gives
+// up holds nothing and loses nothing (an abandoned Get takes no item, an
+// abandoned Put inserts nothing, an abandoned Acquire holds no lock, and a
+// wake-up it had received is passed on; Condition.Wait still re-acquires
+// its lock before it returns). A [TaskGroup] whose ctx ends cancels its
+// children and still returns only once they are done. An await that needs
+// no wait (a done future, a free lock, a queue with items) succeeds even
+// if the derived ctx has ended, as asyncio checks for cancellation only
+// where a task yields; one that has to wait returns the error at once. A
+// ctx derived by values only (context.WithValue) behaves as the task's.
+//
+// On the virtual clock a ctx's deadline is read as loop time: derive one
+// with context.WithDeadline(ctx, l.Time().Add(d)). The virtual clock starts
+// at the wall-clock time of [New], so context.WithTimeout(ctx, d) gives the
+// same deadline until virtual time has run ahead of the wall clock. A ctx
+// cancelled by code running on the loop ends its awaits before the loop
+// next waits or moves its clock.
+//
+// Inside a [Timeout] (and so [WithTimeout]), the body's ctx reports the
+// deadline through Deadline, so a net/http or gRPC call made with it sees
+// the deadline, and it ends with context.DeadlineExceeded when the deadline
+// passes (and with context.Canceled when the body returns). Awaits on that
+// ctx follow asyncio rather than the ctx: the expiry cancels the task at
+// its current await, and cleanup that awaits after it still waits.
 //
 // # Errors
 //
@@ -172,8 +211,8 @@
 // # Virtual clock
 //
 // The loop's clock is [Loop.Time], and every timer, Sleep and deadline is
-// on it. With [WithVirtualClock], time starts at the Unix epoch and stands
-// still while anything is ready to run; whenever the loop is idle it jumps
+// on it. With [WithVirtualClock], time starts at the wall-clock time of
+// [New] and stands still while anything is ready to run; whenever the loop is idle it jumps
 // to the next timer's deadline. Code that sleeps for hours runs at once,
 // in exactly the order it would run in real time, which makes tests of
 // timing code fast and deterministic. Idle means nothing is ready and

@@ -31,7 +31,8 @@ var (
 // stays a cancellation, and nested timeouts convert only their own.
 //
 // The deadline cancels the task, not the task's ctx (a Go context cannot be
-// un-cancelled, and the task goes on after the timeout).
+// un-cancelled, and the task goes on after the timeout); the ctx Do gives
+// its body reports the deadline and ends with it (see Do).
 type Timeout struct {
 	state      timeoutState
 	when       time.Time // zero: never
