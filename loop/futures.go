@@ -162,13 +162,15 @@ func (f *futureCore) complete(state futState, err error) {
 		}
 	}
 	f.cb0, f.cbs = callback{}, nil
+	if state == stateFinished && err != nil {
+		// Before DoneChan closes: a goroutine that waited on it may read
+		// the error (and mark it retrieved) at once.
+		f.watchUnretrieved()
+	}
 	if !f.internal {
 		if ch := f.doneCh.Swap(closedChan); ch != nil && ch != closedChan {
 			close(*ch)
 		}
-	}
-	if state == stateFinished && err != nil {
-		f.watchUnretrieved()
 	}
 }
 
@@ -349,7 +351,10 @@ func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) CallbackID {
 // Await waits for the future inside a task and returns its result. ctx must
 // be the running task's ctx (or derived from it). A future that is already
 // done returns at once, without giving up the loop. If the awaiting task is
-// cancelled meanwhile, Await returns the cancellation error.
+// cancelled meanwhile, Await returns the cancellation error (and the
+// future, if it is a task or a gather, is cancelled too). If ctx is a
+// derived ctx that ends first, Await returns ctx's error and leaves the
+// future as it is.
 func (f *Future[T]) Await(ctx context.Context) (T, error) {
 	if f.state == statePending {
 		if err := awaitCore(ctx, &f.futureCore); err != nil {

@@ -3,9 +3,11 @@ package loop_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/asyncgo/asyncgo/loop"
 )
@@ -286,4 +288,66 @@ func TestFutureDoneChanSeenFromGoroutine(t *testing.T) {
 	default:
 		t.Errorf("DoneChan() of a done future is not closed")
 	}
+}
+
+// The documented thread-safe read: once DoneChan is closed, Result and Err
+// may be read from any goroutine. Run under -race: the "never retrieved"
+// bookkeeping of a failed future used to be written after the channel
+// closed.
+func TestDoneChanThenResultFromAnotherGoroutine(t *testing.T) {
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name   string
+		finish func(f *loop.Future[int])
+		want   error
+	}{
+		{"failed", func(f *loop.Future[int]) { _ = f.SetErr(boom) }, boom},
+		{"cancelled", func(f *loop.Future[int]) { f.Cancel("") }, loop.ErrCancelled},
+		{"succeeded", func(f *loop.Future[int]) { _ = f.SetResult(1) }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 50 {
+				l := newLoop(t)
+				f := loop.NewFuture[int](l)
+				got := make(chan error, 2)
+				done := f.DoneChan()
+				go func() {
+					<-done
+					_, err := f.Result()
+					got <- err
+					got <- f.Err()
+				}()
+				tc.finish(f)
+				for range 2 {
+					if err := <-got; !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+						t.Fatalf("read after DoneChan = %v; want %v", err, tc.want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// A task's name may be set on the loop while another goroutine formats
+// its ctx (a log line, an error wrapping it). Run under -race.
+func TestTaskNameReadElsewhere(t *testing.T) {
+	inTask(t, func(ctx context.Context) {
+		task := loop.Spawn(ctx, func(ctx context.Context) (int, error) { return 0, loop.Sleep(ctx, time.Hour) })
+		tctx := task.Context()
+		got := make(chan string)
+		go func() {
+			for range 100 {
+				_ = fmt.Sprint(tctx)
+			}
+			got <- fmt.Sprint(tctx)
+		}()
+		for i := range 100 {
+			task.SetName(fmt.Sprint("worker-", i))
+		}
+		if s := <-got; !strings.HasPrefix(s, "loop.Task(") {
+			t.Errorf("String() = %q", s)
+		}
+		task.Cancel("")
+		_, _ = task.Await(ctx)
+	})
 }
