@@ -39,8 +39,8 @@ var (
 		}
 		return x, nil
 	})
-	boom = executor.Register("test.boom", func(msg string) (int, error) { panic(msg) })
-	pid  = executor.Register("test.pid", func(struct{}) (int, error) { return os.Getpid(), nil })
+	boom       = executor.Register("test.boom", func(msg string) (int, error) { panic(msg) })
+	pid        = executor.Register("test.pid", func(struct{}) (int, error) { return os.Getpid(), nil })
 	echo       = executor.Register("test.echo", func(b blob) (blob, error) { return b, nil })
 	badResult  = executor.Register("test.badResult", func(struct{}) (withFunc, error) { return withFunc{F: func() {}}, nil })
 	takesFunc  = executor.Register("test.takesFunc", func(withFunc) (int, error) { return 1, nil })

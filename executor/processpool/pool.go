@@ -95,6 +95,7 @@ type worker struct {
 	seq    uint64       // cur's request id
 	unsent bool         // cur is for the sender to send
 	dying  bool         // closed on purpose: EOF is expected
+	fault  error        // the panic that ended the reader, a bug
 
 	tasks int // calls answered; the reader's own
 }
@@ -225,6 +226,7 @@ func (w *worker) run() {
 	j, seq, retire := w.takeLocked()
 	p.mu.Unlock()
 	p.g.Go(w, w.sendLoop)
+	defer w.reap() // even if serve panics: the process is reaped, the sender ends
 	if retire {
 		w.proc.Ctrl.Close()
 	}
@@ -358,6 +360,21 @@ func (w *worker) takeLocked() (j executor.Job, seq uint64, retire bool) {
 // serve reads the worker's answers until it exits.
 func (w *worker) serve() {
 	p := w.p
+	var inHand executor.Job // taken off w.cur, not completed yet
+	defer func() {
+		if r := recover(); r != nil {
+			// A bug: hand the call back, so that the pool, which breaks,
+			// fails its future; reap (deferred by run) reports the panic
+			// as the cause, and the group re-panics it in Shutdown.
+			p.mu.Lock()
+			if inHand != nil {
+				w.cur, w.unsent = inHand, false
+			}
+			w.fault = executor.NewPanicError(0, r)
+			p.mu.Unlock()
+			panic(r)
+		}
+	}()
 	for {
 		if err := w.rd.Next(); err != nil {
 			break
@@ -371,6 +388,7 @@ func (w *worker) serve() {
 		ok := j != nil && !w.unsent && resp.ID == w.seq
 		if ok {
 			w.cur = nil
+			inHand = j
 		}
 		p.mu.Unlock()
 		if !ok {
@@ -422,11 +440,11 @@ func (w *worker) serve() {
 		} else {
 			j.Succeed()
 		}
+		inHand = nil
 		if retired {
 			break
 		}
 	}
-	w.reap()
 }
 
 // reap waits for the worker process and, if it died unexpectedly, breaks
@@ -441,8 +459,9 @@ func (w *worker) reap() {
 			break
 		}
 	}
-	dying := w.dying
+	dying := w.dying && w.fault == nil
 	w.dying = true
+	fault := w.fault
 	p.mu.Unlock()
 	if !dying {
 		w.kill() // a protocol error leaves it alive
@@ -456,6 +475,9 @@ func (w *worker) reap() {
 	// Marked broken before any future fails: a Submit from a failing
 	// future's callback, or from a waiter it wakes, is refused.
 	cause := fmt.Errorf("worker %d: %v", w.proc.Pid(), st)
+	if fault != nil {
+		cause = fmt.Errorf("the goroutine serving worker %d panicked: %w", w.proc.Pid(), fault)
+	}
 	p.mu.Lock()
 	jobs, victims := p.breakLocked(cause)
 	if w.cur != nil {

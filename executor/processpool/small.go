@@ -1,10 +1,16 @@
 package processpool
 
-import "reflect"
+import (
+	"encoding"
+	"encoding/gob"
+	"reflect"
+)
 
 // Submit sends a call to an idle worker on the submitter's goroutine only
 // when its argument is provably small: scalars, short strings and byte
-// slices, and arrays, structs and pointers of those, a few levels deep.
+// slices, and arrays, structs and pointers of those, a few levels deep,
+// none with an encoding method of its own (GobEncode, MarshalBinary,
+// MarshalText), which could take any time.
 // Such a call costs the submitter about what a CallSoonThreadsafe does: an
 // encode of a few dozen bytes and one write into the idle worker's empty
 // socket buffer, which never blocks. Any other argument (a 2 MiB slice, a
@@ -27,9 +33,33 @@ func small(v any) bool {
 	return smallValue(reflect.ValueOf(v), smallDepth, &budget)
 }
 
+var (
+	gobEncoder      = reflect.TypeFor[gob.GobEncoder]()
+	binaryMarshaler = reflect.TypeFor[encoding.BinaryMarshaler]()
+	textMarshaler   = reflect.TypeFor[encoding.TextMarshaler]()
+)
+
+// marshals reports whether gob would encode t, or *t, with a method of its
+// own.
+func marshals(t reflect.Type) bool {
+	for _, t := range []reflect.Type{t, reflect.PointerTo(t)} {
+		if t.Implements(gobEncoder) || t.Implements(binaryMarshaler) || t.Implements(textMarshaler) {
+			return true
+		}
+	}
+	return false
+}
+
 func smallValue(v reflect.Value, depth int, budget *int) bool {
 	if *budget--; *budget < 0 || depth < 0 {
 		return false
+	}
+	// Only named types, structs (which promote their fields' methods)
+	// and pointers can have methods.
+	if t := v.Type(); t.PkgPath() != "" || t.Kind() == reflect.Struct || t.Kind() == reflect.Pointer {
+		if marshals(t) {
+			return false
+		}
 	}
 	switch v.Kind() {
 	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,

@@ -1,0 +1,176 @@
+package executor_test
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/asyncgo/asyncgo/executor"
+	"github.com/sourcegraph/conc/panics"
+)
+
+// within fails the test if fn has not returned after d: a bound for a
+// hang, never a timing the test relies on.
+func within(t *testing.T, d time.Duration, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s: still blocked after %v", what, d)
+	}
+}
+
+// Item 12: a call that calls runtime.Goexit (t.FailNow, for one) fails
+// its future as a panic does; the pool replaces the goroutine it lost and
+// goes on, and Shutdown returns.
+func TestThreadPoolGoexit(t *testing.T) {
+	p := newThreadPool(t, executor.ThreadPoolOptions{MaxWorkers: 1})
+	var err error
+	within(t, time.Minute, "Result of a call that calls runtime.Goexit", func() {
+		_, err = res(executor.SubmitFunc(p, func() (int, error) { runtime.Goexit(); return 0, nil }))
+	})
+	var pe *executor.PanicError
+	if !errors.As(err, &pe) || pe.Value != executor.ErrGoexit || !errors.Is(err, executor.ErrGoexit) {
+		t.Fatalf("Result() = %v; want a *PanicError of ErrGoexit", err)
+	}
+	if v, err := res(executor.SubmitFunc(p, func() (int, error) { return 2, nil })); v != 2 || err != nil {
+		t.Errorf("after Goexit: Result() = %d, %v; want 2, nil", v, err)
+	}
+	// Queued calls behind a Goexit run too.
+	var fs []*executor.Future[int]
+	for i := range 3 {
+		f, _ := executor.SubmitFunc(p, func() (int, error) {
+			if i == 0 {
+				runtime.Goexit()
+			}
+			return i, nil
+		})
+		fs = append(fs, f)
+	}
+	for i, f := range fs[1:] {
+		if v, err := f.Result(context.Background()); v != i+1 || err != nil {
+			t.Errorf("queued call %d = %d, %v", i+1, v, err)
+		}
+	}
+	within(t, time.Minute, "Shutdown", func() { p.Shutdown(true, false) })
+	// A registered function called in this process turns Goexit into the
+	// same error: Func.Call is callSafely too, but Goexit still ends the
+	// calling goroutine, so this runs on a goroutine of its own.
+	if _, err := res(executor.Submit(newThreadPool(t, executor.ThreadPoolOptions{}), goexitFunc.Bind(0))); !errors.Is(err, executor.ErrGoexit) {
+		t.Errorf("registered function calling Goexit on a ThreadPool: %v; want ErrGoexit", err)
+	}
+}
+
+var goexitFunc = executor.Register("executor_test.goexit", func(int) (int, error) { runtime.Goexit(); return 0, nil })
+
+// Item 10: Shutdown(wait) from a call running on the pool, or from a done
+// callback (which runs on the worker goroutine that completed the future),
+// waits for the other workers and returns (Python: "cannot join current
+// thread"); queued calls still run.
+func TestThreadPoolShutdownFromItsOwnGoroutine(t *testing.T) {
+	t.Run("from a call", func(t *testing.T) {
+		p := newThreadPool(t, executor.ThreadPoolOptions{MaxWorkers: 2})
+		release := make(chan struct{})
+		other, _ := executor.SubmitFunc(p, func() (int, error) { <-release; return 1, nil })
+		var shut *executor.Future[bool]
+		shut, _ = executor.SubmitFunc(p, func() (bool, error) {
+			close(release)
+			p.Shutdown(true, false)
+			return other.Done(), nil
+		})
+		queued, _ := executor.SubmitFunc(p, func() (int, error) { return 3, nil })
+		within(t, time.Minute, "Shutdown(wait) from a call", func() {
+			if otherDone, err := shut.Result(context.Background()); !otherDone || err != nil {
+				t.Errorf("Shutdown returned with the other worker's call done = %v (%v); want true", otherDone, err)
+			}
+			if v, err := queued.Result(context.Background()); v != 3 || err != nil {
+				t.Errorf("queued call = %d, %v; want 3, nil", v, err)
+			}
+		})
+		within(t, time.Minute, "Shutdown(wait) afterwards", func() { p.Shutdown(true, false) })
+	})
+	t.Run("from a done callback", func(t *testing.T) {
+		p := newThreadPool(t, executor.ThreadPoolOptions{MaxWorkers: 1})
+		f, _ := executor.SubmitFunc(p, func() (int, error) { return 1, nil })
+		returned := make(chan struct{})
+		f.AddDoneCallback(func(*executor.Future[int]) {
+			p.Shutdown(true, false)
+			close(returned)
+		})
+		within(t, time.Minute, "Shutdown(wait) from a done callback", func() { <-returned })
+		within(t, time.Minute, "Shutdown(wait) afterwards", func() { p.Shutdown(true, false) })
+	})
+}
+
+// badJob is a Job with a bug: its Start panics, in the pool's goroutine.
+type badJob struct{ f *executor.Future[int] }
+
+func (j *badJob) Name() string                  { return "" }
+func (j *badJob) Arg() any                      { return nil }
+func (j *badJob) Start() bool                   { panic("start bug") }
+func (j *badJob) Cancel() bool                  { return j.f.Cancel() }
+func (j *badJob) Fail(err error)                { _ = j.f.SetErr(err) }
+func (j *badJob) Decode(executor.Decoder) error { return nil }
+func (j *badJob) Succeed()                      {}
+func (j *badJob) RunLocal()                     {}
+func (j *badJob) WaitInNetpoller()              {}
+
+// Item 22: a panic in a ThreadPool's own goroutine (not in a call: that is
+// the call's error) breaks the pool instead of killing the process, and
+// Shutdown(wait) re-panics it with its stack.
+func TestThreadPoolGoroutinePanicSurfacesInShutdown(t *testing.T) {
+	p, err := executor.NewThreadPool(executor.ThreadPoolOptions{MaxWorkers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	first, _ := executor.SubmitFunc(p, func() (int, error) { <-release; return 1, nil })
+	if err := p.SubmitJob(&badJob{f: executor.NewFuture[int]()}); err != nil {
+		t.Fatal(err)
+	}
+	queued, _ := executor.SubmitFunc(p, func() (int, error) { return 2, nil })
+	close(release)
+	if v, err := first.Result(context.Background()); v != 1 || err != nil {
+		t.Errorf("first call = %d, %v", v, err)
+	}
+	if _, err := queued.Result(context.Background()); !errors.Is(err, executor.ErrBrokenThreadPool) {
+		t.Errorf("call queued behind the panic: Result() = %v; want ErrBrokenThreadPool", err)
+	}
+	var got any
+	func() {
+		defer func() { got = recover() }()
+		p.Shutdown(true, false)
+	}()
+	if r, ok := got.(*panics.Recovered); !ok || r.Value != "start bug" || !strings.Contains(string(r.Stack), "badJob") {
+		t.Fatalf("Shutdown() panicked with %#v; want the worker's panic with its stack", got)
+	}
+}
+
+// Item 20: package executor, and so loop, link no process machinery.
+func TestImportGraph(t *testing.T) {
+	gocmd, err := exec.LookPath("go")
+	if err != nil {
+		gocmd = runtime.GOROOT() + "/bin/go"
+	}
+	for _, pkg := range []string{"github.com/asyncgo/asyncgo/executor", "github.com/asyncgo/asyncgo/loop"} {
+		out, err := exec.Command(gocmd, "list", "-deps", pkg).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			switch dep {
+			case "os/exec", "encoding/gob", "github.com/asyncgo/asyncgo/internal/wire", "github.com/asyncgo/asyncgo/executor/processpool":
+				t.Errorf("%s imports %s", pkg, dep)
+			}
+		}
+	}
+}
