@@ -118,11 +118,14 @@ func newGate(t *testing.T) *gate {
 	if g.released, err = os.OpenFile(g.arg.Release, os.O_RDWR, 0); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		g.open()
-		g.started.Close()
-	})
+	t.Cleanup(g.close)
 	return g
+}
+
+// close opens the gate and releases its files.
+func (g *gate) close() {
+	g.open()
+	g.started.Close()
 }
 
 // call is a gated call.
