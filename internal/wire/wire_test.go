@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 
 	"github.com/asyncgo/asyncgo/internal/wire"
@@ -89,5 +90,73 @@ func TestTruncatedAndOversizedFrames(t *testing.T) {
 	huge := []byte{0xff, 0xff, 0xff, 0xff, 0}
 	if err := wire.NewReader(bytes.NewReader(huge)).Next(); err == nil {
 		t.Errorf("Next() on a 4 GiB frame header = nil; want an error")
+	}
+}
+
+// Item 11: gob panics on a nil pointer; Send turns that into an
+// *EncodeError, writes nothing, and the stream stays in step.
+func TestSendNilPointer(t *testing.T) {
+	var buf bytes.Buffer
+	wr := wire.NewWriter(&buf)
+	var ee *wire.EncodeError
+	if err := wr.Send(point{1, 2}, (*point)(nil)); !errors.As(err, &ee) {
+		t.Fatalf("Send(nil pointer) = %v; want *EncodeError", err)
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("a failed Send wrote %d bytes", buf.Len())
+	}
+	if err := wr.Send(point{3, 4}); err != nil {
+		t.Fatal(err)
+	}
+	rd := wire.NewReader(&buf)
+	var p point
+	if err := rd.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rd.Decode(&p); err != nil || p != (point{3, 4}) {
+		t.Errorf("Decode() = %v, %v; want {3 4}", p, err)
+	}
+}
+
+// A stream of large messages reuses one buffer on each side: 20 messages
+// of 2 MiB allocate about what the decoded values need, not a new frame
+// buffer and encode buffer per message.
+func TestLargeMessagesReuseBuffers(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pr.Close()
+	wr := wire.NewWriter(pw)
+	msg := make([]byte, 2<<20)
+	const n = 20
+	go func() {
+		for range n + 2 {
+			if err := wr.Send(msg); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	rd := wire.NewReader(pr)
+	var got []byte
+	recv := func() {
+		if err := rd.Next(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rd.Decode(&got); err != nil || len(got) != len(msg) {
+			t.Fatalf("Decode() = %d bytes, %v", len(got), err)
+		}
+	}
+	recv()
+	recv() // both sides' buffers have grown
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		recv()
+	}
+	runtime.ReadMemStats(&after)
+	// Per message: gob's own copy of the message (2 MiB; Decode into got
+	// reuses got). Before, the frame and encode buffers were regrown for
+	// each message too: about 8 MiB in all.
+	if perMsg := (after.TotalAlloc - before.TotalAlloc) / n; perMsg > 5<<20 {
+		t.Errorf("%d bytes allocated per 2 MiB message; want at most 5 MiB", perMsg)
 	}
 }
