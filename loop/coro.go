@@ -49,3 +49,60 @@ func (t *taskCore) suspend() {
 		l.taskGID.Store(goid())
 	}
 }
+
+// maxFreeCoros bounds the coroutines kept for reuse after their task ends.
+const maxFreeCoros = 256
+
+// step resumes a task until its next await or its end.
+func (l *Loop) step(t *taskCore) {
+	if t.finished {
+		return
+	}
+	c := t.coro
+	if c == nil {
+		if t.mustCancel {
+			// Cancelled before it started: the body never runs.
+			t.mustCancel = false
+			t.self.finishCancelled(cancelledError(t.cancelMsg()))
+			return
+		}
+		if n := len(l.freeCoros); n > 0 {
+			c = l.freeCoros[n-1]
+			l.freeCoros = l.freeCoros[:n-1]
+		} else {
+			c = newCoro()
+		}
+		c.task = t
+		t.coro = c
+	}
+	// current stays set after the step: the next task step overwrites it,
+	// and a plain callback or the end of the iteration clears it.
+	l.current = t
+	c.next()
+	if t.finished {
+		t.coro = nil
+		if len(l.freeCoros) < maxFreeCoros && !l.closing {
+			l.freeCoros = append(l.freeCoros, c)
+		} else {
+			c.stop()
+		}
+	}
+}
+
+// unwind ends a pending task at Close.
+func (l *Loop) unwind(t *taskCore) {
+	if t.coro == nil {
+		t.self.finishCancelled(cancelledError("loop closed"))
+		return
+	}
+	t.killed = true
+	c := t.coro
+	l.current = t
+	c.stop()
+	l.current = nil
+	t.coro = nil
+	if !t.finished {
+		// The coroutine ended without the body returning (Goexit).
+		t.self.finishCancelled(cancelledError("loop closed"))
+	}
+}
