@@ -163,6 +163,58 @@ func TestRunInExecutorProcessPool(t *testing.T) {
 	})
 }
 
+// gatedArg's encoding, in the parent, waits until encodeGate closes: it
+// stands for a large argument, whose encoding and write take long.
+type gatedArg struct{ N int }
+
+var encodeGate chan struct{} // made by the test before the call that reads it
+
+func (a gatedArg) GobEncode() ([]byte, error) {
+	<-encodeGate
+	return []byte{byte(a.N)}, nil
+}
+
+func (a *gatedArg) GobDecode(b []byte) error {
+	a.N = int(b[0])
+	return nil
+}
+
+var bridgeGated = executor.Register("loop_test.gated", func(a gatedArg) (int, error) { return a.N, nil })
+
+// RunInExecutor on a process pool encodes and writes nothing on the loop's
+// goroutine, even to an idle worker (DESIGN.md: nothing the loop does
+// waits for an executor): the call's argument cannot be encoded until a
+// task of the loop lets it, which only a loop that keeps running can do.
+// (A goroutine lets it after a minute, a bound for the old behaviour, in
+// which the loop hung in RunInExecutor.)
+func TestRunInExecutorProcessPoolDoesNotBlockTheLoop(t *testing.T) {
+	encodeGate = make(chan struct{})
+	var byTask atomic.Bool
+	bound := time.AfterFunc(time.Minute, func() { close(encodeGate) })
+	defer bound.Stop()
+	p := newProcessPool(t, 1)
+	runMain(t, func(ctx context.Context) error {
+		if _, err := loop.RunInExecutor(ctx, p, bridgeTriple.Bind(1)).Await(ctx); err != nil {
+			return err // the worker is up, and idle
+		}
+		f := loop.RunInExecutor(ctx, p, bridgeGated.Bind(gatedArg{N: 9}))
+		loop.Spawn(ctx, func(ctx context.Context) (struct{}, error) {
+			if bound.Stop() { // else the bound fired, and closed the gate
+				byTask.Store(true)
+				close(encodeGate)
+			}
+			return struct{}{}, nil
+		})
+		if v, err := f.Await(ctx); v != 9 || err != nil {
+			t.Errorf("RunInExecutor() = %d, %v; want 9, nil", v, err)
+		}
+		return nil
+	})
+	if !byTask.Load() {
+		t.Errorf("the loop was blocked in RunInExecutor until the call's argument could be encoded")
+	}
+}
+
 // Mirrors test_futures.py: test_wrap_future.
 func TestWrapFuture(t *testing.T) {
 	tp := newThreadPool(t, 1)
