@@ -28,8 +28,8 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 # -p 1: one package's benchmarks at a time, never two test binaries at once.
-echo "run.sh: go test -bench '$BENCH' ./loop/ ./executor/" >&2
-go test -p 1 -run '^$' -bench "$BENCH" -benchtime "$BENCHTIME" -benchmem -count "$COUNT" ./loop/ ./executor/ | tee "$out/go.txt" >&2
+echo "run.sh: go test -bench '$BENCH' ./loop/ ./executor/ ./executor/processpool/" >&2
+go test -p 1 -run '^$' -bench "$BENCH" -benchtime "$BENCHTIME" -benchmem -count "$COUNT" ./loop/ ./executor/ ./executor/processpool/ | tee "$out/go.txt" >&2
 
 for impl in asyncio uvloop; do
 	echo "run.sh: peers.py --loop=$impl" >&2

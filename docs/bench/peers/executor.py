@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Python twins of asyncgo's executor benchmarks (executor/bench_test.go).
+"""Python twins of asyncgo's executor benchmarks (executor/bench_test.go for
+the ThreadPool, executor/processpool/bench_test.go for the process pool).
 
 Each workload awaits run_in_executor from a task on CPython's asyncio or on
 uvloop, as asyncgo's loop.RunInExecutor does, with a trivial function
