@@ -54,6 +54,14 @@ type Loop struct {
 	freeRecs  *handleRec
 	freeCoros []*coro
 
+	// The goroutine driving the loop, and that of the coroutines of the
+	// tasks in progress (see coro.go).
+	driverLocked bool
+	driverGID    uint64
+	liveCoros    int
+	coroLocked   bool
+	coroGID      uint64
+
 	tsMu      sync.Mutex
 	tsq       []func()
 	tsSpare   []func()
@@ -229,6 +237,10 @@ func (l *Loop) RunForever() error {
 	}
 	if !l.running.CompareAndSwap(false, true) {
 		return ErrLoopRunning
+	}
+	if err := l.takeDriver(); err != nil {
+		l.running.Store(false)
+		return err
 	}
 	if l.debug {
 		l.loopGID.Store(goid())
@@ -433,15 +445,10 @@ func (l *Loop) Close() error {
 		return nil
 	}
 	l.closing = true
-	for len(l.tasks) > 0 {
-		t := l.tasks[len(l.tasks)-1]
-		l.CallExceptionHandler(ExceptionContext{Message: "Task was destroyed but it is pending!", Task: t.self})
-		l.unwind(t)
+	if err := l.closeTasks(); err != nil {
+		l.closing = false
+		return err
 	}
-	for _, c := range l.freeCoros {
-		c.stop()
-	}
-	l.freeCoros = nil
 	l.ready.clear()
 	l.batchLeft = 0
 	l.timers = nil

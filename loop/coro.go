@@ -1,6 +1,11 @@
 package loop
 
-import "iter"
+import (
+	"errors"
+	"iter"
+	"runtime"
+	_ "unsafe" // go:linkname
+)
 
 // coro is the goroutine a task runs on, driven by iter.Pull: the loop calls
 // next to hand control to the task, the task calls yield to hand it back.
@@ -8,15 +13,48 @@ import "iter"
 // switch as a synchronisation. When its task ends the coroutine parks in
 // yield, ready to run the next task the loop gives it: creating a coroutine
 // costs several times a switch, reusing one costs a switch.
+//
+// Go's coroutines have one rule the loop must keep: the OS-thread lock of
+// the goroutine that switches must match the one that created the
+// coroutine, or the runtime aborts the process ("coro: OS thread locking
+// must match locking at coroutine creation"). So a task may not await
+// while locked to its thread (runtime.LockOSThread): the await releases the
+// lock and panics with ErrLockedOSThread instead, and a task that returns
+// locked fails the same way. A loop whose tasks were started from a
+// goroutine locked to its thread (a GUI program's main, say) must be driven
+// by that goroutine for as long as those tasks live; RunForever and Close
+// refuse with ErrLockedOSThread otherwise.
 type coro struct {
-	next  func() (struct{}, bool)
-	stop  func()
-	yield func(struct{}) bool
-	task  *taskCore
+	next    func() (struct{}, bool)
+	stop    func()
+	yield   func(struct{}) bool
+	task    *taskCore
+	locked  bool // made while the driver was locked to its thread
+	exiting bool // its goroutine is leaving through runtime.Goexit
 }
 
-func newCoro() *coro {
-	c := new(coro)
+// ErrLockedOSThread is the error of a coroutine switch that the thread
+// lock (runtime.LockOSThread) forbids: a task awaited, or returned, while
+// locked to its OS thread (the task fails with it; run thread-bound work
+// with ToThread instead), or a loop whose tasks were started from a
+// goroutine locked to its thread is driven or closed from another.
+var ErrLockedOSThread = errors.New("loop: a task's goroutine may not be locked to its OS thread across an await (runtime.LockOSThread): run thread-bound work with loop.ToThread, and drive a loop started from a locked goroutine from that goroutine only")
+
+// lockedOSThread reports whether the calling goroutine is locked to its
+// thread. The runtime keeps it reachable for this use (runtime/linkname.go).
+//
+//go:linkname lockedOSThread runtime.lockedOSThread
+func lockedOSThread() bool
+
+// releaseThread undoes the caller's runtime.LockOSThread calls.
+func releaseThread() {
+	for i := 0; i < 1<<16 && lockedOSThread(); i++ {
+		runtime.UnlockOSThread()
+	}
+}
+
+func newCoro(locked bool) *coro {
+	c := &coro{locked: locked}
 	c.next, c.stop = iter.Pull(func(yield func(struct{}) bool) {
 		c.yield = yield
 		for {
@@ -53,6 +91,73 @@ func (t *taskCore) suspend() {
 // maxFreeCoros bounds the coroutines kept for reuse after their task ends.
 const maxFreeCoros = 256
 
+// maxKills bounds the cancellations a task being unwound at Close may
+// catch and go on from: past it the task's goroutine is made to exit.
+const maxKills = 3
+
+// enterAwait is the first step of every await: it refuses a task that the
+// loop is unwinding (taskKilled) or that is locked to its OS thread.
+func (t *taskCore) enterAwait() {
+	if t.killed {
+		t.kills++
+		if t.kills > maxKills && !t.coro.locked {
+			// A task that keeps recovering from its unwinding (a
+			// "recover and retry" loop) is made to leave: Goexit cannot
+			// be caught. Close runs the unwinding on a goroutine of its
+			// own, which the Goexit ends (unwindCoro).
+			t.loop.CallExceptionHandler(ExceptionContext{Message: "coroutine ignored GeneratorExit", Task: t.self})
+			runtime.Goexit()
+		}
+		panic(taskKilled{})
+	}
+	if lockedOSThread() != t.coro.locked {
+		releaseThread()
+		panic(ErrLockedOSThread)
+	}
+}
+
+// takeDriver records the goroutine that is about to drive the loop, and
+// refuses it if it cannot switch to the coroutines of the tasks in progress.
+func (l *Loop) takeDriver() error {
+	locked := lockedOSThread()
+	var gid uint64
+	if locked {
+		gid = goid()
+	}
+	if l.liveCoros > 0 && (locked != l.coroLocked || gid != l.coroGID) {
+		return ErrLockedOSThread
+	}
+	if locked && len(l.freeCoros) > 0 {
+		l.retireFreeCoros() // made unlocked: a locked goroutine cannot run them
+	}
+	l.driverLocked, l.driverGID = locked, gid
+	return nil
+}
+
+// retireFreeCoros ends the coroutines kept for reuse, from a goroutine that
+// is not locked to its thread, as they were made.
+func (l *Loop) retireFreeCoros() {
+	free := l.freeCoros
+	l.freeCoros = nil
+	onPlainGoroutine(func() {
+		for _, c := range free {
+			c.stop()
+		}
+	})
+}
+
+// onPlainGoroutine runs fn on a new goroutine and waits for it to end,
+// however it ends: a runtime.Goexit passed on by a coroutine fn stops ends
+// that goroutine only.
+func onPlainGoroutine(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	<-done
+}
+
 // step resumes a task until its next await or its end.
 func (l *Loop) step(t *taskCore) {
 	if t.finished {
@@ -70,8 +175,12 @@ func (l *Loop) step(t *taskCore) {
 			c = l.freeCoros[n-1]
 			l.freeCoros = l.freeCoros[:n-1]
 		} else {
-			c = newCoro()
+			c = newCoro(l.driverLocked)
 		}
+		if l.liveCoros == 0 {
+			l.coroLocked, l.coroGID = l.driverLocked, l.driverGID
+		}
+		l.liveCoros++
 		c.task = t
 		t.coro = c
 	}
@@ -81,12 +190,86 @@ func (l *Loop) step(t *taskCore) {
 	c.next()
 	if t.finished {
 		t.coro = nil
-		if len(l.freeCoros) < maxFreeCoros && !l.closing {
+		l.liveCoros--
+		switch {
+		case c.exiting:
+			// The task called runtime.Goexit: let its goroutine leave,
+			// elsewhere, since stop would pass the Goexit on to the
+			// loop's goroutine. One made locked can never leave.
+			if !c.locked {
+				go c.stop()
+			}
+		case len(l.freeCoros) < maxFreeCoros && !l.closing && !c.locked:
 			l.freeCoros = append(l.freeCoros, c)
-		} else {
+		default:
 			c.stop()
 		}
 	}
+}
+
+// goexit ends a task whose function called runtime.Goexit (t.Fatal in a
+// test): a Goexit cannot be stopped, only kept off the loop's goroutine,
+// to which iter.Pull would pass it on. The task fails with ErrGoexit, and
+// its coroutine hands control back to step, which lets it go. A task that
+// Close is unwinding ends cancelled, and the Goexit ends the goroutine
+// Close unwinds it on.
+func (t *Task[T]) goexit() {
+	tc := &t.tc
+	if tc.killed {
+		if !tc.finished {
+			t.finishCancelled(cancelledError("loop closed"))
+		}
+		return
+	}
+	c := tc.coro
+	t.finish(stateFinished, ErrGoexit)
+	c.exiting = true
+	c.task = nil
+	c.yield(struct{}{})
+}
+
+// ErrGoexit is the error of a task whose function called runtime.Goexit
+// (t.Fatal or t.FailNow in a test, or a log.Fatal-like helper that ends
+// the goroutine): the task fails, and the loop goes on.
+var ErrGoexit = errors.New("loop: the task's function called runtime.Goexit")
+
+// closeTasks ends every pending task at Close: each is reported to the
+// exception handler ("Task was destroyed but it is pending!") and unwound.
+// Coroutines made unlocked are unwound from a goroutine of their own, so
+// that a task that makes its goroutine exit (see enterAwait) ends that
+// goroutine, not the caller's.
+func (l *Loop) closeTasks() error {
+	if l.liveCoros > 0 && l.coroLocked && (!lockedOSThread() || goid() != l.coroGID) {
+		return ErrLockedOSThread
+	}
+	next := func() bool {
+		if len(l.tasks) == 0 {
+			return false
+		}
+		t := l.tasks[len(l.tasks)-1]
+		if !t.closeReported {
+			t.closeReported = true
+			l.CallExceptionHandler(ExceptionContext{Message: "Task was destroyed but it is pending!", Task: t.self})
+		}
+		l.unwind(t)
+		return true
+	}
+	for len(l.tasks) > 0 {
+		if l.coroLocked && l.liveCoros > 0 {
+			for next() {
+			}
+		} else {
+			onPlainGoroutine(func() {
+				for next() {
+				}
+			})
+		}
+		l.current = nil
+	}
+	if len(l.freeCoros) > 0 {
+		l.retireFreeCoros()
+	}
+	return nil
 }
 
 // unwind ends a pending task at Close.
@@ -98,11 +281,11 @@ func (l *Loop) unwind(t *taskCore) {
 	t.killed = true
 	c := t.coro
 	l.current = t
-	c.stop()
-	l.current = nil
+	l.liveCoros--
+	c.stop() // if the task makes its goroutine exit, this one ends here
 	t.coro = nil
+	l.current = nil
 	if !t.finished {
-		// The coroutine ended without the body returning (Goexit).
 		t.self.finishCancelled(cancelledError("loop closed"))
 	}
 }

@@ -208,6 +208,29 @@
 // [Spawn] with a ctx that belongs to no task panics with
 // [ErrNoRunningLoop].
 //
+// A task runs on a coroutine, and Go's runtime aborts the whole process if
+// a coroutine is switched while its goroutine's OS-thread lock differs from
+// its creator's. The loop keeps that from happening: a task that awaits
+// while locked to its thread (runtime.LockOSThread) has its lock released
+// and the await panics with [ErrLockedOSThread], so the task fails with a
+// *PanicError, and a task that returns locked fails with ErrLockedOSThread.
+// Run thread-bound work (a C library that wants one thread, setns) with
+// [ToThread] instead. A loop may be driven from a goroutine locked to its
+// thread (a GUI program's main), but then only from that goroutine while
+// tasks it started are in progress: [Loop.RunForever] and [Loop.Close]
+// return ErrLockedOSThread to any other.
+//
+// runtime.Goexit inside a task (t.Fatal or t.FailNow in a test) ends that
+// task with [ErrGoexit], runs its deferred calls, and never reaches the
+// goroutine that drives the loop: the loop goes on.
+//
+// [Loop.Close] ends every task: a task that recovers from its unwinding
+// and awaits again (a "recover and retry" worker loop) is refused a few
+// times, then reported to the exception handler ("coroutine ignored
+// GeneratorExit", as asyncio reports it) and made to leave with
+// runtime.Goexit, which it cannot catch. A task that spins without ever
+// awaiting again cannot be stopped by anything.
+//
 // # Virtual clock
 //
 // The loop's clock is [Loop.Time], and every timer, Sleep and deadline is

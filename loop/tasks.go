@@ -21,23 +21,25 @@ type taskBody interface {
 // The fields a task switch touches come first, on one cache line; the Task
 // stays small because a million parked tasks each carry one.
 type taskCore struct {
-	loop       *Loop
-	coro       *coro
-	mustCancel bool // deliver a cancellation at the next resume
-	killed     bool // the loop closed under the task
-	finished   bool
-	abandoned  bool // a foreign ctx ended the await: rare.ctxErr says how
-	forwarded  bool // a cancellation went to what the task awaits (foreign-ctx awaits only)
-	numCancels int32
-	id         uint32
-	idx        int32        // in the loop's list of pending tasks
-	waitFut    *futureCore  // the future the task awaits
-	waitTimer  *TimerHandle // or the timer it sleeps on
-	self       taskBody
-	parent     context.Context // where Value looks beyond the task
-	rare       *taskRare
-	ctx        ctxEnd                 // the task's ctx: Done, Err, AfterFunc
-	nameP      atomic.Pointer[string] // set by WithName or SetName; String reads it anywhere
+	loop          *Loop
+	coro          *coro
+	mustCancel    bool // deliver a cancellation at the next resume
+	killed        bool // the loop closed under the task
+	finished      bool
+	abandoned     bool  // a foreign ctx ended the await: rare.ctxErr says how
+	forwarded     bool  // a cancellation went to what the task awaits (foreign-ctx awaits only)
+	kills         uint8 // awaits refused since the loop closed under the task
+	closeReported bool  // Close reported the task as destroyed while pending
+	numCancels    int32
+	id            uint32
+	idx           int32        // in the loop's list of pending tasks
+	waitFut       *futureCore  // the future the task awaits
+	waitTimer     *TimerHandle // or the timer it sleeps on
+	self          taskBody
+	parent        context.Context // where Value looks beyond the task
+	rare          *taskRare
+	ctx           ctxEnd                 // the task's ctx: Done, Err, AfterFunc
+	nameP         atomic.Pointer[string] // set by WithName or SetName; String reads it anywhere
 }
 
 // taskRare holds what most tasks never set.
@@ -201,18 +203,31 @@ func (t *Task[T]) runBody() {
 }
 
 func (t *Task[T]) call() (v T, err error) {
+	returned := false
 	defer func() {
-		if r := recover(); r != nil {
+		locked := lockedOSThread() != t.tc.coro.locked
+		if locked {
+			releaseThread() // else the coroutine's next switch aborts the process
+		}
+		r := recover()
+		switch {
+		case r != nil:
 			if _, killed := r.(taskKilled); killed {
 				err = cancelledError("loop closed")
 			} else {
 				err = newPanicError(r)
 			}
+		case !returned:
+			t.goexit() // runtime.Goexit: it goes on once this returns
+		case locked:
+			err = ErrLockedOSThread
 		}
 	}()
 	fn := t.fn
 	t.fn = nil
-	return fn(&t.tc)
+	v, err = fn(&t.tc)
+	returned = true
+	return v, err
 }
 
 func (t *Task[T]) finishCancelled(err error) { t.finish(stateCancelled, err) }
@@ -332,12 +347,6 @@ func (t *taskCore) cancelWait() {
 // Task.call recovers it; the task ends cancelled.
 type taskKilled struct{}
 
-func (t *taskCore) checkKilled() {
-	if t.killed {
-		panic(taskKilled{})
-	}
-}
-
 // resumeErr is what an await returns when the task resumes: a cancellation
 // delivered by Cancel, if any.
 func (t *taskCore) resumeErr() error {
@@ -368,7 +377,7 @@ func awaitCore(ctx context.Context, f *futureCore) error {
 	if f == t.fut() {
 		return ErrAwaitSelf
 	}
-	t.checkKilled()
+	t.enterAwait()
 	ext, err := t.checkCtx(ctx)
 	if err != nil {
 		return err
@@ -390,7 +399,7 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	if t == nil {
 		return ErrNotInTask
 	}
-	t.checkKilled()
+	t.enterAwait()
 	ext, err := t.checkCtx(ctx)
 	if err != nil {
 		return err

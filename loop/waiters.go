@@ -150,7 +150,7 @@ func (q *waitList) block(ctx context.Context, b *loopBound, what string, beforeW
 	if t == nil {
 		return false, ErrNotInTask
 	}
-	t.checkKilled()
+	t.enterAwait()
 	if err := b.bind(t, what); err != nil {
 		return false, err
 	}
