@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/asyncgo/asyncgo/executor"
+	"github.com/asyncgo/asyncgo/internal/eventfd"
 )
 
 // ErrCloseRunning is "Cannot close a running event loop".
@@ -67,9 +68,9 @@ type Loop struct {
 	tsSpare   []func()
 	tsPending atomic.Bool
 	tsWatched map[*threadsafeWatch]struct{} // pending RunCoroutineThreadsafe futures
-	wake      chan struct{}                 // wakes a blocked loop if there is no eventfd
-	wakeFile  *os.File                      // an eventfd the blocked loop reads (selfpipe.go)
-	sleeping  atomic.Bool                   // the loop is blocked on wakeFile
+	wake      chan struct{}                 // wakes a blocked loop if there is no wakeFD
+	wakeFD    *eventfd.FD                   // the wake-up a blocked loop waits on (selfpipe.go)
+	sleeping  atomic.Bool                   // the loop is blocked on wakeFD
 	external  int                           // pending results from other goroutines (WrapFuture)
 	watches   []*ctxWatch                   // awaits a foreign ctx may end (context.go)
 	timer     *time.Timer
@@ -462,12 +463,7 @@ func (l *Loop) Close() error {
 		w.fail(ErrLoopClosed)
 	}
 	l.closing = false
-	if l.timer != nil {
-		l.timer.Stop()
-	}
-	if l.wakeFile != nil {
-		l.wakeFile.Close()
-	}
+	l.closeSelfPipe()
 	if l.defaultExec != nil {
 		l.defaultExec.Shutdown(false, false)
 		l.defaultExec = nil

@@ -1,34 +1,30 @@
 package loop
 
 import (
-	"encoding/binary"
-	"os"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/asyncgo/asyncgo/internal/eventfd"
 )
 
-// The loop blocks, when it has nothing to run, reading an eventfd in Go's
-// netpoller; CallSoonThreadsafe writes to it (asyncio's self-pipe,
-// _write_to_self). A goroutine parked in the netpoller is picked up by the
-// next thread looking for work, with no extra thread wake-up: waking the
-// loop through a channel instead cost about 13µs per wake on a 2-vCPU
-// machine (the scheduler's wakep), a third of a round trip to a worker
-// process. The write happens only when the loop is actually asleep.
+// The loop blocks, when it has nothing to run, in Go's netpoller on an
+// internal/eventfd wake-up (an eventfd on Linux, a pipe elsewhere), and
+// CallSoonThreadsafe wakes it (asyncio's self-pipe, _write_to_self). A
+// goroutine parked in the netpoller is picked up by the next thread looking
+// for work, with no extra thread wake-up: waking the loop through a channel
+// instead cost about 13µs per wake on a 2-vCPU machine (the scheduler's
+// wakep), a third of a round trip to a worker process. The wake-up is
+// written only when the loop is actually asleep. If no wake-up can be had
+// (out of descriptors), a channel and a timer serve.
 
 func (l *Loop) openSelfPipe() {
-	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		return // fall back to the channel
+	if fd, err := eventfd.New(); err == nil {
+		l.wakeFD = fd
 	}
-	l.wakeFile = os.NewFile(uintptr(fd), "asyncgo-loop-wakeup")
 }
-
-var wakeOne = binary.NativeEndian.AppendUint64(nil, 1)
 
 // wakeUp wakes the loop if it is blocked in poll. Safe from any goroutine.
 func (l *Loop) wakeUp() {
-	if l.wakeFile == nil {
+	if l.wakeFD == nil {
 		select {
 		case l.wake <- struct{}{}:
 		default:
@@ -36,13 +32,13 @@ func (l *Loop) wakeUp() {
 		return
 	}
 	if l.sleeping.Load() && l.sleeping.CompareAndSwap(true, false) {
-		_, _ = l.wakeFile.Write(wakeOne)
+		l.wakeFD.Wake()
 	}
 }
 
 // block waits until wakeUp or until timeout (< 0: no timeout) has passed.
 func (l *Loop) block(timeout int64) {
-	if l.wakeFile == nil {
+	if l.wakeFD == nil {
 		l.blockChan(timeout)
 		return
 	}
@@ -55,9 +51,7 @@ func (l *Loop) block(timeout int64) {
 	if timeout >= 0 {
 		deadline = time.Now().Add(time.Duration(timeout))
 	}
-	_ = l.wakeFile.SetReadDeadline(deadline)
-	var buf [8]byte
-	_, _ = l.wakeFile.Read(buf[:]) // a deadline error is the timeout
+	_ = l.wakeFD.Wait(deadline) // a deadline error is the timeout
 	l.sleeping.Store(false)
 }
 
@@ -75,5 +69,14 @@ func (l *Loop) blockChan(timeout int64) {
 	case <-l.wake:
 		l.timer.Stop()
 	case <-l.timer.C:
+	}
+}
+
+func (l *Loop) closeSelfPipe() {
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	if l.wakeFD != nil {
+		l.wakeFD.Close()
 	}
 }
