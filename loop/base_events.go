@@ -25,7 +25,7 @@ const DefaultSlowCallbackDuration = 100 * time.Millisecond
 // instant. See the package documentation for which methods are safe from
 // other goroutines.
 type Loop struct {
-	ready           ring
+	ready           ring[readyItem]
 	timers          timerHeap
 	cancelledTimers int
 	timerSeq        uint64

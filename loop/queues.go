@@ -25,41 +25,6 @@ type store[T any] interface {
 	len() int
 }
 
-// fifo is a growable ring of items; its length is a power of two, so an
-// index wraps with a mask rather than a division.
-type fifo[T any] struct {
-	buf  []T
-	head int
-	n    int
-}
-
-func (q *fifo[T]) len() int { return q.n }
-
-func (q *fifo[T]) put(v T) {
-	if q.n == len(q.buf) {
-		q.grow()
-	}
-	q.buf[(q.head+q.n)&(len(q.buf)-1)] = v
-	q.n++
-}
-
-func (q *fifo[T]) grow() {
-	buf := make([]T, max(16, 2*len(q.buf)))
-	for i := 0; i < q.n; i++ {
-		buf[i] = q.buf[(q.head+i)&(len(q.buf)-1)]
-	}
-	q.buf, q.head = buf, 0
-}
-
-func (q *fifo[T]) get() T {
-	var zero T
-	v := q.buf[q.head]
-	q.buf[q.head] = zero
-	q.head = (q.head + 1) & (len(q.buf) - 1)
-	q.n--
-	return v
-}
-
 type lifo[T any] struct{ items []T }
 
 func (q *lifo[T]) len() int { return len(q.items) }
@@ -128,7 +93,7 @@ func (h *heapStore[T]) get() T {
 type Queue[T any] struct {
 	loopBound
 	maxsize    int
-	fifo       fifo[T]  // the items of a FIFO queue, kept inline
+	fifo       ring[T]  // the items of a FIFO queue, kept inline
 	items      store[T] // the items of a LIFO or priority queue; nil for FIFO
 	getters    waitList
 	putters    waitList
@@ -183,7 +148,7 @@ func (q *Queue[T]) qlen() int {
 
 func (q *Queue[T]) qput(v T) {
 	if q.items == nil {
-		q.fifo.put(v)
+		q.fifo.push(v)
 	} else {
 		q.items.put(v)
 	}
@@ -191,7 +156,7 @@ func (q *Queue[T]) qput(v T) {
 
 func (q *Queue[T]) qget() T {
 	if q.items == nil {
-		return q.fifo.get()
+		return q.fifo.pop()
 	}
 	return q.items.get()
 }
