@@ -174,3 +174,16 @@ func TestImportGraph(t *testing.T) {
 		}
 	}
 }
+
+// An Initializer that calls runtime.Goexit breaks the pool, as one that
+// fails does: nothing waits for the goroutine it ended.
+func TestThreadPoolInitializerGoexit(t *testing.T) {
+	p := newThreadPool(t, executor.ThreadPoolOptions{MaxWorkers: 1, Initializer: func() error { runtime.Goexit(); return nil }})
+	var err error
+	within(t, time.Minute, "a call behind an Initializer that calls Goexit", func() {
+		_, err = res(executor.SubmitFunc(p, func() (int, error) { return 1, nil }))
+	})
+	if !errors.Is(err, executor.ErrBrokenThreadPool) || !errors.Is(err, executor.ErrGoexit) {
+		t.Errorf("Result() = %v; want ErrBrokenThreadPool caused by ErrGoexit", err)
+	}
+}

@@ -22,6 +22,8 @@ func NewPanicError(skip int, v any) *PanicError {
 	return &PanicError{panics.NewRecovered(skip+2, v)}
 }
 
+// Error returns the panic value and the stack of the goroutine that
+// panicked.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("panic: %v\n\n%s", e.Value, e.Stack)
 }

@@ -128,6 +128,7 @@ type RemoteError struct {
 	Sentinel string // the registered sentinel it matched, if any
 }
 
+// Error returns "executor: remote error|panic <Type>: <Message>".
 func (e *RemoteError) Error() string {
 	what := "error"
 	if e.Panic {

@@ -5,7 +5,6 @@ import (
 	"sync"
 
 	"github.com/asyncgo/asyncgo/executor/internal/workgroup"
-	"github.com/sourcegraph/conc/panics"
 )
 
 // ThreadPoolOptions configure a ThreadPool, as ThreadPoolExecutor's
@@ -52,9 +51,6 @@ func NewThreadPool(opts ThreadPoolOptions) (*ThreadPool, error) {
 		p.max = DefaultThreadWorkers()
 	}
 	p.cond.L = &p.mu
-	p.g.OnPanic = func(r *panics.Recovered) {
-		p.breakPool("a worker goroutine of the thread pool panicked", &PanicError{Recovered: *r})
-	}
 	return p, nil
 }
 
@@ -90,25 +86,44 @@ func (p *ThreadPool) startWorkerLocked() {
 }
 
 func (p *ThreadPool) worker() {
+	const (
+		starting = iota // running the initializer
+		serving
+		done
+	)
+	state := starting
+	defer func() {
+		switch state {
+		case done:
+			return
+		case starting: // the initializer called runtime.Goexit
+			p.breakPool("a thread initializer failed, the thread pool is not usable anymore", NewPanicError(0, ErrGoexit))
+			return
+		}
+		if r := recover(); r != nil {
+			// A bug in the pool (a call's own panic is its error): break
+			// the pool before anything else runs, then let the group
+			// catch the panic for Shutdown.
+			p.breakPool("a worker goroutine of the thread pool panicked", NewPanicError(0, r))
+			panic(r)
+		}
+		// runtime.Goexit in a call (RunLocal failed its future): this
+		// goroutine ends, so another takes over the queue.
+		p.mu.Lock()
+		p.started--
+		if len(p.queue) > p.idle && p.started < p.max && p.broken == nil {
+			p.startWorkerLocked()
+		}
+		p.mu.Unlock()
+	}()
 	if p.init != nil {
 		if _, err := callSafely(func() (struct{}, error) { return struct{}{}, p.init() }); err != nil {
+			state = done
 			p.breakPool("a thread initializer failed, the thread pool is not usable anymore", err)
 			return
 		}
 	}
-	returned := false
-	defer func() {
-		if !returned {
-			// runtime.Goexit in a call (RunLocal failed its future): this
-			// goroutine ends, so another takes over the queue.
-			p.mu.Lock()
-			p.started--
-			if len(p.queue) > p.idle && p.started < p.max && p.broken == nil {
-				p.startWorkerLocked()
-			}
-			p.mu.Unlock()
-		}
-	}()
+	state = serving
 	p.mu.Lock()
 	for {
 		for len(p.queue) == 0 && !p.shutdown && p.broken == nil {
@@ -118,7 +133,7 @@ func (p *ThreadPool) worker() {
 		}
 		if len(p.queue) == 0 || p.broken != nil {
 			p.mu.Unlock()
-			returned = true
+			state = done
 			return
 		}
 		j := p.queue[0]

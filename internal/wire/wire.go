@@ -127,6 +127,7 @@ func (wr *Writer) Reset() {
 // EncodeError is a value that could not be encoded.
 type EncodeError struct{ Err error }
 
+// Error returns the encoding failure.
 func (e *EncodeError) Error() string { return "wire: cannot encode: " + e.Err.Error() }
 
 // Unwrap returns the gob error.
