@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,10 +21,7 @@ import (
 // path.
 func buildTestdata(t *testing.T, name, out string, ldflags ...string) string {
 	t.Helper()
-	gocmd, err := exec.LookPath("go")
-	if err != nil {
-		gocmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
+	gocmd := goCommand(t)
 	args := []string{"build", "-o", out}
 	if len(ldflags) > 0 {
 		args = append(args, "-ldflags", strings.Join(ldflags, " "))
@@ -35,6 +31,19 @@ func buildTestdata(t *testing.T, name, out string, ldflags ...string) string {
 		t.Fatalf("go build %s: %v\n%s", name, err, b)
 	}
 	return out
+}
+
+// goCommand returns the go command: the one on PATH, or GOROOT's.
+func goCommand(t *testing.T) string {
+	t.Helper()
+	if gocmd, err := exec.LookPath("go"); err == nil {
+		return gocmd
+	}
+	if root := os.Getenv("GOROOT"); root != "" {
+		return filepath.Join(root, "bin", "go")
+	}
+	t.Skip("no go command on PATH, and GOROOT is unset")
+	return ""
 }
 
 // tagged returns the pids of the live processes whose environment holds
