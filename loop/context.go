@@ -21,15 +21,17 @@ import (
 
 type taskKey struct{}
 
-// ctxEnd is how a loop's ctx ends: the error, set once, and the Done
-// channel and AfterFunc registrations, made the first time anyone asks.
+// ctxEnd is how a Timeout's scope ends: the error, set once, and the Done
+// channel and AfterFunc registrations, made the first time anyone asks. A
+// task's ctx has the same two parts, as a flag and a state pointer of its
+// own (taskCore.ctxDone, ctxs), so that they fit in a task's padding.
 // Safe from any goroutine.
 type ctxEnd struct {
 	err atomic.Pointer[error]
 	s   atomic.Pointer[ctxState]
 }
 
-// ctxState is the part of a ctxEnd other goroutines wait on.
+// ctxState is the part of a loop's ctx other goroutines wait on.
 type ctxState struct {
 	mu      sync.Mutex
 	done    chan struct{}
@@ -44,6 +46,20 @@ var (
 	errCanceled = context.Canceled         // a task's ctx ends with it
 	errDeadline = context.DeadlineExceeded // a scope's when its Timeout expires
 )
+
+// loadState returns the state *p points to, made on first use; made
+// reports whether this call made it (the caller then closes it if the ctx
+// has already ended: an end that raced with the making saw no state).
+func loadState(p *atomic.Pointer[ctxState]) (s *ctxState, made bool) {
+	if s := p.Load(); s != nil {
+		return s, false
+	}
+	s = &ctxState{done: make(chan struct{})}
+	if !p.CompareAndSwap(nil, s) {
+		return p.Load(), false
+	}
+	return s, true
+}
 
 func (e *ctxEnd) Err() error {
 	if p := e.err.Load(); p != nil {
@@ -64,24 +80,15 @@ func (e *ctxEnd) end(err *error) bool {
 	return true
 }
 
-// state returns the Done channel's state, made on first use; made reports
-// whether this call made it.
 func (e *ctxEnd) state() (s *ctxState, made bool) {
-	if s := e.s.Load(); s != nil {
-		return s, false
-	}
-	s = &ctxState{done: make(chan struct{})}
-	if !e.s.CompareAndSwap(nil, s) {
-		return e.s.Load(), false
-	}
-	if e.err.Load() != nil {
+	s, made = loadState(&e.s)
+	if made && e.err.Load() != nil {
 		s.close()
 	}
-	return s, true
+	return s, made
 }
 
-func (e *ctxEnd) afterFunc(f func()) (stop func() bool) {
-	s, _ := e.state()
+func (s *ctxState) afterFunc(f func()) (stop func() bool) {
 	a := &afterFunc{f: f}
 	s.mu.Lock()
 	if s.closed {
@@ -128,13 +135,23 @@ func (t *taskCore) Deadline() (time.Time, bool) { return time.Time{}, false }
 
 // Done returns a channel closed when the task is cancelled (Cancel was
 // called) or has finished. Safe from any goroutine.
-func (t *taskCore) Done() <-chan struct{} {
-	s, _ := t.ctx.state()
-	return s.done
+func (t *taskCore) Done() <-chan struct{} { return t.ctxState().done }
+
+func (t *taskCore) ctxState() *ctxState {
+	s, made := loadState(&t.ctxs)
+	if made && t.ctxDone.Load() {
+		s.close()
+	}
+	return s
 }
 
 // Err returns context.Canceled once Done is closed. Safe from any goroutine.
-func (t *taskCore) Err() error { return t.ctx.Err() }
+func (t *taskCore) Err() error {
+	if t.ctxDone.Load() {
+		return context.Canceled
+	}
+	return nil
+}
 
 // Value returns the task for the package's own key, and otherwise the value
 // from the ctx the task was created with.
@@ -152,10 +169,16 @@ func (t *taskCore) String() string { return "loop.Task(" + t.name() + ")" }
 
 // AfterFunc lets context.WithCancel and context.AfterFunc on a task's ctx
 // work without a watcher goroutine; f runs in its own goroutine.
-func (t *taskCore) AfterFunc(f func()) (stop func() bool) { return t.ctx.afterFunc(f) }
+func (t *taskCore) AfterFunc(f func()) (stop func() bool) { return t.ctxState().afterFunc(f) }
 
 // cancelCtx closes the task's ctx; loop goroutine only.
-func (t *taskCore) cancelCtx() { t.ctx.end(&errCanceled) }
+func (t *taskCore) cancelCtx() {
+	if !t.ctxDone.Swap(true) {
+		if s := t.ctxs.Load(); s != nil {
+			s.close()
+		}
+	}
+}
 
 // scopeCtx is the ctx Timeout.Do gives its body: its parent's values and
 // cancellation, and the Timeout's deadline. It ends with
@@ -207,10 +230,11 @@ func (c *scopeCtx) Value(key any) any {
 
 // AfterFunc runs f in its own goroutine once the scope ends.
 func (c *scopeCtx) AfterFunc(f func()) (stop func() bool) {
-	if s, made := c.state(); made {
+	s, made := c.state()
+	if made {
 		c.watch(s)
 	}
-	return c.afterFunc(f)
+	return s.afterFunc(f)
 }
 
 func (c *scopeCtx) String() string { return "loop.Timeout(" + c.task.String() + ")" }
@@ -290,12 +314,18 @@ func taskOf(ctx context.Context) *taskCore {
 
 // runningTask returns the task of ctx if it is the one running now.
 func runningTask(ctx context.Context) *taskCore {
-	t := taskOf(ctx)
+	t, ok := ctx.(*taskCore) // the common case, inlined into every await
+	if !ok {
+		t = taskOfDerived(ctx)
+	}
 	if t == nil || t.loop.current != t {
 		return nil
 	}
 	return t
 }
+
+//go:noinline
+func taskOfDerived(ctx context.Context) *taskCore { return taskOf(ctx) }
 
 // foreignCtx returns the ctx whose end, besides the task's own
 // cancellation, ends an await made with ctx: nil for the task's ctx, a
@@ -366,8 +396,12 @@ func valuesOf(ctx context.Context) context.Context {
 // the await then returns it without waiting.
 func (t *taskCore) checkCtx(ctx context.Context) (context.Context, error) {
 	if ctx == context.Context(t) {
-		return nil, nil
+		return nil, nil // the common case, inlined into every await
 	}
+	return t.checkDerived(ctx)
+}
+
+func (t *taskCore) checkDerived(ctx context.Context) (context.Context, error) {
 	ext := foreignCtx(ctx)
 	if ext == nil {
 		return nil, nil
@@ -398,11 +432,13 @@ type ctxWatch struct {
 	idx    int  // in the loop's watches
 }
 
-// suspendCtx is suspend for an await that ext (from checkCtx) may end.
-func (t *taskCore) suspendCtx(ext context.Context) {
+// wait suspends t until it is woken and returns what the await returns
+// then (resumeErr); ext (from checkCtx), if set, may end the wait early,
+// and its error is returned unless a cancellation of the task came too.
+func (t *taskCore) wait(ext context.Context) error {
 	if ext == nil {
 		t.suspend()
-		return
+		return t.resumeErr()
 	}
 	l := t.loop
 	w := &ctxWatch{t: t, ctx: ext, active: true}
@@ -425,6 +461,15 @@ func (t *taskCore) suspendCtx(ext context.Context) {
 	if th != nil {
 		th.Cancel()
 	}
+	err := t.resumeErr()
+	if t.abandoned {
+		t.abandoned = false
+		if err == nil {
+			err = t.getRare().ctxErr
+		}
+		t.getRare().ctxErr = nil
+	}
+	return err
 }
 
 // settleWatches fires the watches whose ctx has ended, and reports whether

@@ -96,24 +96,29 @@ const maxFreeCoros = 256
 const maxKills = 3
 
 // enterAwait is the first step of every await: it refuses a task that the
-// loop is unwinding (taskKilled) or that is locked to its OS thread.
+// loop is unwinding (taskKilled) or that is locked to its OS thread. It is
+// on every task switch's path: the check inlines, the refusal does not.
 func (t *taskCore) enterAwait() {
+	if t.killed || lockedOSThread() != t.locked {
+		t.refuseAwait()
+	}
+}
+
+func (t *taskCore) refuseAwait() {
 	if t.killed {
 		t.kills++
-		if t.kills > maxKills && !t.coro.locked {
+		if t.kills > maxKills && !t.locked {
 			// A task that keeps recovering from its unwinding (a
 			// "recover and retry" loop) is made to leave: Goexit cannot
 			// be caught. Close runs the unwinding on a goroutine of its
-			// own, which the Goexit ends (unwindCoro).
+			// own, which the Goexit ends (closeTasks).
 			t.loop.CallExceptionHandler(ExceptionContext{Message: "coroutine ignored GeneratorExit", Task: t.self})
 			runtime.Goexit()
 		}
 		panic(taskKilled{})
 	}
-	if lockedOSThread() != t.coro.locked {
-		releaseThread()
-		panic(ErrLockedOSThread)
-	}
+	releaseThread()
+	panic(ErrLockedOSThread)
 }
 
 // takeDriver records the goroutine that is about to drive the loop, and
@@ -183,6 +188,7 @@ func (l *Loop) step(t *taskCore) {
 		l.liveCoros++
 		c.task = t
 		t.coro = c
+		t.locked = c.locked
 	}
 	// current stays set after the step: the next task step overwrites it,
 	// and a plain callback or the end of the iteration clears it.

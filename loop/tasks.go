@@ -23,49 +23,54 @@ type taskBody interface {
 type taskCore struct {
 	loop          *Loop
 	coro          *coro
-	mustCancel    bool // deliver a cancellation at the next resume
-	killed        bool // the loop closed under the task
-	finished      bool
-	abandoned     bool  // a foreign ctx ended the await: rare.ctxErr says how
+	mustCancel    bool  // deliver a cancellation at the next resume
+	killed        bool  // the loop closed under the task
+	finished      bool  //
+	abandoned     bool  // a foreign ctx ended the await: rare's ctxErr says how
 	forwarded     bool  // a cancellation went to what the task awaits (foreign-ctx awaits only)
+	locked        bool  // its coroutine was made on a driver locked to its thread (coro.go)
 	kills         uint8 // awaits refused since the loop closed under the task
 	closeReported bool  // Close reported the task as destroyed while pending
 	numCancels    int32
 	id            uint32
 	idx           int32        // in the loop's list of pending tasks
+	ctxDone       atomic.Bool  // the task's ctx has ended (context.Canceled)
 	waitFut       *futureCore  // the future the task awaits
 	waitTimer     *TimerHandle // or the timer it sleeps on
 	self          taskBody
-	parent        context.Context // where Value looks beyond the task
-	rare          *taskRare
-	ctx           ctxEnd                 // the task's ctx: Done, Err, AfterFunc
-	nameP         atomic.Pointer[string] // set by WithName or SetName; String reads it anywhere
+	parent        context.Context          // where Value looks beyond the task
+	rare          atomic.Pointer[taskRare] // String reads its name from any goroutine
+	ctxs          atomic.Pointer[ctxState] // the ctx's Done channel, made on demand
 }
 
-// taskRare holds what most tasks never set.
+// taskRare holds what most tasks never set. Only name may be read from
+// other goroutines.
 type taskRare struct {
+	name      atomic.Pointer[string] // set by WithName or SetName
 	cancelMsg string
 	ctxErr    error // the error of the foreign ctx that ended the await
 }
 
 func (t *taskCore) getRare() *taskRare {
-	if t.rare == nil {
-		t.rare = &taskRare{}
+	r := t.rare.Load()
+	if r == nil {
+		r = &taskRare{}
+		t.rare.Store(r)
 	}
-	return t.rare
+	return r
 }
 
 func (t *taskCore) fut() *futureCore { return t.self.base() }
 
 func (t *taskCore) cancelMsg() string {
-	if t.rare == nil {
-		return ""
+	if r := t.rare.Load(); r != nil {
+		return r.cancelMsg
 	}
-	return t.rare.cancelMsg
+	return ""
 }
 
 func (t *taskCore) setCancelMsg(msg string) {
-	if t.rare == nil && msg == "" {
+	if msg == "" && t.rare.Load() == nil {
 		return
 	}
 	t.getRare().cancelMsg = msg
@@ -133,7 +138,7 @@ func createTask[T any](l *Loop, fn func(ctx context.Context) (T, error), parent 
 	tc.parent = parent
 	for _, o := range opts {
 		if o.name != "" {
-			tc.nameP.Store(&o.name)
+			tc.getRare().name.Store(&o.name)
 		}
 		if o.ctx != nil {
 			tc.parent = valuesOf(o.ctx)
@@ -205,7 +210,7 @@ func (t *Task[T]) runBody() {
 func (t *Task[T]) call() (v T, err error) {
 	returned := false
 	defer func() {
-		locked := lockedOSThread() != t.tc.coro.locked
+		locked := lockedOSThread() != t.tc.locked
 		if locked {
 			releaseThread() // else the coroutine's next switch aborts the process
 		}
@@ -243,8 +248,10 @@ func (t *Task[T]) finish(state futState, err error) {
 
 // name is safe from any goroutine (a ctx may be formatted anywhere).
 func (t *taskCore) name() string {
-	if p := t.nameP.Load(); p != nil && *p != "" {
-		return *p
+	if r := t.rare.Load(); r != nil {
+		if p := r.name.Load(); p != nil && *p != "" {
+			return *p
+		}
 	}
 	return "Task-" + strconv.FormatUint(uint64(t.id), 10)
 }
@@ -253,7 +260,7 @@ func (t *taskCore) name() string {
 func (t *Task[T]) Name() string { return t.tc.name() }
 
 // SetName is set_name().
-func (t *Task[T]) SetName(name string) { t.tc.nameP.Store(&name) }
+func (t *Task[T]) SetName(name string) { t.tc.getRare().name.Store(&name) }
 
 // Context returns the ctx the task's function receives.
 func (t *Task[T]) Context() context.Context { return &t.tc }
@@ -353,16 +360,11 @@ func (t *taskCore) resumeErr() error {
 	if t.killed {
 		return cancelledError("loop closed")
 	}
-	var err error
-	if t.abandoned {
-		t.abandoned = false
-		err, t.rare.ctxErr = t.rare.ctxErr, nil
-	}
 	if t.mustCancel {
 		t.mustCancel = false
 		return cancelledError(t.cancelMsg())
 	}
-	return err
+	return nil
 }
 
 // awaitCore suspends the running task of ctx until f is done.
@@ -384,9 +386,9 @@ func awaitCore(ctx context.Context, f *futureCore) error {
 	}
 	f.addWaiter(t)
 	t.waitFut = f
-	t.suspendCtx(ext)
+	err = t.wait(ext)
 	t.waitFut = nil
-	return t.resumeErr()
+	return err
 }
 
 // Sleep is asyncio.sleep: the task waits d on the loop's clock. A d <= 0
@@ -412,10 +414,10 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	}
 	th := l.addTimer(l.after(d), nil, t)
 	t.waitTimer = th
-	t.suspendCtx(ext)
+	err = t.wait(ext)
 	t.waitTimer = nil
 	th.Cancel()
-	return t.resumeErr()
+	return err
 }
 
 // RunningLoop is get_running_loop: the loop of the task ctx belongs to, or

@@ -126,9 +126,9 @@ func (q *waitList) newWaiter(l *Loop) *waiter {
 func (w *waiter) wait(t *taskCore, ext context.Context) error {
 	w.addWaiter(t)
 	t.waitFut = &w.futureCore
-	t.suspendCtx(ext)
+	err := t.wait(ext)
 	t.waitFut = nil
-	if err := t.resumeErr(); err != nil {
+	if err != nil {
 		return err
 	}
 	if w.state == stateCancelled {
