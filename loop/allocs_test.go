@@ -1,0 +1,90 @@
+package loop_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/asyncgo/asyncgo/loop"
+)
+
+// The hot paths allocate nothing in steady state, as the docs and the
+// benchmarks claim: a CallSoon, a task switch, a queue hand-off. The counts
+// are the same with and without the race detector.
+
+func TestAllocsCallSoon(t *testing.T) {
+	l := newLoop(t)
+	n := 0
+	fn := func() { n++ }
+	for range 100 { // warm the ring and the pooled records
+		l.CallSoon(fn)
+	}
+	runBriefly(t, l)
+	allocs := testing.AllocsPerRun(100, func() {
+		for range 100 {
+			l.CallSoon(fn)
+		}
+		runBriefly(t, l)
+	})
+	if allocs != 0 {
+		t.Errorf("100 CallSoon and an iteration allocate %v times; want 0", allocs)
+	}
+}
+
+// runSteady runs body as a task once to warm the loop (a coroutine to
+// reuse, grown queues), then measures the allocations of a second run.
+func runSteady(t *testing.T, body func(ctx context.Context) (int, error)) float64 {
+	t.Helper()
+	l := newLoop(t)
+	run := func() {
+		task := loop.CreateTask(l, body)
+		if err := l.RunUntilComplete(task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run()
+	return testing.AllocsPerRun(20, run)
+}
+
+func TestAllocsTaskSwitch(t *testing.T) {
+	const switches = 10_000
+	allocs := runSteady(t, func(ctx context.Context) (int, error) {
+		for range switches {
+			if err := loop.Sleep(ctx, 0); err != nil {
+				return 0, err
+			}
+		}
+		return 0, nil
+	})
+	// The task itself: its allocation, and none per switch.
+	if allocs > 3 {
+		t.Errorf("a task of %d switches allocates %v times; want at most 3 (none per switch)", switches, allocs)
+	}
+}
+
+func TestAllocsQueueHandOff(t *testing.T) {
+	const items = 10_000
+	q := loop.NewQueue[int](1)
+	allocs := runSteady(t, func(ctx context.Context) (int, error) {
+		consumer := loop.Spawn(ctx, func(ctx context.Context) (int, error) {
+			sum := 0
+			for range items {
+				v, err := q.Get(ctx)
+				if err != nil {
+					return 0, err
+				}
+				sum += v
+			}
+			return sum, nil
+		})
+		for i := range items {
+			if err := q.Put(ctx, i); err != nil {
+				return 0, err
+			}
+		}
+		return consumer.Await(ctx)
+	})
+	// Two tasks and an await: a handful, and none per item.
+	if allocs > 8 {
+		t.Errorf("%d items through a Queue(1) allocate %v times; want at most 8 (none per item)", items, allocs)
+	}
+}
