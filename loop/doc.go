@@ -261,4 +261,21 @@
 // stack and record, and the task), against 1.15 KiB for an asyncio task,
 // and the garbage collector scans every parked task's stack. docs/bench in
 // the repository measures asyncgo against CPython's asyncio and uvloop.
+//
+// # Source map
+//
+// Each file mirrors the asyncio module a porter would look in:
+// base_events.go is base_events.py (the Loop: scheduling, the iteration,
+// Close, the exception handler), events.go is events.py (Handle,
+// TimerHandle), futures.go, tasks.go (Task, Sleep, Gather, Wait, WaitFor,
+// Shield, AsCompleted, RunCoroutineThreadsafe), timeouts.go,
+// taskgroups.go, locks.go, queues.go, runners.go (Run), exceptions.go and
+// threads.go (ToThread) are their namesakes; executor_bridge.go is
+// run_in_executor and wrap_future. What asyncio has no module for: coro.go
+// drives the coroutines tasks run on (stepping, the OS-thread rule,
+// Goexit, unwinding at Close); context.go is the task's ctx and the
+// watching of derived ctxs; debug.go is debug mode; waiters.go is the wait
+// list every lock and queue blocks on; ring.go, timerheap.go and
+// selfpipe.go are the ready queue, the timer heap and the wake-up a blocked
+// loop sleeps on.
 package loop

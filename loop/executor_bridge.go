@@ -70,16 +70,6 @@ func RunInExecutor[R any](ctx context.Context, ex executor.Executor, call execut
 	return WrapFuture(l, cf)
 }
 
-// ToThread is asyncio.to_thread: it runs fn on the loop's default
-// ThreadPool and awaits its result.
-func ToThread[R any](ctx context.Context, fn func() (R, error)) (R, error) {
-	if runningTask(ctx) == nil {
-		var zero R
-		return zero, ErrNotInTask
-	}
-	return RunInExecutor(ctx, nil, executor.Local(fn)).Await(ctx)
-}
-
 // SetDefaultExecutor is set_default_executor: RunInExecutor with a nil
 // executor and ToThread use tp from now on. The loop shuts it down at
 // Close.
