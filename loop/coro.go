@@ -24,14 +24,19 @@ import (
 // goroutine locked to its thread (a GUI program's main, say) must be driven
 // by that goroutine for as long as those tasks live; RunForever and Close
 // refuse with ErrLockedOSThread otherwise.
+//
+// A coro is four words (a million parked tasks each have one): whether it
+// was made on a locked driver is the task's locked flag, and one whose
+// goroutine is leaving through runtime.Goexit has task set to exitingTask.
 type coro struct {
-	next    func() (struct{}, bool)
-	stop    func()
-	yield   func(struct{}) bool
-	task    *taskCore
-	locked  bool // made while the driver was locked to its thread
-	exiting bool // its goroutine is leaving through runtime.Goexit
+	next  func() (struct{}, bool)
+	stop  func()
+	yield func(struct{}) bool
+	task  *taskCore
 }
+
+// exitingTask marks a coro whose goroutine is leaving (goexit).
+var exitingTask = new(taskCore)
 
 // ErrLockedOSThread is the error of a coroutine switch that the thread
 // lock (runtime.LockOSThread) forbids: a task awaited, or returned, while
@@ -53,8 +58,8 @@ func releaseThread() {
 	}
 }
 
-func newCoro(locked bool) *coro {
-	c := &coro{locked: locked}
+func newCoro() *coro {
+	c := new(coro)
 	c.next, c.stop = iter.Pull(func(yield func(struct{}) bool) {
 		c.yield = yield
 		for {
@@ -180,7 +185,7 @@ func (l *Loop) step(t *taskCore) {
 			c = l.freeCoros[n-1]
 			l.freeCoros = l.freeCoros[:n-1]
 		} else {
-			c = newCoro(l.driverLocked)
+			c = newCoro()
 		}
 		if l.liveCoros == 0 {
 			l.coroLocked, l.coroGID = l.driverLocked, l.driverGID
@@ -188,7 +193,9 @@ func (l *Loop) step(t *taskCore) {
 		l.liveCoros++
 		c.task = t
 		t.coro = c
-		t.locked = c.locked
+		// Kept coroutines were made unlocked, and takeDriver drops them
+		// for a locked driver: c was made on this driver's lock state.
+		t.locked = l.driverLocked
 	}
 	// current stays set after the step: the next task step overwrites it,
 	// and a plain callback or the end of the iteration clears it.
@@ -198,14 +205,14 @@ func (l *Loop) step(t *taskCore) {
 		t.coro = nil
 		l.liveCoros--
 		switch {
-		case c.exiting:
+		case c.task == exitingTask:
 			// The task called runtime.Goexit: let its goroutine leave,
 			// elsewhere, since stop would pass the Goexit on to the
 			// loop's goroutine. One made locked can never leave.
-			if !c.locked {
+			if !t.locked {
 				go c.stop()
 			}
-		case len(l.freeCoros) < maxFreeCoros && !l.closing && !c.locked:
+		case len(l.freeCoros) < maxFreeCoros && !l.closing && !t.locked:
 			l.freeCoros = append(l.freeCoros, c)
 		default:
 			c.stop()
@@ -229,8 +236,7 @@ func (t *Task[T]) goexit() {
 	}
 	c := tc.coro
 	t.finish(stateFinished, ErrGoexit)
-	c.exiting = true
-	c.task = nil
+	c.task = exitingTask
 	c.yield(struct{}{})
 }
 
