@@ -92,6 +92,8 @@ func (s *ctxState) afterFunc(f func()) (stop func() bool) {
 	a := &afterFunc{f: f}
 	s.mu.Lock()
 	if s.closed {
+		// In a goroutine, as context.AfterFunc does: the context package
+		// calls this holding its child's lock, which f takes.
 		s.mu.Unlock()
 		go f()
 		return func() bool { return false }
@@ -121,8 +123,13 @@ func (s *ctxState) close() {
 	afters, onClose := s.afters, s.onClose
 	s.afters, s.onClose = nil, nil
 	s.mu.Unlock()
+	// Synchronously: the callers are the context package (propagating to
+	// a derived ctx, or context.AfterFunc, which itself starts f in a
+	// goroutine) and the scope's watch, so a ctx derived from a task's
+	// ends at the moment the task is cancelled, on the loop, and what
+	// depends on it does not depend on goroutine scheduling.
 	for a := range afters {
-		go a.f()
+		a.f()
 	}
 	if onClose != nil {
 		onClose()
@@ -187,8 +194,10 @@ func (t *taskCore) cancelCtx() {
 type scopeCtx struct {
 	parent   context.Context
 	task     *taskCore
+	tm       *Timeout
 	deadline atomic.Pointer[time.Time] // nil: the Timeout has none
 	wall     *time.Timer               // real clock: ends the scope at the deadline; under s.mu
+	wallEnd  atomic.Bool               // the wall-clock timer ended the scope
 	ctxEnd
 }
 
@@ -246,10 +255,16 @@ func (c *scopeCtx) String() string { return "loop.Timeout(" + c.task.String() + 
 // are dropped when the scope ends.
 func (c *scopeCtx) watch(s *ctxState) {
 	parent := c.parent
-	stop := context.AfterFunc(parent, func() {
+	end := func() {
 		err := parent.Err()
 		c.end(&err)
-	})
+	}
+	var stop func() bool
+	if af, ok := parent.(interface{ AfterFunc(func()) func() bool }); ok {
+		stop = af.AfterFunc(end) // a loop ctx: at once, on the goroutine that ends it
+	} else {
+		stop = context.AfterFunc(parent, end)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -258,7 +273,7 @@ func (c *scopeCtx) watch(s *ctxState) {
 	}
 	if !c.task.loop.virtual {
 		if d := c.deadline.Load(); d != nil {
-			c.wall = time.AfterFunc(time.Until(*d), func() { c.end(&errDeadline) })
+			c.wall = time.AfterFunc(time.Until(*d), c.wallExpired)
 		}
 	}
 	s.onClose = func() {
@@ -269,6 +284,29 @@ func (c *scopeCtx) watch(s *ctxState) {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// wallExpired is the wall-clock timer's: the deadline passed, perhaps
+// while the loop was too busy to run its Timeout's own timer.
+func (c *scopeCtx) wallExpired() {
+	c.wallEnd.Store(true)
+	c.end(&errDeadline)
+}
+
+// expireFirst runs on the loop when an await on a ctx derived from this
+// scope (or from scopes around it) sees that ctx end: if a scope ended on
+// its wall-clock timer before its Timeout expired on the loop, the Timeout
+// expires now, as asyncio would have it, and the await is not abandoned.
+func expireFirst(ctx context.Context) bool {
+	expired := false
+	for s := innerScope(ctx); s != nil; s = innerScope(s.parent) {
+		if s.wallEnd.Load() && s.tm.state == timeoutEntered {
+			s.tm.cancelHandles()
+			s.tm.onTimeout()
+			expired = true
+		}
+	}
+	return expired
 }
 
 // setDeadline is Reschedule's: it moves the deadline Deadline reports, and
@@ -294,7 +332,7 @@ func (c *scopeCtx) setDeadline(when time.Time) {
 	case c.wall != nil:
 		c.wall.Reset(time.Until(when))
 	case !when.IsZero():
-		c.wall = time.AfterFunc(time.Until(when), func() { c.end(&errDeadline) })
+		c.wall = time.AfterFunc(time.Until(when), c.wallExpired)
 	}
 }
 
@@ -402,6 +440,12 @@ func (t *taskCore) checkCtx(ctx context.Context) (context.Context, error) {
 }
 
 func (t *taskCore) checkDerived(ctx context.Context) (context.Context, error) {
+	if t.mustCancel {
+		// The task's own cancellation, requested while it ran, is
+		// delivered at this await as in asyncio; it has also ended any
+		// ctx derived from the task's, which must not pre-empt it.
+		return nil, nil
+	}
 	ext := foreignCtx(ctx)
 	if ext == nil {
 		return nil, nil
@@ -428,8 +472,9 @@ func (t *taskCore) checkDerived(ctx context.Context) (context.Context, error) {
 type ctxWatch struct {
 	t      *taskCore
 	ctx    context.Context
-	active bool // the await is still in progress
-	idx    int  // in the loop's watches
+	timer  *TimerHandle // virtual clock: at the ctx's deadline
+	active bool         // the await is still in progress
+	idx    int          // in the loop's watches
 }
 
 // wait suspends t until it is woken and returns what the await returns
@@ -442,9 +487,8 @@ func (t *taskCore) wait(ext context.Context) error {
 	}
 	l := t.loop
 	w := &ctxWatch{t: t, ctx: ext, active: true}
-	var th *TimerHandle
 	if d, ok := ext.Deadline(); ok && l.virtual {
-		th = l.addTimer(l.toLoopTime(d), w.fire, nil)
+		w.timer = l.addTimer(l.toLoopTime(d), w.fire, nil)
 	}
 	stop := context.AfterFunc(ext, func() { _ = l.CallSoonThreadsafe(w.fire) })
 	w.idx = len(l.watches)
@@ -458,8 +502,8 @@ func (t *taskCore) wait(ext context.Context) error {
 	l.watches[last] = nil
 	l.watches = l.watches[:last]
 	stop()
-	if th != nil {
-		th.Cancel()
+	if w.timer != nil {
+		w.timer.Cancel()
 	}
 	err := t.resumeErr()
 	if t.abandoned {
@@ -493,7 +537,21 @@ func (w *ctxWatch) fire() {
 	}
 	err := w.ctx.Err()
 	if err == nil {
-		err = context.DeadlineExceeded // the loop's clock got there first
+		// The loop's clock reached the deadline first, or the deadline
+		// moved (a Timeout's Reschedule) since the timer was armed.
+		l := w.t.loop
+		d, ok := w.ctx.Deadline()
+		if !ok {
+			return
+		}
+		if when := l.toLoopTime(d); when > l.now() {
+			w.timer = l.addTimer(when, w.fire, nil)
+			return
+		}
+		err = context.DeadlineExceeded
+	}
+	if expireFirst(w.ctx) {
+		return
 	}
 	if w.t.abandonWait(err) {
 		w.active = false
@@ -502,7 +560,8 @@ func (w *ctxWatch) fire() {
 
 // abandonWait wakes the suspended task t with err, taking it off what it
 // waits on, unless it has already been woken (the future completed, the
-// task was cancelled: that outcome wins). What it awaits is left alone, as
+// task was cancelled: that outcome wins, and so does a cancellation of the
+// task passed on to what it awaits). What it awaits is left alone, as
 // wait_for(shield(f)) would: a future or task runs on, a sleep's timer is
 // dropped, and a lock's or queue's waiter is cancelled, so the primitive
 // passes on any wake-up it held and nothing is lost.
@@ -511,14 +570,11 @@ func (t *taskCore) abandonWait(err error) bool {
 	switch {
 	case t.waitFut != nil:
 		f := t.waitFut
-		if f.state != statePending {
+		if f.state != statePending || t.forwarded {
+			// Done, or the task's own cancellation went to the task or
+			// gather it awaits: it waits for that one to finish, as in
+			// asyncio.
 			return false
-		}
-		if t.forwarded && f.owner != nil {
-			// The task's cancellation went to the task or gather it
-			// awaits, which has not finished yet: the task leaves
-			// cancelled, as it would once that one finished.
-			t.mustCancel = true
 		}
 		t.getRare().ctxErr = err
 		t.abandoned = true
@@ -526,6 +582,7 @@ func (t *taskCore) abandonWait(err error) bool {
 			f.cancel("") // wakes t through its callback
 		} else {
 			f.removeWaiter(t)
+			t.waitFut = nil // a Cancel from now on is the task's own
 			l.ready.push(readyItem{task: t})
 		}
 	case t.waitTimer != nil:

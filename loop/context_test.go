@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -668,6 +669,224 @@ func TestDerivedCtxStress(t *testing.T) {
 		}, loop.WithVirtualClock())
 		if err != nil {
 			t.Fatalf("seed %d: Run() = %v", seed, err)
+		}
+	}
+}
+
+// A Cancel that comes after a derived ctx abandoned the await, before the
+// task resumed, is the task's own: the abandoned future or task is left
+// alone and the task ends cancelled.
+func TestDerivedCtxCancelAfterAbandon(t *testing.T) {
+	for _, awaitTask := range []bool{false, true} {
+		inTask(t, func(ctx context.Context) {
+			l := loopOf(ctx)
+			var ev loop.Event
+			f := loop.NewFuture[int](l)
+			inner := loop.Spawn(ctx, func(ctx context.Context) (int, error) { return 3, ev.Wait(ctx) })
+			var awaited loop.Awaitable[int] = f
+			if awaitTask {
+				awaited = inner
+			}
+			deadline := l.Time().Add(time.Second)
+			task := loop.Spawn(ctx, func(ctx context.Context) (int, error) {
+				c, cancel := context.WithDeadline(ctx, deadline)
+				defer cancel()
+				return awaited.Await(c)
+			})
+			mustOK(t, loop.Sleep(ctx, 0))
+			mustOK(t, loop.Sleep(ctx, 0))
+			// Scheduled after the await's deadline timer: it runs in the
+			// same batch, before the task resumes.
+			l.CallAt(deadline, func() { task.Cancel("bye") })
+			_, err := task.Await(ctx)
+			if awaited.Done() {
+				t.Errorf("awaitTask %v: the abandoned awaitable was cancelled by the later Cancel", awaitTask)
+			}
+			if !task.Cancelled() || loop.CancelMessage(err) != "bye" {
+				t.Errorf("awaitTask %v: task = %v (cancelled %v); want cancelled with message bye", awaitTask, err, task.Cancelled())
+			}
+			ev.Set()
+			_, _ = inner.Await(ctx)
+		})
+	}
+}
+
+// A cancellation of the task passed on to the task it awaits wins over a
+// derived ctx that ends later: the task waits for the awaited one to
+// finish, as asyncio would, and ends cancelled with its message, whether
+// it cancelled itself or was cancelled from outside.
+func TestDerivedCtxForwardedCancelWins(t *testing.T) {
+	for _, self := range []bool{true, false} {
+		inTask(t, func(ctx context.Context) {
+			l := loopOf(ctx)
+			slow := loop.Spawn(ctx, func(ctx context.Context) (int, error) {
+				err := loop.Sleep(ctx, time.Hour)
+				_ = loop.Sleep(context.WithoutCancel(ctx), 10*time.Second) // slow cleanup
+				return 9, err
+			})
+			mustOK(t, loop.Sleep(ctx, 0))
+			var task *loop.Task[int]
+			task = loop.Spawn(ctx, func(ctx context.Context) (int, error) {
+				if self {
+					task.Cancel("stop")
+				}
+				c, cancel := context.WithDeadline(ctx, l.Time().Add(time.Second))
+				defer cancel()
+				return slow.Await(c)
+			})
+			if !self {
+				mustOK(t, loop.Sleep(ctx, 0))
+				mustOK(t, loop.Sleep(ctx, 0))
+				task.Cancel("stop")
+			}
+			start := l.Time()
+			_, err := task.Await(ctx)
+			if !task.Cancelled() || loop.CancelMessage(err) != "stop" {
+				t.Errorf("self %v: task = %v (cancelled %v); want cancelled with message stop", self, err, task.Cancelled())
+			}
+			if d := l.Time().Sub(start); d < 10*time.Second {
+				t.Errorf("self %v: the task ended after %v; want it to wait for the awaited task's 10s cleanup", self, d)
+			}
+		})
+	}
+}
+
+// A ctx derived from the task's own ends at the moment the task is
+// cancelled, on the loop: the outcome never depends on goroutine
+// scheduling (here: the inner task swallows the forwarded cancellation and
+// returns a value, which the outer task gets, as in asyncio).
+func TestDerivedCtxOfTaskDeterministic(t *testing.T) {
+	for i := range 200 {
+		inTask(t, func(ctx context.Context) {
+			inner := loop.Spawn(ctx, func(ctx context.Context) (int, error) {
+				_ = loop.Sleep(ctx, time.Hour)
+				_ = loop.Sleep(context.WithoutCancel(ctx), time.Millisecond)
+				return 9, nil
+			})
+			outer := loop.Spawn(ctx, func(ctx context.Context) (int, error) {
+				c, cancel := context.WithCancel(ctx)
+				defer cancel()
+				return inner.Await(c)
+			})
+			mustOK(t, loop.Sleep(ctx, 0))
+			mustOK(t, loop.Sleep(ctx, 0))
+			outer.Cancel("stop")
+			if v, err := outer.Await(ctx); v != 9 || err != nil {
+				t.Fatalf("run %d: outer = %v, %v; want 9, nil", i, v, err)
+			}
+		})
+	}
+}
+
+// A TaskGroup whose derived ctx ended is waiting for its children when the
+// task is cancelled: the cancellation is not lost.
+func TestTaskGroupDerivedCtxThenCancel(t *testing.T) {
+	inTask(t, func(ctx context.Context) {
+		l := loopOf(ctx)
+		outer := loop.Spawn(ctx, func(ctx context.Context) (int, error) {
+			c, cancel := context.WithDeadline(ctx, l.Time().Add(time.Second))
+			defer cancel()
+			return 0, loop.WithTaskGroup(c, func(ctx context.Context, tg *loop.TaskGroup) error {
+				return tg.Go(func(ctx context.Context) error {
+					err := loop.Sleep(ctx, time.Hour)
+					_ = loop.Sleep(context.WithoutCancel(ctx), 10*time.Second) // slow cleanup
+					return err
+				})
+			})
+		})
+		mustOK(t, loop.Sleep(ctx, 2*time.Second))
+		outer.Cancel("stop")
+		if _, err := outer.Await(ctx); !outer.Cancelled() {
+			t.Errorf("outer = %v; want it cancelled", err)
+		}
+	})
+}
+
+// On the real clock, a busy loop may see the body ctx's wall-clock timer
+// end a derived ctx before the Timeout's own timer runs: the Timeout still
+// expires first, and Do returns ErrTimeout.
+func TestTimeoutWallClockFirst(t *testing.T) {
+	_, err := loop.Run(context.Background(), func(ctx context.Context) (int, error) {
+		l := loopOf(ctx)
+		f := loop.NewFuture[int](l)
+		l.CallLater(5*time.Millisecond, func() { time.Sleep(50 * time.Millisecond) }) // the loop is busy at the deadline
+		err := loop.WithTimeout(ctx, 20*time.Millisecond, func(ctx context.Context) error {
+			go func() { <-ctx.Done() }() // someone watches the body's ctx: its wall timer is armed
+			c, cancel := context.WithCancel(ctx)
+			defer cancel()
+			_, err := f.Await(c)
+			return err
+		})
+		if !errors.Is(err, loop.ErrTimeout) {
+			t.Errorf("WithTimeout = %v; want ErrTimeout", err)
+		}
+		return 0, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Reschedule moves the deadline a derived ctx inherits from the body's
+// ctx, for an await already waiting on the virtual clock.
+func TestTimeoutRescheduleDerivedAwait(t *testing.T) {
+	inTask(t, func(ctx context.Context) {
+		l := loopOf(ctx)
+		f := loop.NewFuture[int](l)
+		l.CallLater(3*time.Second, func() { _ = f.SetResult(7) })
+		tm := loop.NewTimeout(ctx, time.Second)
+		l.CallLater(500*time.Millisecond, func() { _ = tm.Reschedule(l.Time().Add(10 * time.Second)) })
+		err := tm.Do(ctx, func(ctx context.Context) error {
+			c, cancel := context.WithCancel(ctx)
+			defer cancel()
+			_, err := f.Await(c)
+			return err
+		})
+		if err != nil {
+			t.Errorf("Do = %v; want nil (the deadline moved to 10s, the future is done at 3s)", err)
+		}
+	})
+}
+
+// The body's ctx used from other goroutines (Deadline, Err, AfterFunc,
+// WithCancel) while the loop reschedules its Timeout: race-free.
+func TestTimeoutBodyCtxFromGoroutines(t *testing.T) {
+	for range 10 {
+		_, err := loop.Run(context.Background(), func(ctx context.Context) (int, error) {
+			l := loopOf(ctx)
+			tm := loop.NewTimeout(ctx, 50*time.Millisecond)
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			err := tm.Do(ctx, func(ctx context.Context) error {
+				for range 3 {
+					wg.Go(func() {
+						for {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							_, _ = ctx.Deadline()
+							_ = ctx.Err()
+							context.AfterFunc(ctx, func() {})()
+							c, cancel := context.WithCancel(ctx)
+							cancel()
+							<-c.Done()
+						}
+					})
+				}
+				for j := range 20 {
+					_ = tm.Reschedule(l.Time().Add(time.Duration(j%3) * 10 * time.Millisecond))
+					_ = loop.Sleep(ctx, time.Millisecond)
+				}
+				return nil
+			})
+			close(stop)
+			wg.Wait()
+			return 0, err
+		})
+		if err != nil && !errors.Is(err, loop.ErrTimeout) {
+			t.Fatal(err)
 		}
 	}
 }

@@ -77,10 +77,10 @@ func newCoro() *coro {
 	return c
 }
 
-// suspend hands control back to the loop until the task is resumed. When
-// the loop is closing instead, the task is marked killed: this await
-// returns a cancellation error, and any later one unwinds the task (see
-// taskKilled).
+// suspend hands control back to the loop until the task is resumed. Close
+// resumes a pending task marked killed: this await returns a cancellation
+// error, and any later one is refused (enterAwait). (A stop of a suspended
+// coroutine, which Close does not do, would mark it killed too.)
 func (t *taskCore) suspend() {
 	if t.mustCancel {
 		t.cancelWait()
@@ -112,11 +112,10 @@ func (t *taskCore) enterAwait() {
 func (t *taskCore) refuseAwait() {
 	if t.killed {
 		t.kills++
-		if t.kills > maxKills && !t.locked {
+		if t.kills > maxKills {
 			// A task that keeps recovering from its unwinding (a
-			// "recover and retry" loop) is made to leave: Goexit cannot
-			// be caught. Close runs the unwinding on a goroutine of its
-			// own, which the Goexit ends (closeTasks).
+			// "recover and retry" loop) is made to leave: a Goexit
+			// cannot be caught (see goexit).
 			t.loop.CallExceptionHandler(ExceptionContext{Message: "coroutine ignored GeneratorExit", Task: t.self})
 			runtime.Goexit()
 		}
@@ -204,38 +203,29 @@ func (l *Loop) step(t *taskCore) {
 	if t.finished {
 		t.coro = nil
 		l.liveCoros--
-		switch {
-		case c.task == exitingTask:
-			// The task called runtime.Goexit: let its goroutine leave,
-			// elsewhere, since stop would pass the Goexit on to the
-			// loop's goroutine. One made locked can never leave.
-			if !t.locked {
-				go c.stop()
-			}
-		case len(l.freeCoros) < maxFreeCoros && !l.closing && !t.locked:
+		if c.task != exitingTask && len(l.freeCoros) < maxFreeCoros && !l.closing && !t.locked {
 			l.freeCoros = append(l.freeCoros, c)
-		default:
-			c.stop()
+		} else {
+			l.releaseCoro(c, t.locked)
 		}
 	}
 }
 
 // goexit ends a task whose function called runtime.Goexit (t.Fatal in a
-// test): a Goexit cannot be stopped, only kept off the loop's goroutine,
-// to which iter.Pull would pass it on. The task fails with ErrGoexit, and
-// its coroutine hands control back to step, which lets it go. A task that
-// Close is unwinding ends cancelled, and the Goexit ends the goroutine
-// Close unwinds it on.
+// test, or the loop's own, for a task that swallows its unwinding at
+// Close): a Goexit cannot be stopped, only kept off the loop's goroutine,
+// to which iter.Pull would pass it on. The task fails with ErrGoexit (or
+// ends cancelled, if the loop is closing), and its coroutine hands control
+// back to the loop, parked in this deferred call; the loop then lets it go
+// on a goroutine of its own (see releaseCoro).
 func (t *Task[T]) goexit() {
 	tc := &t.tc
-	if tc.killed {
-		if !tc.finished {
-			t.finishCancelled(cancelledError("loop closed"))
-		}
-		return
-	}
 	c := tc.coro
-	t.finish(stateFinished, ErrGoexit)
+	if tc.killed {
+		t.finishCancelled(cancelledError("loop closed"))
+	} else {
+		t.finish(stateFinished, ErrGoexit)
+	}
 	c.task = exitingTask
 	c.yield(struct{}{})
 }
@@ -247,36 +237,21 @@ var ErrGoexit = errors.New("loop: the task's function called runtime.Goexit")
 
 // closeTasks ends every pending task at Close: each is reported to the
 // exception handler ("Task was destroyed but it is pending!") and unwound.
-// Coroutines made unlocked are unwound from a goroutine of their own, so
-// that a task that makes its goroutine exit (see enterAwait) ends that
-// goroutine, not the caller's.
 func (l *Loop) closeTasks() error {
 	if l.liveCoros > 0 && l.coroLocked && (!lockedOSThread() || goid() != l.coroGID) {
 		return ErrLockedOSThread
 	}
-	next := func() bool {
-		if len(l.tasks) == 0 {
-			return false
-		}
-		t := l.tasks[len(l.tasks)-1]
-		if !t.closeReported {
-			t.closeReported = true
+	unwindAll := func() {
+		for len(l.tasks) > 0 {
+			t := l.tasks[len(l.tasks)-1]
 			l.CallExceptionHandler(ExceptionContext{Message: "Task was destroyed but it is pending!", Task: t.self})
+			l.unwind(t)
 		}
-		l.unwind(t)
-		return true
 	}
-	for len(l.tasks) > 0 {
-		if l.coroLocked && l.liveCoros > 0 {
-			for next() {
-			}
-		} else {
-			onPlainGoroutine(func() {
-				for next() {
-				}
-			})
-		}
-		l.current = nil
+	if l.liveCoros > 0 && !l.coroLocked && lockedOSThread() {
+		onPlainGoroutine(unwindAll) // coroutines made unlocked, closed from a locked goroutine
+	} else {
+		unwindAll()
 	}
 	if len(l.freeCoros) > 0 {
 		l.retireFreeCoros()
@@ -284,20 +259,37 @@ func (l *Loop) closeTasks() error {
 	return nil
 }
 
-// unwind ends a pending task at Close.
+// unwind ends a pending task at Close. Its coroutine is resumed, not
+// stopped: the await it is suspended in returns a cancellation error, every
+// later await is refused (enterAwait), and a Goexit on the way parks the
+// coroutine (goexit) instead of reaching this goroutine.
 func (l *Loop) unwind(t *taskCore) {
-	if t.coro == nil {
+	c := t.coro
+	if c == nil {
 		t.self.finishCancelled(cancelledError("loop closed"))
 		return
 	}
 	t.killed = true
-	c := t.coro
 	l.current = t
-	l.liveCoros--
-	c.stop() // if the task makes its goroutine exit, this one ends here
-	t.coro = nil
+	c.next()
 	l.current = nil
+	t.coro = nil
+	l.liveCoros--
 	if !t.finished {
 		t.self.finishCancelled(cancelledError("loop closed"))
+	}
+	l.releaseCoro(c, t.locked)
+}
+
+// releaseCoro ends the coroutine of a finished task. One parked in goexit
+// leaves on a goroutine of its own, which the Goexit then ends; one made on
+// a locked driver cannot be switched to from any other goroutine, so it
+// stays parked for good.
+func (l *Loop) releaseCoro(c *coro, locked bool) {
+	switch {
+	case c.task != exitingTask:
+		c.stop()
+	case !locked:
+		go c.stop()
 	}
 }

@@ -3,7 +3,11 @@ package loop_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -215,4 +219,83 @@ func TestCloseStubbornTask(t *testing.T) {
 	if attempts < 2 || attempts > 10 {
 		t.Errorf("the task tried %d awaits; want a few", attempts)
 	}
+}
+
+// runtime.Goexit in a TaskGroup's body cancels and waits for the group's
+// children, as a panic does, before the task ends with ErrGoexit.
+func TestTaskGroupBodyGoexit(t *testing.T) {
+	inTask(t, func(ctx context.Context) {
+		var child *loop.Task[int]
+		task := loop.Spawn(ctx, func(ctx context.Context) (int, error) {
+			return 0, loop.WithTaskGroup(ctx, func(ctx context.Context, tg *loop.TaskGroup) error {
+				child, _ = loop.SpawnIn(tg, func(ctx context.Context) (int, error) { return 0, loop.Sleep(ctx, time.Hour) })
+				_ = loop.Sleep(ctx, time.Millisecond)
+				runtime.Goexit()
+				return nil
+			})
+		})
+		if _, err := task.Await(ctx); !errors.Is(err, loop.ErrGoexit) {
+			t.Errorf("task = %v; want ErrGoexit", err)
+		}
+		if !child.Cancelled() {
+			t.Errorf("the group's child is not cancelled after its body called Goexit")
+		}
+	})
+}
+
+// runLeakingChild runs the test named name in a child process of this test
+// binary and returns what it printed. The scenarios it is for leave a
+// goroutine behind by design (a coroutine made on a locked driver can only
+// be switched to from that goroutine, and one parked mid-Goexit can never
+// be), which the parent's leak check must not see.
+func runLeakingChild(t *testing.T, name string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.v")
+	cmd.Env = append(os.Environ(), leakChildEnv+"="+name)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child %s: %v\n%s", name, err, out)
+	}
+	return string(out)
+}
+
+// On a loop driven from a goroutine locked to its thread, Close returns
+// even when a task calls runtime.Goexit during its unwinding, or keeps
+// swallowing it: Close never passes a Goexit on to its caller.
+func TestCloseLockedDriverGoexit(t *testing.T) {
+	if os.Getenv(leakChildEnv) != t.Name() {
+		out := runLeakingChild(t, t.Name())
+		if !strings.Contains(out, "Close returned <nil>, twice") {
+			t.Errorf("child output:\n%s", out)
+		}
+		return
+	}
+	res := make(chan string, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		defer func() { res <- "the goroutine calling Close ended" }()
+		var errs []error
+		for _, stubborn := range []bool{false, true} {
+			l := loop.New()
+			loop.CreateTask(l, func(ctx context.Context) (int, error) {
+				for stubborn {
+					func() {
+						defer func() { _ = recover() }()
+						_ = loop.Sleep(ctx, time.Hour)
+					}()
+				}
+				if err := loop.Sleep(ctx, time.Hour); err != nil {
+					runtime.Goexit() // t.Fatal(err)
+				}
+				return 0, nil
+			})
+			l.Stop()
+			_ = l.RunForever()
+			l.SetExceptionHandler(func(*loop.Loop, loop.ExceptionContext) {})
+			errs = append(errs, l.Close())
+		}
+		res <- fmt.Sprintf("Close returned %v, twice", errors.Join(errs...))
+	}()
+	fmt.Println(<-res)
 }

@@ -218,7 +218,12 @@
 // [ToThread] instead. A loop may be driven from a goroutine locked to its
 // thread (a GUI program's main), but then only from that goroutine while
 // tasks it started are in progress: [Loop.RunForever] and [Loop.Close]
-// return ErrLockedOSThread to any other.
+// return ErrLockedOSThread to any other. On such a loop a task must not
+// change its lock count either (one more runtime.LockOSThread, or an
+// UnlockOSThread, across an await): the runtime compares the count, which
+// Go gives no way to read, and aborts the process. A coroutine made there
+// whose task called runtime.Goexit can never be switched to again, and
+// stays parked until the process exits.
 //
 // runtime.Goexit inside a task (t.Fatal or t.FailNow in a test) ends that
 // task with [ErrGoexit], runs its deferred calls, and never reaches the

@@ -55,17 +55,25 @@ func (tg *TaskGroup) Do(ctx context.Context, body func(ctx context.Context) erro
 	tg.ctx = ctx
 	tg.parent = t
 	tg.tasks = make(map[*taskCore]struct{})
+	returned := false
 	defer func() {
 		// A panicking body still cancels and waits for the children (as
-		// an exception would), then the panic goes on.
-		if r := recover(); r != nil {
+		// an exception would), then the panic goes on; so does a body
+		// that calls runtime.Goexit.
+		r := recover()
+		switch {
+		case r != nil:
 			if _, killed := r.(taskKilled); !killed && !tg.exiting {
 				_ = tg.exit(ctx, newPanicError(r))
 			}
 			panic(r)
+		case !returned && !tg.exiting && !t.killed:
+			_ = tg.exit(ctx, ErrGoexit)
 		}
 	}()
-	return tg.exit(ctx, body(ctx))
+	err := body(ctx)
+	returned = true
+	return tg.exit(ctx, err)
 }
 
 func (tg *TaskGroup) exit(ctx context.Context, err error) error {
@@ -94,10 +102,13 @@ func (tg *TaskGroup) exit(ctx context.Context, err error) error {
 			if !tg.aborting {
 				tg.abort()
 			}
-		case !tg.aborting:
-			// The parent task is being cancelled while children run.
+		case !tg.aborting || ctxErr != nil:
+			// The parent task is being cancelled while children run
+			// (also once the ctx's end made the group stop them).
 			propagate = werr
-			tg.abort()
+			if !tg.aborting {
+				tg.abort()
+			}
 		}
 		tg.onCompleted = nil
 	}

@@ -23,26 +23,25 @@ type taskBody interface {
 // The fields a task switch touches come first, on one cache line; the Task
 // stays small because a million parked tasks each carry one.
 type taskCore struct {
-	loop          *Loop
-	coro          *coro
-	mustCancel    bool  // deliver a cancellation at the next resume
-	killed        bool  // the loop closed under the task
-	finished      bool  //
-	abandoned     bool  // a foreign ctx ended the await: rare's ctxErr says how
-	forwarded     bool  // a cancellation went to what the task awaits (foreign-ctx awaits only)
-	locked        bool  // its coroutine was made on a driver locked to its thread (coro.go)
-	kills         uint8 // awaits refused since the loop closed under the task
-	closeReported bool  // Close reported the task as destroyed while pending
-	numCancels    int32
-	id            uint32
-	idx           int32        // in the loop's list of pending tasks
-	ctxDone       atomic.Bool  // the task's ctx has ended (context.Canceled)
-	waitFut       *futureCore  // the future the task awaits
-	waitTimer     *TimerHandle // or the timer it sleeps on
-	self          taskBody
-	parent        context.Context          // where Value looks beyond the task
-	rare          atomic.Pointer[taskRare] // String reads its name from any goroutine
-	ctxs          atomic.Pointer[ctxState] // the ctx's Done channel, made on demand
+	loop       *Loop
+	coro       *coro
+	mustCancel bool  // deliver a cancellation at the next resume
+	killed     bool  // the loop closed under the task
+	finished   bool  //
+	abandoned  bool  // a foreign ctx ended the await: rare's ctxErr says how
+	forwarded  bool  // a cancellation went to what the task awaits (foreign-ctx awaits only)
+	locked     bool  // its coroutine was made on a driver locked to its thread (coro.go)
+	kills      uint8 // awaits refused since the loop closed under the task
+	numCancels int32
+	id         uint32
+	idx        int32        // in the loop's list of pending tasks
+	ctxDone    atomic.Bool  // the task's ctx has ended (context.Canceled)
+	waitFut    *futureCore  // the future the task awaits
+	waitTimer  *TimerHandle // or the timer it sleeps on
+	self       taskBody
+	parent     context.Context          // where Value looks beyond the task
+	rare       atomic.Pointer[taskRare] // String reads its name from any goroutine
+	ctxs       atomic.Pointer[ctxState] // the ctx's Done channel, made on demand
 }
 
 // taskRare holds what most tasks never set. Only name may be read from
@@ -342,6 +341,7 @@ func (t *taskCore) cancelWait() {
 	if w := t.waitFut; w != nil {
 		if w.cancelRequest(t.cancelMsg()) {
 			t.mustCancel = false
+			t.forwarded = true
 		}
 	} else if th := t.waitTimer; th != nil && !th.rec.cancelled {
 		th.Cancel()

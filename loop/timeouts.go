@@ -151,7 +151,7 @@ func (tm *Timeout) Do(ctx context.Context, body func(ctx context.Context) error)
 	tm.state = timeoutEntered
 	tm.task = t
 	tm.cancelling = t.numCancels
-	tm.scope = &scopeCtx{parent: ctx, task: t}
+	tm.scope = &scopeCtx{parent: ctx, task: t, tm: tm}
 	_ = tm.Reschedule(tm.when)
 	exited := false
 	defer func() {
