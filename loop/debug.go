@@ -1,12 +1,11 @@
 package loop
 
 import (
-	"bytes"
 	"fmt"
-	"runtime"
-	"strconv"
 	"sync/atomic"
 	"time"
+
+	goidpkg "github.com/asyncgo/asyncgo/internal/goid"
 )
 
 // Debug reports whether debug mode is on.
@@ -47,14 +46,6 @@ func (l *Loop) checkThread() {
 	}
 }
 
-// goid returns the current goroutine's id; debug mode only.
-func goid() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
-	}
-	n, _ := strconv.ParseUint(string(b), 10, 64)
-	return n
-}
+// goid returns the calling goroutine's id (debug mode, and the driver of a
+// loop started on a locked goroutine).
+func goid() uint64 { return goidpkg.Get() }

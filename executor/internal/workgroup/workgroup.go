@@ -14,11 +14,10 @@
 package workgroup
 
 import (
-	"bytes"
-	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
+
+	goidpkg "github.com/asyncgo/asyncgo/internal/goid"
 
 	"github.com/sourcegraph/conc/panics"
 )
@@ -149,15 +148,5 @@ func (g *Group) Repanic() {
 // nil.
 func (g *Group) Recovered() *panics.Recovered { return g.first.Load() }
 
-// goid returns the calling goroutine's id, from the header runtime.Stack
-// writes ("goroutine 18 [running]:").
-func goid() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
-	}
-	n, _ := strconv.ParseUint(string(b), 10, 64)
-	return n
-}
+// goid returns the calling goroutine's id.
+func goid() uint64 { return goidpkg.Get() }
