@@ -42,7 +42,7 @@ func goCommand(t *testing.T) string {
 	if root := os.Getenv("GOROOT"); root != "" {
 		return filepath.Join(root, "bin", "go")
 	}
-	t.Skip("no go command on PATH, and GOROOT is unset")
+	t.Fatal("the go command is needed to build the test programs: none on PATH, and GOROOT is unset")
 	return ""
 }
 
