@@ -18,13 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asyncgo/asyncgo/internal/exectest"
+
 	"github.com/asyncgo/asyncgo/executor"
 	"github.com/asyncgo/asyncgo/loop"
 )
-
-// benchInFlight is how many calls the concurrent benchmarks keep submitted
-// and not yet collected.
-const benchInFlight = 1024
 
 func benchThreadPool(b *testing.B) *executor.ThreadPool {
 	b.Helper()
@@ -36,62 +34,6 @@ func benchThreadPool(b *testing.B) *executor.ThreadPool {
 	return tp
 }
 
-// reportSequential reports a sequential benchmark's µs/call and calls/s.
-func reportSequential(b *testing.B, elapsed time.Duration) {
-	b.ReportMetric(elapsed.Seconds()*1e6/float64(b.N), "µs/call")
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
-}
-
-// roundTrips makes b.N sequential calls of bind(i) on ex.
-func roundTrips(b *testing.B, ex executor.Executor, bind func(int) executor.Call[int]) {
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	for i := range b.N {
-		f, err := executor.Submit(ex, bind(i))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if v, err := f.Result(context.Background()); v != i || err != nil {
-			b.Fatalf("call %d = %d, %v", i, v, err)
-		}
-	}
-	elapsed := time.Since(start)
-	b.StopTimer()
-	reportSequential(b, elapsed)
-}
-
-// inFlight makes b.N calls of bind(i) on ex, keeping benchInFlight of them
-// submitted and collecting them in order.
-func inFlight(b *testing.B, ex executor.Executor, bind func(int) executor.Call[int]) {
-	b.ReportAllocs()
-	ring := make([]*executor.Future[int], benchInFlight)
-	b.ResetTimer()
-	start := time.Now()
-	collect := func(i int) {
-		f := ring[i%benchInFlight]
-		if v, err := f.Result(context.Background()); v != i || err != nil {
-			b.Fatalf("call %d = %d, %v", i, v, err)
-		}
-	}
-	for i := range b.N {
-		if i >= benchInFlight {
-			collect(i - benchInFlight)
-		}
-		f, err := executor.Submit(ex, bind(i))
-		if err != nil {
-			b.Fatal(err)
-		}
-		ring[i%benchInFlight] = f
-	}
-	for i := max(0, b.N-benchInFlight); i < b.N; i++ {
-		collect(i)
-	}
-	elapsed := time.Since(start)
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
-}
-
 // localIdent is benchIdent's call for a ThreadPool: a closure, no encoding.
 func localIdent(x int) executor.Call[int] {
 	return executor.Local(func() (int, error) { return x, nil })
@@ -101,15 +43,15 @@ func localIdent(x int) executor.Call[int] {
 // ThreadPool of the default size.
 func BenchmarkThreadPoolRoundTrip(b *testing.B) {
 	tp := benchThreadPool(b)
-	roundTrips(b, tp, localIdent)
+	exectest.RoundTrips(b, tp, localIdent)
 }
 
-// BenchmarkThreadPoolConcurrent: benchInFlight trivial closures in flight
+// BenchmarkThreadPoolConcurrent: exectest.InFlight trivial closures in flight
 // on a ThreadPool of the default size (Python twin: gather of
 // run_in_executor calls on ThreadPoolExecutor()).
 func BenchmarkThreadPoolConcurrent(b *testing.B) {
 	tp := benchThreadPool(b)
-	inFlight(b, tp, localIdent)
+	exectest.Stream(b, tp, localIdent)
 }
 
 // BenchmarkLoopRunInExecutorThreadConcurrent: the same on a ThreadPool of
@@ -120,14 +62,14 @@ func BenchmarkLoopRunInExecutorThreadConcurrent(b *testing.B) {
 }
 
 // loopInFlight is inFlight from a task: RunInExecutor's futures awaited in
-// order, benchInFlight of them pending.
+// order, exectest.InFlight of them pending.
 func loopInFlight(b *testing.B, ex executor.Executor, bind func(int) executor.Call[int]) {
 	b.ReportAllocs()
 	var elapsed time.Duration
 	_, err := loop.Run(context.Background(), func(ctx context.Context) (struct{}, error) {
-		ring := make([]*loop.Future[int], benchInFlight)
+		ring := make([]*loop.Future[int], exectest.InFlight)
 		collect := func(i int) error {
-			if v, err := ring[i%benchInFlight].Await(ctx); v != i || err != nil {
+			if v, err := ring[i%exectest.InFlight].Await(ctx); v != i || err != nil {
 				return fmt.Errorf("call %d = %d, %v", i, v, err)
 			}
 			return nil
@@ -135,14 +77,14 @@ func loopInFlight(b *testing.B, ex executor.Executor, bind func(int) executor.Ca
 		b.ResetTimer()
 		start := time.Now()
 		for i := range b.N {
-			if i >= benchInFlight {
-				if err := collect(i - benchInFlight); err != nil {
+			if i >= exectest.InFlight {
+				if err := collect(i - exectest.InFlight); err != nil {
 					return struct{}{}, err
 				}
 			}
-			ring[i%benchInFlight] = loop.RunInExecutor(ctx, ex, bind(i))
+			ring[i%exectest.InFlight] = loop.RunInExecutor(ctx, ex, bind(i))
 		}
-		for i := max(0, b.N-benchInFlight); i < b.N; i++ {
+		for i := max(0, b.N-exectest.InFlight); i < b.N; i++ {
 			if err := collect(i); err != nil {
 				return struct{}{}, err
 			}

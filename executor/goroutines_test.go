@@ -9,25 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asyncgo/asyncgo/internal/exectest"
+
 	"github.com/asyncgo/asyncgo/executor"
 	"github.com/sourcegraph/conc/panics"
 )
-
-// within fails the test if fn has not returned after d: a bound for a
-// hang, never a timing the test relies on.
-func within(t *testing.T, d time.Duration, what string, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("%s: still blocked after %v", what, d)
-	}
-}
 
 // Item 12: a call that calls runtime.Goexit (t.FailNow, for one) fails
 // its future as a panic does; the pool replaces the goroutine it lost and
@@ -35,7 +21,7 @@ func within(t *testing.T, d time.Duration, what string, fn func()) {
 func TestThreadPoolGoexit(t *testing.T) {
 	p := newThreadPool(t, executor.ThreadPoolOptions{MaxWorkers: 1})
 	var err error
-	within(t, time.Minute, "Result of a call that calls runtime.Goexit", func() {
+	exectest.Within(t, time.Minute, "Result of a call that calls runtime.Goexit", func() {
 		_, err = res(executor.SubmitFunc(p, func() (int, error) { runtime.Goexit(); return 0, nil }))
 	})
 	var pe *executor.PanicError
@@ -61,7 +47,7 @@ func TestThreadPoolGoexit(t *testing.T) {
 			t.Errorf("queued call %d = %d, %v", i+1, v, err)
 		}
 	}
-	within(t, time.Minute, "Shutdown", func() { p.Shutdown(true, false) })
+	exectest.Within(t, time.Minute, "Shutdown", func() { p.Shutdown(true, false) })
 	// A registered function called in this process turns Goexit into the
 	// same error: Func.Call is callSafely too, but Goexit still ends the
 	// calling goroutine, so this runs on a goroutine of its own.
@@ -88,7 +74,7 @@ func TestThreadPoolShutdownFromItsOwnGoroutine(t *testing.T) {
 			return other.Done(), nil
 		})
 		queued, _ := executor.SubmitFunc(p, func() (int, error) { return 3, nil })
-		within(t, time.Minute, "Shutdown(wait) from a call", func() {
+		exectest.Within(t, time.Minute, "Shutdown(wait) from a call", func() {
 			if otherDone, err := shut.Result(context.Background()); !otherDone || err != nil {
 				t.Errorf("Shutdown returned with the other worker's call done = %v (%v); want true", otherDone, err)
 			}
@@ -96,7 +82,7 @@ func TestThreadPoolShutdownFromItsOwnGoroutine(t *testing.T) {
 				t.Errorf("queued call = %d, %v; want 3, nil", v, err)
 			}
 		})
-		within(t, time.Minute, "Shutdown(wait) afterwards", func() { p.Shutdown(true, false) })
+		exectest.Within(t, time.Minute, "Shutdown(wait) afterwards", func() { p.Shutdown(true, false) })
 	})
 	t.Run("from a done callback", func(t *testing.T) {
 		p := newThreadPool(t, executor.ThreadPoolOptions{MaxWorkers: 1})
@@ -106,8 +92,8 @@ func TestThreadPoolShutdownFromItsOwnGoroutine(t *testing.T) {
 			p.Shutdown(true, false)
 			close(returned)
 		})
-		within(t, time.Minute, "Shutdown(wait) from a done callback", func() { <-returned })
-		within(t, time.Minute, "Shutdown(wait) afterwards", func() { p.Shutdown(true, false) })
+		exectest.Within(t, time.Minute, "Shutdown(wait) from a done callback", func() { <-returned })
+		exectest.Within(t, time.Minute, "Shutdown(wait) afterwards", func() { p.Shutdown(true, false) })
 	})
 }
 
@@ -180,7 +166,7 @@ func TestImportGraph(t *testing.T) {
 func TestThreadPoolInitializerGoexit(t *testing.T) {
 	p := newThreadPool(t, executor.ThreadPoolOptions{MaxWorkers: 1, Initializer: func() error { runtime.Goexit(); return nil }})
 	var err error
-	within(t, time.Minute, "a call behind an Initializer that calls Goexit", func() {
+	exectest.Within(t, time.Minute, "a call behind an Initializer that calls Goexit", func() {
 		_, err = res(executor.SubmitFunc(p, func() (int, error) { return 1, nil }))
 	})
 	if !errors.Is(err, executor.ErrBrokenThreadPool) || !errors.Is(err, executor.ErrGoexit) {

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asyncgo/asyncgo/internal/exectest"
+
 	"github.com/asyncgo/asyncgo/executor"
 	"github.com/asyncgo/asyncgo/executor/processpool"
 	"github.com/asyncgo/asyncgo/internal/child"
@@ -28,10 +30,6 @@ import (
 
 // benchIdent is the trivial call: an int there and back.
 var benchIdent = executor.Register("bench.ident", func(x int) (int, error) { return x, nil })
-
-// benchInFlight is how many calls the concurrent benchmarks keep submitted
-// and not yet collected.
-const benchInFlight = 1024
 
 const echoRole = "executor-bench-echo"
 
@@ -77,75 +75,19 @@ func benchProcessPool(b *testing.B, workers int) *processpool.Pool {
 	return p
 }
 
-// reportSequential reports a sequential benchmark's µs/call and calls/s.
-func reportSequential(b *testing.B, elapsed time.Duration) {
-	b.ReportMetric(elapsed.Seconds()*1e6/float64(b.N), "µs/call")
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
-}
-
-// roundTrips makes b.N sequential calls of bind(i) on ex.
-func roundTrips(b *testing.B, ex executor.Executor, bind func(int) executor.Call[int]) {
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	for i := range b.N {
-		f, err := executor.Submit(ex, bind(i))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if v, err := f.Result(context.Background()); v != i || err != nil {
-			b.Fatalf("call %d = %d, %v", i, v, err)
-		}
-	}
-	elapsed := time.Since(start)
-	b.StopTimer()
-	reportSequential(b, elapsed)
-}
-
-// inFlight makes b.N calls of bind(i) on ex, keeping benchInFlight of them
-// submitted and collecting them in order.
-func inFlight(b *testing.B, ex executor.Executor, bind func(int) executor.Call[int]) {
-	b.ReportAllocs()
-	ring := make([]*executor.Future[int], benchInFlight)
-	b.ResetTimer()
-	start := time.Now()
-	collect := func(i int) {
-		f := ring[i%benchInFlight]
-		if v, err := f.Result(context.Background()); v != i || err != nil {
-			b.Fatalf("call %d = %d, %v", i, v, err)
-		}
-	}
-	for i := range b.N {
-		if i >= benchInFlight {
-			collect(i - benchInFlight)
-		}
-		f, err := executor.Submit(ex, bind(i))
-		if err != nil {
-			b.Fatal(err)
-		}
-		ring[i%benchInFlight] = f
-	}
-	for i := max(0, b.N-benchInFlight); i < b.N; i++ {
-		collect(i)
-	}
-	elapsed := time.Since(start)
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
-}
-
 // BenchmarkProcessPoolRoundTrip: submit one trivial call to a pool of 2
 // warm workers and wait for its result, again and again (Python twin:
 // `await loop.run_in_executor(ProcessPoolExecutor(2), ident, i)` in a loop).
 func BenchmarkProcessPoolRoundTrip(b *testing.B) {
 	p := benchProcessPool(b, 2)
-	roundTrips(b, p, benchIdent.Bind)
+	exectest.RoundTrips(b, p, benchIdent.Bind)
 }
 
-// BenchmarkProcessPoolConcurrent: 2 workers, benchInFlight calls in flight
+// BenchmarkProcessPoolConcurrent: 2 workers, exectest.InFlight calls in flight
 // (Python twin: gather of 10,000 run_in_executor calls on PPE(2)).
 func BenchmarkProcessPoolConcurrent(b *testing.B) {
 	p := benchProcessPool(b, 2)
-	inFlight(b, p, benchIdent.Bind)
+	exectest.Stream(b, p, benchIdent.Bind)
 }
 
 // BenchmarkPipeFloor is the floor under a ProcessPool round trip: a child of
@@ -261,10 +203,10 @@ func BenchmarkLoopRunInExecutorProcess(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	reportSequential(b, elapsed)
+	exectest.ReportSequential(b, elapsed)
 }
 
-// BenchmarkLoopRunInExecutorProcessConcurrent: benchInFlight calls in
+// BenchmarkLoopRunInExecutorProcessConcurrent: exectest.InFlight calls in
 // flight from a task through loop.RunInExecutor, on 2 workers: the shape of
 // Python's gather twin.
 func BenchmarkLoopRunInExecutorProcessConcurrent(b *testing.B) {
@@ -273,14 +215,14 @@ func BenchmarkLoopRunInExecutorProcessConcurrent(b *testing.B) {
 }
 
 // loopInFlight is inFlight from a task: RunInExecutor's futures awaited in
-// order, benchInFlight of them pending.
+// order, exectest.InFlight of them pending.
 func loopInFlight(b *testing.B, ex executor.Executor, bind func(int) executor.Call[int]) {
 	b.ReportAllocs()
 	var elapsed time.Duration
 	_, err := loop.Run(context.Background(), func(ctx context.Context) (struct{}, error) {
-		ring := make([]*loop.Future[int], benchInFlight)
+		ring := make([]*loop.Future[int], exectest.InFlight)
 		collect := func(i int) error {
-			if v, err := ring[i%benchInFlight].Await(ctx); v != i || err != nil {
+			if v, err := ring[i%exectest.InFlight].Await(ctx); v != i || err != nil {
 				return fmt.Errorf("call %d = %d, %v", i, v, err)
 			}
 			return nil
@@ -288,14 +230,14 @@ func loopInFlight(b *testing.B, ex executor.Executor, bind func(int) executor.Ca
 		b.ResetTimer()
 		start := time.Now()
 		for i := range b.N {
-			if i >= benchInFlight {
-				if err := collect(i - benchInFlight); err != nil {
+			if i >= exectest.InFlight {
+				if err := collect(i - exectest.InFlight); err != nil {
 					return struct{}{}, err
 				}
 			}
-			ring[i%benchInFlight] = loop.RunInExecutor(ctx, ex, bind(i))
+			ring[i%exectest.InFlight] = loop.RunInExecutor(ctx, ex, bind(i))
 		}
-		for i := max(0, b.N-benchInFlight); i < b.N; i++ {
+		for i := max(0, b.N-exectest.InFlight); i < b.N; i++ {
 			if err := collect(i); err != nil {
 				return struct{}{}, err
 			}

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asyncgo/asyncgo/internal/exectest"
+
 	"github.com/asyncgo/asyncgo/executor"
 	"github.com/asyncgo/asyncgo/executor/processpool"
 	"github.com/sourcegraph/conc/panics"
@@ -61,22 +63,6 @@ func (s slowArg) GobEncode() ([]byte, error) {
 func (s *slowArg) GobDecode(b []byte) error {
 	s.N = int(b[0])
 	return nil
-}
-
-// within fails the test if fn has not returned after d: a bound for a
-// hang, never a timing the test relies on.
-func within(t *testing.T, d time.Duration, what string, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("%s: still blocked after %v", what, d)
-	}
 }
 
 // Item 8, CPython's test_max_tasks_early_shutdown: with MaxTasksPerChild,
@@ -151,12 +137,12 @@ func TestShutdownFromDoneCallback(t *testing.T) {
 		p.Shutdown(true, false)
 		returned <- other.Done()
 	})
-	within(t, time.Minute, "Shutdown(wait) from a done callback", func() {
+	exectest.Within(t, time.Minute, "Shutdown(wait) from a done callback", func() {
 		if otherDone := <-returned; !otherDone {
 			t.Errorf("Shutdown(wait) from a done callback returned before the other worker's call ended")
 		}
 	})
-	within(t, time.Minute, "Shutdown(wait) after it", func() { p.Shutdown(true, false) })
+	exectest.Within(t, time.Minute, "Shutdown(wait) after it", func() { p.Shutdown(true, false) })
 	if pids := p.Pids(); len(pids) != 0 {
 		t.Errorf("workers %v alive after Shutdown", pids)
 	}
@@ -179,7 +165,7 @@ func TestUnencodableValues(t *testing.T) {
 		}
 	}
 	var idle error // an idle worker: Submit sends at once
-	within(t, time.Minute, "Submit of a nil pointer to an idle worker", func() {
+	exectest.Within(t, time.Minute, "Submit of a nil pointer to an idle worker", func() {
 		_, idle = res(executor.Submit(p, takesPoint.Bind(nil)))
 	})
 	check("nil pointer argument, idle worker", idle, "nil pointer")
@@ -227,7 +213,7 @@ func TestGoexitInWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	var goexitErr error
-	within(t, time.Minute, "a call that calls runtime.Goexit", func() {
+	exectest.Within(t, time.Minute, "a call that calls runtime.Goexit", func() {
 		_, goexitErr = res(executor.Submit(p, goexits.Bind(struct{}{})))
 	})
 	var re *executor.RemoteError
@@ -237,7 +223,7 @@ func TestGoexitInWorker(t *testing.T) {
 	if after, err := res(executor.Submit(p, pid.Bind(struct{}{}))); after != before || err != nil {
 		t.Errorf("after Goexit: pid = %d, %v; want the same worker %d", after, err, before)
 	}
-	within(t, time.Minute, "Shutdown", func() { p.Shutdown(true, false) })
+	exectest.Within(t, time.Minute, "Shutdown", func() { p.Shutdown(true, false) })
 }
 
 // Item 19: Submit neither encodes nor writes a call, even to an idle
@@ -251,7 +237,7 @@ func TestSubmitDoesNotEncode(t *testing.T) {
 	}
 	var f *executor.Future[int]
 	var err error
-	within(t, time.Minute, "Submit of a call whose encoding waits", func() {
+	exectest.Within(t, time.Minute, "Submit of a call whose encoding waits", func() {
 		f, err = executor.Submit(p, slowEncoded.Bind(slowArg{N: 5}))
 	})
 	if err != nil {

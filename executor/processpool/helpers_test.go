@@ -198,16 +198,3 @@ func pidfds(t *testing.T, pids []int) []int {
 	}
 	return fds
 }
-
-// exited reports whether the process of pidfd fd has exited, waiting up to
-// d for it (0: not at all).
-func exited(fd int, d time.Duration) bool {
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(fds, int(d.Milliseconds()))
-		if err == unix.EINTR {
-			continue
-		}
-		return err == nil && n > 0
-	}
-}

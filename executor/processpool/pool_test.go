@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asyncgo/asyncgo/internal/exectest"
+
 	"github.com/asyncgo/asyncgo/executor"
 	"github.com/asyncgo/asyncgo/executor/processpool"
 	"github.com/asyncgo/asyncgo/internal/child"
@@ -264,7 +266,7 @@ func TestProcessPoolShutdown(t *testing.T) {
 		t.Errorf("running future: %v", err)
 	}
 	for i, fd := range fds {
-		if !exited(fd, 0) {
+		if !exectest.Exited(fd, 0) {
 			t.Errorf("worker %d still exists after Shutdown", i)
 		}
 	}
@@ -360,7 +362,7 @@ func TestProcessPoolParentKilled(t *testing.T) {
 	parent.Ctrl.Close()
 	deadline := time.Now().Add(time.Second)
 	for _, fd := range fds {
-		if !exited(fd, max(time.Until(deadline), 0)) {
+		if !exectest.Exited(fd, max(time.Until(deadline), 0)) {
 			t.Errorf("a worker outlived its killed parent by a second")
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asyncgo/asyncgo/internal/exectest"
+
 	"github.com/asyncgo/asyncgo/internal/child"
 	"golang.org/x/sys/unix"
 )
@@ -86,18 +88,6 @@ func spawner(t *testing.T) *child.Spawner {
 	return sp
 }
 
-// exited reports whether the process of pidfd fd exits within d.
-func exited(fd int, d time.Duration) bool {
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(fds, int(d.Milliseconds()))
-		if err == unix.EINTR {
-			continue
-		}
-		return err == nil && n > 0
-	}
-}
-
 // A child runs its role, talks over its control socket, and its exit code
 // arrives through Wait.
 func TestStartAndWait(t *testing.T) {
@@ -139,7 +129,7 @@ func TestWaitKillsTheGroup(t *testing.T) {
 	if _, err := p.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if !exited(fd, time.Minute) {
+	if !exectest.Exited(fd, time.Minute) {
 		t.Errorf("the grandchild outlived Wait")
 	}
 }
