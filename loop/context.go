@@ -175,7 +175,10 @@ func (t *taskCore) Value(key any) any {
 func (t *taskCore) String() string { return "loop.Task(" + t.name() + ")" }
 
 // AfterFunc lets context.WithCancel and context.AfterFunc on a task's ctx
-// work without a watcher goroutine; f runs in its own goroutine.
+// work without a watcher goroutine. f runs on the goroutine that ends the
+// ctx (the loop's, for a Cancel), at that moment, or in a goroutine of its
+// own if the ctx has already ended: the context package, its caller, then
+// starts user functions in goroutines of their own.
 func (t *taskCore) AfterFunc(f func()) (stop func() bool) { return t.ctxState().afterFunc(f) }
 
 // cancelCtx closes the task's ctx; loop goroutine only.
@@ -220,12 +223,18 @@ func (c *scopeCtx) Done() <-chan struct{} {
 	return s.done
 }
 
-// Err is the scope's own end, or else its parent's.
+// Err is the scope's own end, or else its parent's: a parent that has
+// ended ends the scope at once, so that Done is closed whenever Err is not
+// nil, as the context contract wants.
 func (c *scopeCtx) Err() error {
 	if err := c.ctxEnd.Err(); err != nil {
 		return err
 	}
-	return c.parent.Err()
+	if err := c.parent.Err(); err != nil {
+		c.end(&err)
+		return c.ctxEnd.Err()
+	}
+	return nil
 }
 
 // Value looks in the parent: a scope adds no values (but itself, for
@@ -237,7 +246,7 @@ func (c *scopeCtx) Value(key any) any {
 	return c.parent.Value(key)
 }
 
-// AfterFunc runs f in its own goroutine once the scope ends.
+// AfterFunc runs f once the scope ends, as a task's ctx's AfterFunc does.
 func (c *scopeCtx) AfterFunc(f func()) (stop func() bool) {
 	s, made := c.state()
 	if made {

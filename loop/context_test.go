@@ -890,3 +890,23 @@ func TestTimeoutBodyCtxFromGoroutines(t *testing.T) {
 		}
 	}
 }
+
+// The body's ctx keeps the context contract when its parent ends: once Err
+// is not nil, Done is closed.
+func TestTimeoutBodyCtxErrImpliesDone(t *testing.T) {
+	inTask(t, func(ctx context.Context) {
+		outer, cancel := context.WithCancel(ctx)
+		_ = loop.WithTimeout(outer, time.Hour, func(ctx context.Context) error {
+			cancel()
+			if ctx.Err() == nil {
+				t.Fatalf("Err() = nil after the parent was cancelled")
+			}
+			select {
+			case <-ctx.Done():
+			default:
+				t.Errorf("Err() = %v while Done is still open", ctx.Err())
+			}
+			return nil
+		})
+	})
+}
