@@ -3,6 +3,7 @@ package loop_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/asyncgo/asyncgo/loop"
 )
@@ -32,9 +33,10 @@ func TestAllocsCallSoon(t *testing.T) {
 
 // runSteady runs body as a task once to warm the loop (a coroutine to
 // reuse, grown queues), then measures the allocations of a second run.
-func runSteady(t *testing.T, body func(ctx context.Context) (int, error)) float64 {
+func runSteady(t *testing.T, body func(ctx context.Context) (int, error), opts ...loop.Option) float64 {
 	t.Helper()
-	l := newLoop(t)
+	l := loop.New(opts...)
+	t.Cleanup(func() { l.Close() })
 	run := func() {
 		task := loop.CreateTask(l, body)
 		if err := l.RunUntilComplete(task); err != nil {
@@ -54,7 +56,7 @@ func TestAllocsTaskSwitch(t *testing.T) {
 			}
 		}
 		return 0, nil
-	})
+	}, loop.WithVirtualClock())
 	// The task itself: its allocation, and none per switch.
 	if allocs > 3 {
 		t.Errorf("a task of %d switches allocates %v times; want at most 3 (none per switch)", switches, allocs)
@@ -82,9 +84,44 @@ func TestAllocsQueueHandOff(t *testing.T) {
 			}
 		}
 		return consumer.Await(ctx)
-	})
+	}, loop.WithVirtualClock())
 	// Two tasks and an await: a handful, and none per item.
 	if allocs > 8 {
 		t.Errorf("%d items through a Queue(1) allocate %v times; want at most 8 (none per item)", items, allocs)
+	}
+}
+
+// An await with a ctx derived from the task's (context.WithTimeout) that
+// has to wait allocates nothing either, once the task watches that ctx. (On
+// the virtual clock each such await arms a loop timer at the deadline: one
+// allocation.)
+func TestAllocsDerivedCtxAwait(t *testing.T) {
+	const items = 10_000
+	q := loop.NewQueue[int](1)
+	allocs := runSteady(t, func(ctx context.Context) (int, error) {
+		consumer := loop.Spawn(ctx, func(ctx context.Context) (int, error) {
+			c, cancel := context.WithTimeout(ctx, time.Hour)
+			defer cancel()
+			sum := 0
+			for range items {
+				v, err := q.Get(c)
+				if err != nil {
+					return 0, err
+				}
+				sum += v
+			}
+			return sum, nil
+		})
+		for i := range items {
+			if err := q.Put(ctx, i); err != nil {
+				return 0, err
+			}
+		}
+		return consumer.Await(ctx)
+	}) // on the real clock
+	// Two tasks, the derived ctx with its timer, the watch and its one
+	// registration: a few dozen at most, none per await.
+	if allocs > 40 {
+		t.Errorf("%d awaits on a derived ctx allocate %v times; want at most 40 (none per await)", items, allocs)
 	}
 }

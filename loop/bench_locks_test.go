@@ -9,9 +9,11 @@ package loop_test
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"runtime/debug"
 	"testing"
+	"time"
 
 	"github.com/asyncgo/asyncgo/loop"
 )
@@ -237,4 +239,49 @@ func benchParked(b *testing.B, what string, park func(ctx context.Context) error
 	per := float64(b.N) * float64(n)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/per, "ns/"+what)
 	b.ReportMetric(float64(allocs)/per, "allocs/"+what)
+}
+
+// BenchmarkQueuePingPong is one op: an item handed from one task to
+// another through an empty Queue, whose Get has to wait each time. With
+// derived=true the getter waits with context.WithTimeout(ctx, time.Hour),
+// as a Go handler would: the cost of watching a derived ctx per await
+// (docs/design.md).
+func BenchmarkQueuePingPong(b *testing.B) {
+	for _, derived := range []bool{false, true} {
+		b.Run(fmt.Sprintf("derived=%v", derived), func(b *testing.B) {
+			b.ReportAllocs()
+			lqRun(b, func(ctx context.Context) error {
+				ping, pong := loop.NewQueue[int](1), loop.NewQueue[int](1)
+				echo := loop.Go(ctx, func(ctx context.Context) error {
+					gctx := ctx
+					if derived {
+						c, cancel := context.WithTimeout(ctx, time.Hour)
+						defer cancel()
+						gctx = c
+					}
+					for range b.N {
+						v, err := ping.Get(gctx)
+						if err != nil {
+							return err
+						}
+						if err := pong.Put(ctx, v); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				b.ResetTimer()
+				for i := range b.N {
+					if err := ping.Put(ctx, i); err != nil {
+						return err
+					}
+					if _, err := pong.Get(ctx); err != nil {
+						return err
+					}
+				}
+				_, err := echo.Await(ctx)
+				return err
+			})
+		})
+	}
 }

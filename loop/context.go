@@ -455,8 +455,10 @@ func (t *taskCore) checkDerived(ctx context.Context) (context.Context, error) {
 		// ctx derived from the task's, which must not pre-empt it.
 		return nil, nil
 	}
-	ext := foreignCtx(ctx)
-	if ext == nil {
+	var ext context.Context
+	if r := t.rare.Load(); r != nil && r.watch != nil && r.watch.from == ctx && r.watch.ctx != nil {
+		ext = r.watch.ctx // as the last await found it
+	} else if ext = foreignCtx(ctx); ext == nil {
 		return nil, nil
 	}
 	if err := ext.Err(); err != nil {
@@ -468,10 +470,16 @@ func (t *taskCore) checkDerived(ctx context.Context) (context.Context, error) {
 	return ext, nil
 }
 
-// ctxWatch ends one await of a task early if its foreign ctx ends first:
+// ctxWatch ends an await of a task early if its foreign ctx ends first:
 // context.AfterFunc brings the news to the loop through CallSoonThreadsafe,
 // and on the virtual clock a timer at the ctx's deadline, read as loop
 // time, does it without waiting for the wall clock.
+//
+// A task keeps one watch, and its AfterFunc registration stays in place
+// from one await to the next while they use the same ctx (a handler that
+// derives one ctx and passes it to every await): such an await allocates
+// nothing. The registration moves when the ctx does, and ends with the
+// task.
 //
 // The news from context.AfterFunc arrives from another goroutine, some time
 // after the ctx ended. A loop about to sleep, or to move its virtual clock,
@@ -479,27 +487,61 @@ func (t *taskCore) checkDerived(ctx context.Context) (context.Context, error) {
 // cancelled by the loop's own code ends its awaits before the loop waits
 // or time moves: the outcome does not depend on goroutine scheduling.
 type ctxWatch struct {
-	t      *taskCore
-	ctx    context.Context
-	timer  *TimerHandle // virtual clock: at the ctx's deadline
-	active bool         // the await is still in progress
-	idx    int          // in the loop's watches
+	t       *taskCore
+	ctx     context.Context // the foreign ctx watched
+	from    context.Context // the ctx the last await was given, which foreignCtx found ctx in
+	stop    func() bool     // the AfterFunc registration on ctx
+	timer   *TimerHandle // virtual clock: at the ctx's deadline
+	expireF func()       // w.expire, bound once
+	active  bool         // an await with ctx is in progress
+	idx     int          // in the loop's watches while active
+}
+
+// watchFor returns t's watch, registered on ext, found in from.
+func (t *taskCore) watchFor(from, ext context.Context) *ctxWatch {
+	r := t.getRare()
+	w := r.watch
+	if w == nil {
+		w = &ctxWatch{t: t}
+		w.expireF = w.expire
+		r.watch = w
+	}
+	if w.ctx != ext {
+		w.release()
+		w.ctx = ext
+		l := t.loop
+		w.stop = context.AfterFunc(ext, func() {
+			_ = l.CallSoonThreadsafe(func() { w.ended(ext) })
+		})
+	}
+	w.from = from
+	return w
+}
+
+// release drops the watch's registration; at the task's end, or when its
+// next await watches another ctx.
+func (w *ctxWatch) release() {
+	if w.stop != nil {
+		w.stop()
+		w.stop, w.ctx, w.from = nil, nil, nil
+	}
 }
 
 // wait suspends t until it is woken and returns what the await returns
-// then (resumeErr); ext (from checkCtx), if set, may end the wait early,
-// and its error is returned unless a cancellation of the task came too.
-func (t *taskCore) wait(ext context.Context) error {
+// then (resumeErr); ext (what checkCtx found in ctx), if set, may end the
+// wait early, and its error is returned unless a cancellation of the task
+// came too.
+func (t *taskCore) wait(ctx, ext context.Context) error {
 	if ext == nil {
 		t.suspend()
 		return t.resumeErr()
 	}
 	l := t.loop
-	w := &ctxWatch{t: t, ctx: ext, active: true}
+	w := t.watchFor(ctx, ext)
+	w.active = true
 	if d, ok := ext.Deadline(); ok && l.virtual {
-		w.timer = l.addTimer(l.toLoopTime(d), w.fire, nil)
+		w.timer = l.addTimer(l.toLoopTime(d), w.expireF, nil)
 	}
-	stop := context.AfterFunc(ext, func() { _ = l.CallSoonThreadsafe(w.fire) })
 	w.idx = len(l.watches)
 	l.watches = append(l.watches, w)
 	t.forwarded = false
@@ -510,9 +552,9 @@ func (t *taskCore) wait(ext context.Context) error {
 	l.watches[w.idx].idx = w.idx
 	l.watches[last] = nil
 	l.watches = l.watches[:last]
-	stop()
 	if w.timer != nil {
 		w.timer.Cancel()
+		w.timer = nil
 	}
 	err := t.resumeErr()
 	if t.abandoned {
@@ -531,34 +573,48 @@ func (l *Loop) settleWatches() bool {
 	woke := false
 	for i := 0; i < len(l.watches); i++ {
 		if w := l.watches[i]; w.active && w.ctx.Err() != nil {
-			w.fire()
+			w.fire(w.ctx.Err())
 			woke = woke || !w.active
 		}
 	}
 	return woke
 }
 
-// fire runs on the loop when the watched ctx has ended (or, on the virtual
-// clock, its deadline has come).
-func (w *ctxWatch) fire() {
+// ended runs on the loop once ctx, a ctx this watch was registered on, has
+// ended: it ends the await in progress if that await watches ctx.
+func (w *ctxWatch) ended(ctx context.Context) {
+	if w.active && w.ctx == ctx {
+		w.fire(ctx.Err())
+	}
+}
+
+// expire runs on the loop when the virtual clock reaches the watched
+// ctx's deadline, as it was when the timer was armed: it may have moved
+// since (a Timeout's Reschedule).
+func (w *ctxWatch) expire() {
+	w.timer = nil
 	if !w.active {
 		return
 	}
 	err := w.ctx.Err()
 	if err == nil {
-		// The loop's clock reached the deadline first, or the deadline
-		// moved (a Timeout's Reschedule) since the timer was armed.
 		l := w.t.loop
 		d, ok := w.ctx.Deadline()
 		if !ok {
 			return
 		}
 		if when := l.toLoopTime(d); when > l.now() {
-			w.timer = l.addTimer(when, w.fire, nil)
+			w.timer = l.addTimer(when, w.expireF, nil)
 			return
 		}
 		err = context.DeadlineExceeded
 	}
+	w.fire(err)
+}
+
+// fire ends the await in progress with err, unless the Timeout around it
+// expires first (expireFirst) or the task was already woken.
+func (w *ctxWatch) fire(err error) {
 	if expireFirst(w.ctx) {
 		return
 	}

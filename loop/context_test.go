@@ -910,3 +910,29 @@ func TestTimeoutBodyCtxErrImpliesDone(t *testing.T) {
 		})
 	})
 }
+
+// A task's awaits with one derived ctx share one registration on it; a ctx
+// it no longer awaits with ends nothing, and the one it does still ends the
+// await.
+func TestDerivedCtxMovesBetweenAwaits(t *testing.T) {
+	inTask(t, func(ctx context.Context) {
+		l := loopOf(ctx)
+		c1, cancel1 := context.WithCancel(ctx)
+		c2, cancel2 := context.WithCancel(ctx)
+		defer cancel2()
+		f := loop.NewFuture[int](l)
+		for range 3 {
+			mustOK(t, loop.Sleep(c1, time.Millisecond)) // watched and not ended
+		}
+		l.CallLater(time.Second, cancel1)
+		l.CallLater(2*time.Second, cancel2)
+		start := l.Time()
+		_, err := f.Await(c2)
+		if !errors.Is(err, context.Canceled) || l.Time().Sub(start) != 2*time.Second {
+			t.Errorf("Await(c2) = %v after %v; want context.Canceled after 2s (c1's end is not c2's)", err, l.Time().Sub(start))
+		}
+		if f.Done() {
+			t.Errorf("the future is done")
+		}
+	})
+}

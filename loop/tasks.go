@@ -49,7 +49,8 @@ type taskCore struct {
 type taskRare struct {
 	name      atomic.Pointer[string] // set by WithName or SetName
 	cancelMsg string
-	ctxErr    error // the error of the foreign ctx that ended the await
+	ctxErr    error     // the error of the foreign ctx that ended the await
+	watch     *ctxWatch // watches the foreign ctx of its awaits (context.go)
 }
 
 func (t *taskCore) getRare() *taskRare {
@@ -242,6 +243,9 @@ func (t *Task[T]) finish(state futState, err error) {
 	tc := &t.tc
 	tc.finished = true
 	tc.waitFut, tc.waitTimer = nil, nil
+	if r := tc.rare.Load(); r != nil && r.watch != nil {
+		r.watch.release()
+	}
 	t.loop.removeTask(tc)
 	tc.cancelCtx()
 	t.complete(state, err)
@@ -388,7 +392,7 @@ func awaitCore(ctx context.Context, f *futureCore) error {
 	}
 	f.addWaiter(t)
 	t.waitFut = f
-	err = t.wait(ext)
+	err = t.wait(ctx, ext)
 	t.waitFut = nil
 	return err
 }
@@ -416,7 +420,7 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	}
 	th := l.addTimer(l.after(d), nil, t)
 	t.waitTimer = th
-	err = t.wait(ext)
+	err = t.wait(ctx, ext)
 	t.waitTimer = nil
 	th.Cancel()
 	return err

@@ -123,10 +123,10 @@ func (q *waitList) newWaiter(l *Loop) *waiter {
 // wait suspends t until w is woken or cancelled. A cancellation of the task
 // cancels w (asyncio cancels the future the task awaits), and is returned;
 // so is the error of ext, a foreign ctx that ended first (it cancels w).
-func (w *waiter) wait(t *taskCore, ext context.Context) error {
+func (w *waiter) wait(ctx context.Context, t *taskCore, ext context.Context) error {
 	w.addWaiter(t)
 	t.waitFut = &w.futureCore
-	err := t.wait(ext)
+	err := t.wait(ctx, ext)
 	t.waitFut = nil
 	if err != nil {
 		return err
@@ -163,7 +163,7 @@ func (q *waitList) block(ctx context.Context, b *loopBound, what string, beforeW
 	if beforeWait != nil {
 		beforeWait()
 	}
-	err = w.wait(t, ext)
+	err = w.wait(ctx, t, ext)
 	woken = w.state == stateFinished
 	q.remove(w)
 	q.recycle(w)
