@@ -491,10 +491,10 @@ type ctxWatch struct {
 	ctx     context.Context // the foreign ctx watched
 	from    context.Context // the ctx the last await was given, which foreignCtx found ctx in
 	stop    func() bool     // the AfterFunc registration on ctx
-	timer   *TimerHandle // virtual clock: at the ctx's deadline
-	expireF func()       // w.expire, bound once
-	active  bool         // an await with ctx is in progress
-	idx     int          // in the loop's watches while active
+	timer   *TimerHandle    // virtual clock: at the ctx's deadline
+	expireF func()          // w.expire, bound once
+	active  bool            // an await with ctx is in progress
+	idx     int             // in the loop's watches while active
 }
 
 // watchFor returns t's watch, registered on ext, found in from.
