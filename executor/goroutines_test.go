@@ -84,6 +84,26 @@ func TestThreadPoolShutdownFromItsOwnGoroutine(t *testing.T) {
 		})
 		exectest.Within(t, time.Minute, "Shutdown(wait) afterwards", func() { p.Shutdown(true, false) })
 	})
+	t.Run("from two calls at once", func(t *testing.T) {
+		// Each waits for everything but the goroutines that wait too.
+		p := newThreadPool(t, executor.ThreadPoolOptions{MaxWorkers: 2})
+		start := make(chan struct{})
+		var fs []*executor.Future[int]
+		for i := range 2 {
+			f, _ := executor.SubmitFunc(p, func() (int, error) {
+				<-start
+				p.Shutdown(true, false)
+				return i, nil
+			})
+			fs = append(fs, f)
+		}
+		close(start)
+		exectest.Within(t, time.Minute, "two Shutdown(wait) calls from two calls", func() {
+			for _, f := range fs {
+				_, _ = f.Result(context.Background())
+			}
+		})
+	})
 	t.Run("from a done callback", func(t *testing.T) {
 		p := newThreadPool(t, executor.ThreadPoolOptions{MaxWorkers: 1})
 		f, _ := executor.SubmitFunc(p, func() (int, error) { return 1, nil })

@@ -148,6 +148,27 @@ func TestShutdownFromDoneCallback(t *testing.T) {
 	}
 }
 
+// Two done callbacks, each on its own worker's goroutine, both calling
+// Shutdown(wait): neither waits for the other.
+func TestShutdownFromTwoDoneCallbacks(t *testing.T) {
+	p := newPool(t, processpool.Options{MaxWorkers: 2})
+	g := newGate(t)
+	returned := make(chan struct{}, 2)
+	for range 2 {
+		f := mustSubmit(t, p, g.call())
+		f.AddDoneCallback(func(*executor.Future[int]) {
+			p.Shutdown(true, false)
+			returned <- struct{}{}
+		})
+	}
+	g.waitStarted(2)
+	g.release(2)
+	exectest.Within(t, time.Minute, "two Shutdown(wait) calls from done callbacks", func() {
+		<-returned
+		<-returned
+	})
+}
+
 // Item 11: a value that cannot be encoded, on either side, fails its
 // future with an error saying so, and nothing else: the worker, the pool
 // and the parent go on. Large values (beyond a socket buffer, beyond wire's

@@ -31,6 +31,7 @@ type Group struct {
 	n       int
 	perTeam map[any]int
 	teamOf  map[uint64]any // goroutine id -> team, for live members
+	waiting map[any]int    // teams with members inside Wait -> how many
 	first   atomic.Pointer[panics.Recovered]
 
 	// OnPanic, if set, is called in the panicking goroutine after its panic
@@ -56,6 +57,7 @@ func (g *Group) init() {
 	if g.perTeam == nil {
 		g.perTeam = map[any]int{}
 		g.teamOf = map[uint64]any{}
+		g.waiting = map[any]int{}
 		g.cond.L = &g.mu
 	}
 }
@@ -100,33 +102,37 @@ func (g *Group) run(team any, f func()) {
 }
 
 // Wait waits until every goroutine of the group has ended, except those of
-// the caller's own team if the caller is a member. It returns whether the
-// group is empty (false: the caller's team is still running).
+// the caller's own team if the caller is a member, and of every other team
+// that has a member waiting too (two done callbacks that each shut their
+// pool down must not wait for each other). It returns whether the group is
+// empty (false: a waiting team is still running).
 func (g *Group) Wait() bool {
 	id := goid()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.init()
 	team, member := g.teamOf[id]
+	if member {
+		g.waiting[team]++
+		g.cond.Broadcast() // others waiting need not wait for this team now
+		defer func() {
+			if g.waiting[team]--; g.waiting[team] == 0 {
+				delete(g.waiting, team)
+			}
+		}()
+	}
 	for {
-		mine := 0
+		spared := 0
 		if member {
-			mine = g.perTeam[team]
+			for t := range g.waiting {
+				spared += g.perTeam[t]
+			}
 		}
-		if g.n == mine {
+		if g.n == spared {
 			return g.n == 0
 		}
 		g.cond.Wait()
 	}
-}
-
-// Member reports whether the caller is one of the group's goroutines.
-func (g *Group) Member() bool {
-	id := goid()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	_, ok := g.teamOf[id]
-	return ok
 }
 
 // Len returns the number of live goroutines.
@@ -143,10 +149,6 @@ func (g *Group) Repanic() {
 		panic(r)
 	}
 }
-
-// Recovered returns the first panic a goroutine of the group raised, or
-// nil.
-func (g *Group) Recovered() *panics.Recovered { return g.first.Load() }
 
 // goid returns the calling goroutine's id.
 func goid() uint64 { return goidpkg.Get() }
