@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asyncgo/asyncgo/internal/goid"
+
 	"github.com/asyncgo/asyncgo/internal/exectest"
 
 	"github.com/asyncgo/asyncgo/executor"
@@ -270,6 +272,48 @@ func TestSubmitDoesNotEncode(t *testing.T) {
 	close(encodeRelease)
 	if v, err := f.Result(context.Background()); v != 5 || err != nil {
 		t.Errorf("Result() = %d, %v; want 5, nil", v, err)
+	}
+}
+
+// hidden encodes to a gob error: its one field has no exported fields.
+type hidden struct{ X struct{ y int } }
+
+// failJob is a call of square whose argument gob refuses; Fail records
+// the goroutine it ran on.
+type failJob struct {
+	arg    any
+	failed chan uint64
+}
+
+func (j *failJob) Name() string                  { return square.Name() }
+func (j *failJob) Arg() any                      { return j.arg }
+func (j *failJob) Start() bool                   { return true }
+func (j *failJob) Cancel() bool                  { return false }
+func (j *failJob) Fail(error)                    { j.failed <- goid.Get() }
+func (j *failJob) Decode(executor.Decoder) error { return nil }
+func (j *failJob) Succeed()                      {}
+func (j *failJob) RunLocal()                     {}
+func (j *failJob) WaitInNetpoller()              {}
+
+// Item 19: a small-looking argument that gob refuses fails its call on
+// the worker's goroutine, not the submitter's (which may be a loop's, and
+// would then also encode whatever call comes next).
+func TestUnencodableSmallArgumentFailsOffTheSubmitter(t *testing.T) {
+	p := newPool(t, processpool.Options{MaxWorkers: 1})
+	if _, err := res(executor.Submit(p, square.Bind(1))); err != nil { // the worker is up, and idle
+		t.Fatal(err)
+	}
+	for _, arg := range []any{hidden{}, &hidden{}, [1]hidden{}} {
+		j := &failJob{arg: arg, failed: make(chan uint64, 1)}
+		if err := p.SubmitJob(j); err != nil {
+			t.Fatal(err)
+		}
+		if g := <-j.failed; g == goid.Get() {
+			t.Errorf("%T: the call failed on the submitter's goroutine", arg)
+		}
+	}
+	if v, err := res(executor.Submit(p, square.Bind(3))); v != 9 || err != nil {
+		t.Errorf("a call after them = %d, %v; want 9, nil", v, err)
 	}
 }
 

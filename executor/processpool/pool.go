@@ -166,6 +166,7 @@ func (p *Pool) SubmitJob(j executor.Job) error {
 		return executor.ErrNotRegisteredCall
 	}
 	j.WaitInNetpoller()
+	inline := small(j.Arg()) // see small.go; decided before taking the lock
 	p.mu.Lock()
 	if p.broken != nil {
 		p.mu.Unlock()
@@ -181,11 +182,10 @@ func (p *Pool) SubmitJob(j executor.Job) error {
 		j.Start() // nobody else has j yet: it cannot be cancelled
 		w.assignLocked(j)
 		seq := w.seq
-		inline := small(j.Arg()) // see small.go
 		w.unsent = !inline
 		p.mu.Unlock()
 		if inline {
-			w.send(j, seq)
+			w.sendInline(j, seq)
 		} else {
 			w.wake.Wake()
 		}
@@ -299,6 +299,25 @@ func (w *worker) sendLoop() {
 			w.send(j, seq)
 		}
 	}
+}
+
+// sendInline is send on the submitter's goroutine, for a small argument.
+// If it cannot be encoded after all, the worker's own goroutine takes over:
+// it fails the call and sends the next one, which may be large, so neither
+// happens on the submitter's goroutine (a loop's, say).
+func (w *worker) sendInline(j executor.Job, seq uint64) {
+	err := w.wr.Send(request{ID: seq, Fn: j.Name()}, j.Arg())
+	var ee *wire.EncodeError
+	if err == nil || !errors.As(err, &ee) {
+		return // sent, or the worker is dead, which its reader notices
+	}
+	p := w.p
+	p.mu.Lock()
+	if w.cur == j && w.seq == seq {
+		w.unsent = true
+	}
+	p.mu.Unlock()
+	w.wake.Wake()
 }
 
 // send writes request seq for j to the worker. A call whose argument cannot

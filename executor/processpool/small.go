@@ -81,12 +81,19 @@ func smallValue(v reflect.Value, depth int, budget *int) bool {
 		}
 		return true
 	case reflect.Struct:
+		// gob encodes exported fields only, and refuses a struct with
+		// none: the worker's goroutine reports that.
+		exported := 0
 		for i := range v.NumField() {
+			if !v.Type().Field(i).IsExported() {
+				continue
+			}
+			exported++
 			if !smallValue(v.Field(i), depth-1, budget) {
 				return false
 			}
 		}
-		return true
+		return exported > 0
 	case reflect.Pointer:
 		// A nil pointer fails to encode (at top level; inside a struct it
 		// is left out): the worker's goroutine reports it.
