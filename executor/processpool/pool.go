@@ -617,9 +617,15 @@ func (p *Pool) Shutdown(wait, cancelFutures bool) {
 
 // closeSpawnerIfDone closes the spawner once the pool is shut down and its
 // last goroutine has ended: no worker can start any more.
+//
+// The group may have come back to life since it became empty (a Submit
+// before Shutdown started a worker), so both are read under the pool's
+// lock, under which every worker is started: once the pool is shut down,
+// only a live goroutine of the group can start another, so an empty group
+// then stays empty.
 func (p *Pool) closeSpawnerIfDone() {
 	p.mu.Lock()
-	done := p.shutdown
+	done := p.shutdown && p.g.Len() == 0
 	p.mu.Unlock()
 	if done {
 		p.closeSpawner()

@@ -27,6 +27,7 @@ const (
 	roleGrandchild = "child-test-grandchild" // starts a sleeper in its group, reports its pid, waits
 	roleExe        = "child-test-exe"        // reports the device and inode of /proc/self/exe
 	roleWatch      = "child-test-watch"      // WatchParent, then sleeps
+	roleEnv        = "child-test-env"        // reports its GORACE settings
 )
 
 func init() {
@@ -63,6 +64,16 @@ func init() {
 			return 1
 		}
 		fmt.Fprintln(ctrl, st.Dev, st.Ino)
+		return 0
+	})
+	child.RegisterRole(roleEnv, func(ctrl *os.File) int {
+		var gorace []string
+		for _, kv := range os.Environ() {
+			if strings.HasPrefix(kv, "GORACE=") {
+				gorace = append(gorace, kv)
+			}
+		}
+		fmt.Fprintln(ctrl, strings.Join(gorace, "|"))
 		return 0
 	})
 	child.RegisterRole(roleWatch, func(ctrl *os.File) int {
@@ -108,6 +119,39 @@ func TestStartAndWait(t *testing.T) {
 	p.Ctrl.Close()
 	if err != nil || st.ExitCode() != 7 {
 		t.Errorf("Wait() = %v, %v; want exit 7", st, err)
+	}
+}
+
+// Start after Close refuses, instead of panicking on a closed channel; a
+// spawner never started closes at once.
+func TestStartAfterClose(t *testing.T) {
+	idle := child.NewSpawner()
+	idle.Close()
+	idle.Close() // twice is fine
+	sp := child.NewSpawner()
+	p := start(t, sp, roleExit)
+	fmt.Fprintln(p.Ctrl, 0)
+	_, _ = p.Wait()
+	p.Ctrl.Close()
+	sp.Close()
+	for _, s := range []*child.Spawner{idle, sp} {
+		if _, err := s.Start(roleExit); !errors.Is(err, child.ErrSpawnerClosed) {
+			t.Errorf("Start after Close = %v; want ErrSpawnerClosed", err)
+		}
+	}
+}
+
+// A child gets one GORACE, with atexit_sleep_ms=0 added to the parent's
+// settings (a race-enabled child would sleep a second at every exit).
+func TestChildGORACE(t *testing.T) {
+	t.Setenv("GORACE", "halt_on_error=1")
+	sp := spawner(t)
+	p := start(t, sp, roleEnv)
+	line, _ := bufio.NewReader(p.Ctrl).ReadString('\n')
+	_, _ = p.Wait()
+	p.Ctrl.Close()
+	if want := "GORACE=halt_on_error=1 atexit_sleep_ms=0\n"; line != want {
+		t.Errorf("the child's GORACE = %q; want %q", line, want)
 	}
 }
 

@@ -16,10 +16,14 @@ import (
 func supported() error { return nil }
 
 // Spawner starts children from one locked OS thread that lives until Close,
-// so Pdeathsig cannot fire while the children are wanted.
+// so Pdeathsig cannot fire while the children are wanted. The thread starts
+// with the first child: a pool that never starts a worker holds none.
 type Spawner struct {
-	reqs chan spawnReq
-	done chan struct{}
+	mu      sync.Mutex // serialises Start's hand-over with Close
+	started bool
+	closed  bool
+	reqs    chan spawnReq
+	done    chan struct{}
 }
 
 type spawnReq struct {
@@ -33,28 +37,55 @@ type spawnRes struct {
 	err  error
 }
 
-// NewSpawner starts a spawner.
+// ErrSpawnerClosed is Start's error after Close.
+var ErrSpawnerClosed = errors.New("child: the spawner is closed")
+
+// NewSpawner returns a spawner; its thread starts with the first child.
 func NewSpawner() *Spawner {
-	s := &Spawner{reqs: make(chan spawnReq), done: make(chan struct{})}
-	go func() {
-		runtime.LockOSThread()
-		// Not unlocked: the thread ends with the goroutine, so Pdeathsig
-		// reaches any child still alive when the spawner closes.
-		defer close(s.done)
-		for r := range s.reqs {
-			// /proc/self/exe is the running binary's inode, even if its
-			// path now names another file.
-			proc, err := os.StartProcess("/proc/self/exe", r.argv, r.attr)
-			r.res <- spawnRes{proc, err}
-		}
-	}()
-	return s
+	return &Spawner{reqs: make(chan spawnReq), done: make(chan struct{})}
 }
 
-// Close stops the spawner. Children still alive receive SIGKILL.
+func (s *Spawner) run() {
+	runtime.LockOSThread()
+	// Not unlocked: the thread ends with the goroutine, so Pdeathsig
+	// reaches any child still alive when the spawner closes.
+	defer close(s.done)
+	for r := range s.reqs {
+		// /proc/self/exe is the running binary's inode, even if its
+		// path now names another file.
+		proc, err := os.StartProcess("/proc/self/exe", r.argv, r.attr)
+		r.res <- spawnRes{proc, err}
+	}
+}
+
+// spawn hands r to the spawner's thread, or refuses after Close.
+func (s *Spawner) spawn(r spawnReq) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrSpawnerClosed
+	}
+	if !s.started {
+		s.started = true
+		go s.run()
+	}
+	s.reqs <- r
+	return nil
+}
+
+// Close stops the spawner. Children still alive receive SIGKILL. Start
+// returns ErrSpawnerClosed from now on.
 func (s *Spawner) Close() {
-	close(s.reqs)
-	<-s.done
+	s.mu.Lock()
+	started, closed := s.started, s.closed
+	s.closed = true
+	if started && !closed {
+		close(s.reqs)
+	}
+	s.mu.Unlock()
+	if started {
+		<-s.done
+	}
 }
 
 // Process is a started child.
@@ -76,8 +107,8 @@ type Process struct {
 }
 
 // Start re-executes this binary as a child with the given role. The child
-// inherits stdout and stderr; stdin is /dev/null. Start must not be called
-// after Close (a pool closes its spawner only once no worker can start). In
+// inherits stdout and stderr; stdin is /dev/null. After Close it returns
+// ErrSpawnerClosed. In
 // a child that never ran Bootstrap it returns ErrNotBootstrapped.
 func (s *Spawner) Start(role string) (*Process, error) {
 	if err := CanSpawn(); err != nil {
@@ -103,18 +134,17 @@ func (s *Spawner) Start(role string) (*Process, error) {
 		return nil, fmt.Errorf("child: %w", err)
 	}
 	defer devNull.Close()
-	env := append(os.Environ(), envRole+"="+role, envParent+"="+strconv.Itoa(os.Getpid()))
-	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
-		// A race-enabled child would sleep a second at every exit.
-		env = append(env, strings.TrimSpace("GORACE="+g+" atexit_sleep_ms=0"))
-	}
+	env := childEnv(role)
 	attr := &os.ProcAttr{
 		Env:   env,
 		Files: []*os.File{devNull, os.Stdout, os.Stderr, childEnd},
 		Sys:   &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 	}
 	res := make(chan spawnRes, 1)
-	s.reqs <- spawnReq{argv: []string{os.Args[0]}, attr: attr, res: res}
+	if err := s.spawn(spawnReq{argv: []string{os.Args[0]}, attr: attr, res: res}); err != nil {
+		parentEnd.Close()
+		return nil, err
+	}
 	r := <-res
 	if r.err != nil {
 		parentEnd.Close()
@@ -180,4 +210,23 @@ func WatchParent(ctrl *os.File) {
 			}
 		}
 	}()
+}
+
+// childEnv is this process's environment for a child of role: the role and
+// parent markers, and GORACE with atexit_sleep_ms=0 (a race-enabled child
+// would sleep a second at every exit), replacing a GORACE already set.
+func childEnv(role string) []string {
+	env := make([]string, 0, len(os.Environ())+3)
+	gorace := ""
+	for _, kv := range os.Environ() {
+		if v, ok := strings.CutPrefix(kv, "GORACE="); ok {
+			gorace = v
+			continue
+		}
+		env = append(env, kv)
+	}
+	if !strings.Contains(gorace, "atexit_sleep_ms") {
+		gorace = strings.TrimSpace(gorace + " atexit_sleep_ms=0")
+	}
+	return append(env, "GORACE="+gorace, envRole+"="+role, envParent+"="+strconv.Itoa(os.Getpid()))
 }
