@@ -249,6 +249,33 @@ func TestGoexitInWorker(t *testing.T) {
 	exectest.Within(t, time.Minute, "Shutdown", func() { p.Shutdown(true, false) })
 }
 
+// A done callback that calls runtime.Goexit (t.FailNow in a test) runs on
+// the goroutine that reads the worker's answers: it ends that goroutine,
+// not the worker, nor the pool.
+func TestGoexitInDoneCallback(t *testing.T) {
+	p := newPool(t, processpool.Options{MaxWorkers: 1})
+	before, err := res(executor.Submit(p, pid.Bind(struct{}{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGate(t)
+	ran := make(chan struct{})
+	f := mustSubmit(t, p, g.call()) // still running when the callback is added
+	g.waitStarted(1)
+	f.AddDoneCallback(func(*executor.Future[int]) {
+		close(ran)
+		runtime.Goexit()
+	})
+	g.release(1)
+	<-ran
+	for range 3 {
+		if after, err := res(executor.Submit(p, pid.Bind(struct{}{}))); after != before || err != nil {
+			t.Fatalf("after a Goexit in a done callback: pid = %d, %v; want the same worker %d", after, err, before)
+		}
+	}
+	exectest.Within(t, time.Minute, "Shutdown", func() { p.Shutdown(true, false) })
+}
+
 // Item 19: Submit neither encodes nor writes a call, even to an idle
 // worker: it returns while the argument's encoding waits, and the call
 // completes once the encoding is released.

@@ -226,14 +226,35 @@ func (w *worker) run() {
 	j, seq, retire := w.takeLocked()
 	p.mu.Unlock()
 	p.g.Go(w, w.sendLoop)
-	defer w.reap() // even if serve panics: the process is reaped, the sender ends
 	if retire {
 		w.proc.Ctrl.Close()
 	}
 	if j != nil {
 		w.send(j, seq)
 	}
+	w.serveThenReap()
+}
+
+// serveThenReap serves the worker and then reaps it, even if serve panics
+// (the process is reaped, the sender ends). A done callback that calls
+// runtime.Goexit (t.FailNow in a test) ends this goroutine mid-serve, after
+// its call completed: another goroutine of the worker's team carries on
+// serving, and the worker lives on.
+func (w *worker) serveThenReap() {
+	returned := false
+	defer func() {
+		if r := recover(); r != nil {
+			w.reap()
+			panic(r)
+		}
+		if !returned {
+			w.p.g.Go(w, w.serveThenReap)
+			return
+		}
+		w.reap()
+	}()
 	w.serve()
+	returned = true
 }
 
 // start starts the worker process, waits for its start handshake and sends
