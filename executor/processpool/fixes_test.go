@@ -426,3 +426,27 @@ func TestConcurrentSubmitsRace(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Kill is Python 3.14's kill_workers: shutdown(wait=False,
+// cancel_futures=True), then the signal. Queued calls are cancelled, the
+// running one fails with ErrBrokenProcessPool, and Submit is refused even
+// when no worker was alive.
+func TestKillShutsDownFirst(t *testing.T) {
+	p := newPool(t, processpool.Options{MaxWorkers: 1})
+	g := newGate(t)
+	running := mustSubmit(t, p, g.call())
+	g.waitStarted(1)
+	queued := mustSubmit(t, p, square.Bind(3))
+	p.Kill(0)
+	if !queued.Cancelled() {
+		t.Errorf("the queued call is not cancelled by Kill")
+	}
+	if _, err := running.Result(context.Background()); !errors.Is(err, executor.ErrBrokenProcessPool) {
+		t.Errorf("the running call = %v; want ErrBrokenProcessPool", err)
+	}
+	empty := newPool(t, processpool.Options{MaxWorkers: 1})
+	empty.Kill(0)
+	if _, err := executor.Submit(empty, square.Bind(1)); !errors.Is(err, executor.ErrShutdown) {
+		t.Errorf("Submit after Kill of a pool with no worker = %v; want ErrShutdown", err)
+	}
+}

@@ -655,13 +655,17 @@ func (p *Pool) closeSpawnerIfDone() {
 
 func (p *Pool) closeSpawner() { p.closeOnce.Do(p.spawner.Close) }
 
-// Kill is Python 3.14's kill_workers: it sends sig to every worker
-// process (SIGKILL if 0), through its pidfd; the pool then breaks as if
-// they had died.
+// Kill is Python 3.14's kill_workers (terminate_workers with SIGTERM): it
+// shuts the pool down without waiting and cancels the calls not yet
+// started, as Shutdown(false, true), then sends sig (SIGKILL if 0) to every
+// live worker process, through its pidfd. A worker that dies of it fails
+// its running call with ErrBrokenProcessPool; a worker still starting runs
+// nothing and exits.
 func (p *Pool) Kill(sig syscall.Signal) {
 	if sig == 0 {
 		sig = syscall.SIGKILL
 	}
+	p.Shutdown(false, true)
 	p.mu.Lock()
 	var procs []*child.Process
 	for w := range p.workers {
