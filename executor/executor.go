@@ -226,3 +226,28 @@ func Map[A, R any](ctx context.Context, ex Executor, bind func(A) Call[R], args 
 func LocalFunc[A, R any](fn func(A) (R, error)) func(A) Call[R] {
 	return func(a A) Call[R] { return Local(func() (R, error) { return fn(a) }) }
 }
+
+// BrokenError is the error of a broken executor, for implementers of
+// Executor too: it matches Base (ErrBrokenThreadPool, ErrBrokenProcessPool,
+// or another sentinel wrapping ErrBrokenExecutor) with errors.Is, and keeps
+// the Cause.
+type BrokenError struct {
+	Base  error
+	Msg   string // the whole message but the cause, package prefix included
+	Cause error
+}
+
+func (e *BrokenError) Error() string {
+	if e.Cause == nil {
+		return e.Msg
+	}
+	return e.Msg + ": " + e.Cause.Error()
+}
+
+// Unwrap returns Base, and Cause if it is set.
+func (e *BrokenError) Unwrap() []error {
+	if e.Cause == nil {
+		return []error{e.Base}
+	}
+	return []error{e.Base, e.Cause}
+}

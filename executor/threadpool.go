@@ -150,7 +150,7 @@ func (p *ThreadPool) worker() {
 func (p *ThreadPool) breakPool(msg string, cause error) {
 	p.mu.Lock()
 	if p.broken == nil {
-		p.broken = &brokenError{base: ErrBrokenThreadPool, msg: msg, cause: cause}
+		p.broken = &BrokenError{Base: ErrBrokenThreadPool, Msg: "executor: " + msg, Cause: cause}
 	}
 	q := p.queue
 	p.queue = nil
@@ -186,27 +186,4 @@ func (p *ThreadPool) Shutdown(wait, cancelFutures bool) {
 		p.g.Wait()
 		p.g.Repanic()
 	}
-}
-
-// brokenError is a broken pool's error: it matches its base sentinel and
-// keeps the cause.
-type brokenError struct {
-	base  error
-	msg   string
-	cause error
-}
-
-func (e *brokenError) Error() string {
-	s := "executor: " + e.msg
-	if e.cause != nil {
-		s += ": " + e.cause.Error()
-	}
-	return s
-}
-
-func (e *brokenError) Unwrap() []error {
-	if e.cause == nil {
-		return []error{e.base}
-	}
-	return []error{e.base, e.cause}
 }

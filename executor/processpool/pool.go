@@ -214,10 +214,13 @@ func (p *Pool) startWorkerLocked() {
 func (w *worker) run() {
 	p := w.p
 	if err := w.start(); err != nil {
+		// One lock: a Submit in between must not start a worker in a
+		// pool about to break.
 		p.mu.Lock()
 		p.starting--
+		jobs, victims := p.breakLocked(err)
 		p.mu.Unlock()
-		p.breakPool(err)
+		p.finishBreak(err, jobs, victims)
 		return
 	}
 	p.mu.Lock()
@@ -269,8 +272,7 @@ func (w *worker) start() error {
 	w.wr = wire.NewWriter(proc.Ctrl)
 	w.rd = wire.NewReader(proc.Ctrl)
 	fail := func(what string, err error) error {
-		w.proc.KillGroup(syscall.SIGKILL)
-		_ = w.proc.Signal(syscall.SIGKILL)
+		w.kill()
 		w.proc.Ctrl.Close()
 		st, _ := w.proc.Wait()
 		return fmt.Errorf("worker %d %s (%v; %v)", w.proc.Pid(), what, err, st)
@@ -304,6 +306,9 @@ func (w *worker) handshake() error {
 	var h hello
 	if err := w.rd.Decode(&h); err != nil {
 		return err
+	}
+	if h.Pid != w.proc.Pid() {
+		return fmt.Errorf("the hello came from process %d", h.Pid)
 	}
 	return ctrl.SetReadDeadline(time.Time{})
 }
@@ -546,7 +551,7 @@ func (w *worker) kill() {
 }
 
 func brokenErr(cause error) error {
-	return &brokenError{msg: "a process in the process pool was terminated abruptly while the future was running or pending", cause: cause}
+	return &executor.BrokenError{Base: executor.ErrBrokenProcessPool, Msg: "processpool: a process in the process pool was terminated abruptly while the future was running or pending", Cause: cause}
 }
 
 // breakPool marks the pool broken, fails every pending future and kills
@@ -562,7 +567,7 @@ func (p *Pool) breakPool(cause error) {
 // and kill: every queued and running call, and every live worker.
 func (p *Pool) breakLocked(cause error) (jobs []executor.Job, victims []*worker) {
 	if p.broken == nil {
-		p.broken = &brokenError{msg: "a child process terminated abruptly, the process pool is not usable anymore", cause: cause}
+		p.broken = &executor.BrokenError{Base: executor.ErrBrokenProcessPool, Msg: "processpool: a child process terminated abruptly, the process pool is not usable anymore", Cause: cause}
 	}
 	jobs = p.queue
 	p.queue = nil
@@ -675,26 +680,4 @@ func (p *Pool) Kill(sig syscall.Signal) {
 	for _, proc := range procs {
 		_ = proc.Signal(sig)
 	}
-}
-
-// brokenError is a broken pool's error: it matches
-// executor.ErrBrokenProcessPool and keeps the cause.
-type brokenError struct {
-	msg   string
-	cause error
-}
-
-func (e *brokenError) Error() string {
-	s := "processpool: " + e.msg
-	if e.cause != nil {
-		s += ": " + e.cause.Error()
-	}
-	return s
-}
-
-func (e *brokenError) Unwrap() []error {
-	if e.cause == nil {
-		return []error{executor.ErrBrokenProcessPool}
-	}
-	return []error{executor.ErrBrokenProcessPool, e.cause}
 }
