@@ -42,9 +42,14 @@
 // information crosses once. Submit only queues a call, or hands it to an
 // idle worker's own goroutine: encoding and writing happen there, never on
 // the submitter's goroutine (a loop's, through loop.RunInExecutor, which
-// a 2 MiB argument would otherwise stall). A value that cannot be encoded,
-// on either side (a func, a channel, a nil pointer), fails that one future
-// with an error saying so, and the worker goes on.
+// a 2 MiB argument would otherwise stall); only a provably small argument
+// (a few hundred bytes of scalars and strings, see small.go) is written by
+// the submitter, in one write that never blocks. A value that cannot be
+// encoded, on either side (a func, a channel, a nil pointer), fails that
+// one future with an error saying so, and the worker goes on. A result the
+// parent cannot decode fails its future and retires that worker (a fresh
+// one replaces it), where CPython breaks the whole pool: one binary runs
+// on both sides, so such a stream is one worker's fault.
 //
 // An error returned or panicked in a worker arrives as an
 // *executor.RemoteError with its type name, message and the worker's
