@@ -361,18 +361,12 @@ func taskOf(ctx context.Context) *taskCore {
 
 // runningTask returns the task of ctx if it is the one running now.
 func runningTask(ctx context.Context) *taskCore {
-	t, ok := ctx.(*taskCore) // the common case, inlined into every await
-	if !ok {
-		t = taskOfDerived(ctx)
-	}
+	t := taskOf(ctx)
 	if t == nil || t.loop.current != t {
 		return nil
 	}
 	return t
 }
-
-//go:noinline
-func taskOfDerived(ctx context.Context) *taskCore { return taskOf(ctx) }
 
 // foreignCtx returns the ctx whose end, besides the task's own
 // cancellation, ends an await made with ctx: nil for the task's ctx, a

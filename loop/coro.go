@@ -155,9 +155,9 @@ func (l *Loop) retireFreeCoros() {
 	})
 }
 
-// onPlainGoroutine runs fn on a new goroutine and waits for it to end,
-// however it ends: a runtime.Goexit passed on by a coroutine fn stops ends
-// that goroutine only.
+// onPlainGoroutine runs fn on a new goroutine, not locked to a thread, and
+// waits for it to end: for switching to coroutines made unlocked from a
+// caller that is locked.
 func onPlainGoroutine(fn func()) {
 	done := make(chan struct{})
 	go func() {
