@@ -13,15 +13,11 @@ package executor_test
 // flight.
 
 import (
-	"context"
-	"fmt"
 	"testing"
-	"time"
 
 	"github.com/asyncgo/asyncgo/internal/exectest"
 
 	"github.com/asyncgo/asyncgo/executor"
-	"github.com/asyncgo/asyncgo/loop"
 )
 
 func benchThreadPool(b *testing.B) *executor.ThreadPool {
@@ -58,43 +54,5 @@ func BenchmarkThreadPoolConcurrent(b *testing.B) {
 // the default size, the shape of Python's ThreadPoolExecutor twin.
 func BenchmarkLoopRunInExecutorThreadConcurrent(b *testing.B) {
 	tp := benchThreadPool(b)
-	loopInFlight(b, tp, localIdent)
-}
-
-// loopInFlight is inFlight from a task: RunInExecutor's futures awaited in
-// order, exectest.InFlight of them pending.
-func loopInFlight(b *testing.B, ex executor.Executor, bind func(int) executor.Call[int]) {
-	b.ReportAllocs()
-	var elapsed time.Duration
-	_, err := loop.Run(context.Background(), func(ctx context.Context) (struct{}, error) {
-		ring := make([]*loop.Future[int], exectest.InFlight)
-		collect := func(i int) error {
-			if v, err := ring[i%exectest.InFlight].Await(ctx); v != i || err != nil {
-				return fmt.Errorf("call %d = %d, %v", i, v, err)
-			}
-			return nil
-		}
-		b.ResetTimer()
-		start := time.Now()
-		for i := range b.N {
-			if i >= exectest.InFlight {
-				if err := collect(i - exectest.InFlight); err != nil {
-					return struct{}{}, err
-				}
-			}
-			ring[i%exectest.InFlight] = loop.RunInExecutor(ctx, ex, bind(i))
-		}
-		for i := max(0, b.N-exectest.InFlight); i < b.N; i++ {
-			if err := collect(i); err != nil {
-				return struct{}{}, err
-			}
-		}
-		elapsed = time.Since(start)
-		b.StopTimer()
-		return struct{}{}, nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
+	exectest.LoopStream(b, tp, localIdent)
 }

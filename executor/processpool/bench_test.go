@@ -211,43 +211,5 @@ func BenchmarkLoopRunInExecutorProcess(b *testing.B) {
 // Python's gather twin.
 func BenchmarkLoopRunInExecutorProcessConcurrent(b *testing.B) {
 	p := benchProcessPool(b, 2)
-	loopInFlight(b, p, benchIdent.Bind)
-}
-
-// loopInFlight is inFlight from a task: RunInExecutor's futures awaited in
-// order, exectest.InFlight of them pending.
-func loopInFlight(b *testing.B, ex executor.Executor, bind func(int) executor.Call[int]) {
-	b.ReportAllocs()
-	var elapsed time.Duration
-	_, err := loop.Run(context.Background(), func(ctx context.Context) (struct{}, error) {
-		ring := make([]*loop.Future[int], exectest.InFlight)
-		collect := func(i int) error {
-			if v, err := ring[i%exectest.InFlight].Await(ctx); v != i || err != nil {
-				return fmt.Errorf("call %d = %d, %v", i, v, err)
-			}
-			return nil
-		}
-		b.ResetTimer()
-		start := time.Now()
-		for i := range b.N {
-			if i >= exectest.InFlight {
-				if err := collect(i - exectest.InFlight); err != nil {
-					return struct{}{}, err
-				}
-			}
-			ring[i%exectest.InFlight] = loop.RunInExecutor(ctx, ex, bind(i))
-		}
-		for i := max(0, b.N-exectest.InFlight); i < b.N; i++ {
-			if err := collect(i); err != nil {
-				return struct{}{}, err
-			}
-		}
-		elapsed = time.Since(start)
-		b.StopTimer()
-		return struct{}{}, nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
+	exectest.LoopStream(b, p, benchIdent.Bind)
 }

@@ -1,15 +1,18 @@
 // Package exectest holds what the tests and benchmarks of executor,
 // executor/processpool and internal/child share: the benchmark drivers
-// that measure a round trip and a stream of calls kept in flight, a bound
+// that measure a round trip and a stream of calls kept in flight (from a
+// goroutine, or from a loop's task through RunInExecutor), a bound
 // on a call that must not hang, and a pidfd's exit. Test code only.
 package exectest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/asyncgo/asyncgo/executor"
+	"github.com/asyncgo/asyncgo/loop"
 	"golang.org/x/sys/unix"
 )
 
@@ -71,6 +74,44 @@ func Stream(b *testing.B, ex executor.Executor, bind func(int) executor.Call[int
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
+}
+
+// LoopStream is Stream from a task: RunInExecutor's futures awaited in
+// order, InFlight of them pending.
+func LoopStream(b *testing.B, ex executor.Executor, bind func(int) executor.Call[int]) {
+	b.ReportAllocs()
+	var elapsed time.Duration
+	_, err := loop.Run(context.Background(), func(ctx context.Context) (struct{}, error) {
+		ring := make([]*loop.Future[int], InFlight)
+		collect := func(i int) error {
+			if v, err := ring[i%InFlight].Await(ctx); v != i || err != nil {
+				return fmt.Errorf("call %d = %d, %v", i, v, err)
+			}
+			return nil
+		}
+		b.ResetTimer()
+		start := time.Now()
+		for i := range b.N {
+			if i >= InFlight {
+				if err := collect(i - InFlight); err != nil {
+					return struct{}{}, err
+				}
+			}
+			ring[i%InFlight] = loop.RunInExecutor(ctx, ex, bind(i))
+		}
+		for i := max(0, b.N-InFlight); i < b.N; i++ {
+			if err := collect(i); err != nil {
+				return struct{}{}, err
+			}
+		}
+		elapsed = time.Since(start)
+		b.StopTimer()
+		return struct{}{}, nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
 }
 
