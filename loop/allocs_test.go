@@ -63,47 +63,18 @@ func TestAllocsTaskSwitch(t *testing.T) {
 	}
 }
 
-func TestAllocsQueueHandOff(t *testing.T) {
-	const items = 10_000
+// queueHandOffAllocs passes 10,000 items from a producer task to a
+// consumer task through a Queue(1), whose Get waits each time, and returns
+// the allocations of one such run; the consumer's ctx is getCtx of its own.
+func queueHandOffAllocs(t *testing.T, getCtx func(ctx context.Context) (context.Context, context.CancelFunc), opts ...loop.Option) float64 {
+	t.Helper()
 	q := loop.NewQueue[int](1)
-	allocs := runSteady(t, func(ctx context.Context) (int, error) {
+	return runSteady(t, func(ctx context.Context) (int, error) {
 		consumer := loop.Spawn(ctx, func(ctx context.Context) (int, error) {
-			sum := 0
-			for range items {
-				v, err := q.Get(ctx)
-				if err != nil {
-					return 0, err
-				}
-				sum += v
-			}
-			return sum, nil
-		})
-		for i := range items {
-			if err := q.Put(ctx, i); err != nil {
-				return 0, err
-			}
-		}
-		return consumer.Await(ctx)
-	}, loop.WithVirtualClock())
-	// Two tasks and an await: a handful, and none per item.
-	if allocs > 8 {
-		t.Errorf("%d items through a Queue(1) allocate %v times; want at most 8 (none per item)", items, allocs)
-	}
-}
-
-// An await with a ctx derived from the task's (context.WithTimeout) that
-// has to wait allocates nothing either, once the task watches that ctx. (On
-// the virtual clock each such await arms a loop timer at the deadline: one
-// allocation.)
-func TestAllocsDerivedCtxAwait(t *testing.T) {
-	const items = 10_000
-	q := loop.NewQueue[int](1)
-	allocs := runSteady(t, func(ctx context.Context) (int, error) {
-		consumer := loop.Spawn(ctx, func(ctx context.Context) (int, error) {
-			c, cancel := context.WithTimeout(ctx, time.Hour)
+			c, cancel := getCtx(ctx)
 			defer cancel()
 			sum := 0
-			for range items {
+			for range handOffItems {
 				v, err := q.Get(c)
 				if err != nil {
 					return 0, err
@@ -112,16 +83,38 @@ func TestAllocsDerivedCtxAwait(t *testing.T) {
 			}
 			return sum, nil
 		})
-		for i := range items {
+		for i := range handOffItems {
 			if err := q.Put(ctx, i); err != nil {
 				return 0, err
 			}
 		}
 		return consumer.Await(ctx)
-	}) // on the real clock
+	}, opts...)
+}
+
+const handOffItems = 10_000
+
+func TestAllocsQueueHandOff(t *testing.T) {
+	allocs := queueHandOffAllocs(t, func(ctx context.Context) (context.Context, context.CancelFunc) {
+		return ctx, func() {}
+	}, loop.WithVirtualClock())
+	// Two tasks and an await: a handful, and none per item.
+	if allocs > 8 {
+		t.Errorf("%d items through a Queue(1) allocate %v times; want at most 8 (none per item)", handOffItems, allocs)
+	}
+}
+
+// An await with a ctx derived from the task's (context.WithTimeout) that
+// has to wait allocates nothing either, once the task watches that ctx. (On
+// the virtual clock each such await arms a loop timer at the deadline: one
+// allocation; this runs on the real clock.)
+func TestAllocsDerivedCtxAwait(t *testing.T) {
+	allocs := queueHandOffAllocs(t, func(ctx context.Context) (context.Context, context.CancelFunc) {
+		return context.WithTimeout(ctx, time.Hour)
+	})
 	// Two tasks, the derived ctx with its timer, the watch and its one
 	// registration: a few dozen at most, none per await.
 	if allocs > 40 {
-		t.Errorf("%d awaits on a derived ctx allocate %v times; want at most 40 (none per await)", items, allocs)
+		t.Errorf("%d awaits on a derived ctx allocate %v times; want at most 40 (none per await)", handOffItems, allocs)
 	}
 }
