@@ -26,20 +26,22 @@ import (
 // that serve one worker. Wait from a member waits for every team but the
 // caller's. The zero Group is ready to use; it must not be copied.
 type Group struct {
-	mu      sync.Mutex
-	cond    sync.Cond
-	n       int
-	perTeam map[any]int
-	teamOf  map[uint64]any // goroutine id -> team, for live members
-	waiting map[any]int    // teams with members inside Wait -> how many
-	first   atomic.Pointer[panics.Recovered]
+	mu       sync.Mutex
+	cond     sync.Cond
+	n        int
+	perTeam  map[any]int
+	teamOf   map[uint64]any // goroutine id -> team, for live members
+	waiting  map[any]int    // teams with members inside Wait -> how many
+	emptying int            // OnEmpty calls still running
+	first    atomic.Pointer[panics.Recovered]
 
 	// OnPanic, if set, is called in the panicking goroutine after its panic
 	// was caught (a pool breaks, so that none of its futures waits for the
 	// dead goroutine). Set it before the first Go.
 	OnPanic func(*panics.Recovered)
 	// OnEmpty, if set, is called by the last goroutine to end, each time the
-	// group becomes empty. Set it before the first Go.
+	// group becomes empty; a Wait that finds the group empty returns only
+	// after it ran, so it must not call Wait. Set it before the first Go.
 	OnEmpty func()
 }
 
@@ -76,10 +78,19 @@ func (g *Group) run(team any, f func()) {
 		if g.perTeam[team]--; g.perTeam[team] == 0 {
 			delete(g.perTeam, team)
 		}
-		empty := g.n == 0
+		empty := g.n == 0 && g.OnEmpty != nil
+		if empty {
+			g.emptying++
+		}
 		g.cond.Broadcast()
 		g.mu.Unlock()
-		if empty && g.OnEmpty != nil {
+		if empty {
+			defer func() {
+				g.mu.Lock()
+				g.emptying--
+				g.cond.Broadcast()
+				g.mu.Unlock()
+			}()
 			g.OnEmpty()
 		}
 	}()
@@ -105,7 +116,8 @@ func (g *Group) run(team any, f func()) {
 // the caller's own team if the caller is a member, and of every other team
 // that has a member waiting too (two done callbacks that each shut their
 // pool down must not wait for each other). It returns whether the group is
-// empty (false: a waiting team is still running).
+// empty (false: a waiting team is still running); when it is, OnEmpty has
+// run.
 func (g *Group) Wait() bool {
 	id := goid()
 	g.mu.Lock()
@@ -128,7 +140,7 @@ func (g *Group) Wait() bool {
 				spared += g.perTeam[t]
 			}
 		}
-		if g.n == spared {
+		if g.n == spared && (g.n > 0 || g.emptying == 0) {
 			return g.n == 0
 		}
 		g.cond.Wait()
