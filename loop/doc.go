@@ -183,7 +183,9 @@
 // [ErrCancelled] (asyncio.CancelledError, which wraps context.Canceled; the
 // errors carry the message as [*CancelledError], read by [CancelMessage]),
 // [ErrTimeout] (TimeoutError, which wraps context.DeadlineExceeded and is
-// not a cancellation), [ErrInvalidState], and [*ExceptionGroup], the
+// not a cancellation; WaitFor and Timeout return it as a [*TimeoutError]
+// whose Cause is the CancelledError that caused it, Python's `raise
+// TimeoutError from exc`), [ErrInvalidState], and [*ExceptionGroup], the
 // several errors of a TaskGroup at once. The RuntimeErrors asyncio raises
 // for a loop in the wrong state are sentinels with asyncio's message
 // ([ErrLoopClosed], [ErrLoopRunning], [ErrNoRunningLoop], ...).

@@ -73,6 +73,30 @@ func CancelMessage(err error) string {
 // returns it ends failed, not cancelled.
 var ErrTimeout = fmt.Errorf("loop: timeout: %w", context.DeadlineExceeded)
 
+// TimeoutError is the error WaitFor and Timeout return when their deadline
+// cancelled the work: Python's `raise TimeoutError from exc`. It matches
+// ErrTimeout and context.DeadlineExceeded, prints as ErrTimeout, and
+// carries the cancellation that caused it, reachable through Cause
+// (Python's __cause__) but not through errors.Is or errors.As: a timeout
+// never matches ErrCancelled, so a task that returns one ends failed, not
+// cancelled.
+type TimeoutError struct {
+	cause error
+}
+
+func (e *TimeoutError) Error() string { return ErrTimeout.Error() }
+
+// Unwrap returns ErrTimeout (and so context.DeadlineExceeded), never the
+// cause.
+func (e *TimeoutError) Unwrap() error { return ErrTimeout }
+
+// Cause returns the CancelledError the deadline delivered to the work,
+// as the work let it out (Python's __cause__); nil if there was none.
+func (e *TimeoutError) Cause() error { return e.cause }
+
+// timeoutFrom is ErrTimeout with the cancellation that caused it.
+func timeoutFrom(cause error) error { return &TimeoutError{cause: cause} }
+
 // ErrInvalidState is asyncio.InvalidStateError: a result read before it is
 // set, or set twice. The errors returned wrap it with asyncio's message.
 var ErrInvalidState = errors.New("loop: invalid state")

@@ -708,7 +708,8 @@ func Wait[F Waitable](ctx context.Context, fs []F, timeout time.Duration, when R
 
 // WaitFor is asyncio.wait_for (Python 3.12): it awaits aw for at most
 // timeout (NoTimeout for none). On timeout aw is cancelled and awaited, so
-// its cleanup has finished when WaitFor returns ErrTimeout. If aw swallows
+// its cleanup has finished when WaitFor returns a [*TimeoutError] (it
+// matches ErrTimeout; its Cause is aw's cancellation). If aw swallows
 // the cancellation and returns a value, that value is returned; an error it
 // returns while being cancelled is returned as is. Cancelling the awaiting
 // task cancels aw too. A timeout <= 0 returns aw's result if it is already
@@ -724,7 +725,7 @@ func WaitFor[T any](ctx context.Context, aw Awaitable[T], timeout time.Duration)
 		}
 		v, err := aw.Result()
 		if errors.Is(err, ErrCancelled) && aw.Cancelled() {
-			return zero, ErrTimeout
+			return zero, timeoutFrom(err)
 		}
 		return v, err
 	}

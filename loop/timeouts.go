@@ -124,8 +124,10 @@ func (tm *Timeout) onTimeout() {
 }
 
 // Do enters the scope, runs body in the running task of ctx, and leaves the
-// scope: `async with timeout: await body()`. It returns body's error, or
-// ErrTimeout if the deadline cancelled body. A Timeout can be entered once.
+// scope: `async with timeout: await body()`. It returns body's error, or,
+// if the deadline cancelled body, a [*TimeoutError] (it matches ErrTimeout;
+// its Cause is the cancellation body returned). A Timeout can be entered
+// once.
 //
 // The ctx body receives reports the deadline through Deadline (the earlier
 // of the Timeout's and ctx's), so a net/http or gRPC call made with it
@@ -176,7 +178,7 @@ func (tm *Timeout) exit(err error) error {
 	case timeoutExpiring:
 		tm.state = timeoutExpired
 		if tm.task.uncancel() <= int(tm.cancelling) && isCancellation(err) {
-			return ErrTimeout
+			return timeoutFrom(err)
 		}
 	case timeoutEntered:
 		tm.state = timeoutExited
