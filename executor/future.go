@@ -29,12 +29,16 @@ const (
 
 // Future is concurrent.futures.Future: the result of work running
 // elsewhere. Every method is safe from any goroutine.
+//
+// The zero Future is a pending future, as concurrent.futures.Future() and
+// NewFuture make: ready to use. A Future must not be copied after first
+// use.
 type Future[T any] struct {
 	mu        sync.Mutex
 	state     state
 	result    T
 	err       error
-	done      chan struct{}
+	done      chan struct{} // made on demand for a zero Future; see doneLocked
 	callbacks []func(*Future[T])
 	// pollWait makes Result wait in the netpoller (see waker.go); set by
 	// Job.WaitInNetpoller before the future is shared.
@@ -44,6 +48,26 @@ type Future[T any] struct {
 
 // NewFuture returns a pending future, for implementers of Executor.
 func NewFuture[T any]() *Future[T] { return &Future[T]{done: make(chan struct{})} }
+
+// closedChan is the done channel of a zero Future completed before anyone
+// asked for its channel.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// doneLocked returns the done channel, making it for a zero Future.
+func (f *Future[T]) doneLocked() chan struct{} {
+	if f.done == nil {
+		if f.state >= cancelled {
+			f.done = closedChan
+		} else {
+			f.done = make(chan struct{})
+		}
+	}
+	return f.done
+}
 
 // Cancel cancels the future if it has not started running and returns true;
 // a running or finished future is left alone and Cancel returns false (an
@@ -66,7 +90,11 @@ func (f *Future[T]) Cancel() bool {
 // completeLocked closes the future, releases the lock and runs the
 // callbacks in this goroutine.
 func (f *Future[T]) completeLocked() bool {
-	close(f.done)
+	if f.done == nil {
+		f.done = closedChan
+	} else {
+		close(f.done)
+	}
 	cbs := f.callbacks
 	f.callbacks = nil
 	ws := f.wakers
@@ -112,7 +140,11 @@ func (f *Future[T]) Done() bool {
 }
 
 // DoneChan returns a channel closed when the future is done.
-func (f *Future[T]) DoneChan() <-chan struct{} { return f.done }
+func (f *Future[T]) DoneChan() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.doneLocked()
+}
 
 // Result is result(timeout): it waits until the future is done or ctx ends,
 // and returns the value and error. If ctx ends first it returns ctx's error
@@ -122,31 +154,32 @@ func (f *Future[T]) DoneChan() <-chan struct{} { return f.done }
 // waker.go); at most 256 waiters at a time do so, the others wait on the
 // channel.
 func (f *Future[T]) Result(ctx context.Context) (T, error) {
-	if f.pollWait {
-		select {
-		case <-f.done:
-		default:
-			f.pollUntilDone(ctx)
-		}
-	}
-	select {
-	case <-f.done:
-	case <-ctx.Done():
-		select {
-		case <-f.done: // done too: the result wins, as result(timeout=0)
-		default:
-			var zero T
-			return zero, ctx.Err()
-		}
-	}
 	f.mu.Lock()
+	if f.state < cancelled {
+		done, pollWait := f.doneLocked(), f.pollWait
+		f.mu.Unlock()
+		if pollWait {
+			f.pollUntilDone(ctx, done)
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			select {
+			case <-done: // done too: the result wins, as result(timeout=0)
+			default:
+				var zero T
+				return zero, ctx.Err()
+			}
+		}
+		f.mu.Lock()
+	}
 	defer f.mu.Unlock()
 	return f.result, f.err
 }
 
 // pollUntilDone waits in the netpoller until f is done or ctx ends. If no
 // waker can be had it returns at once, and Result waits on the channel.
-func (f *Future[T]) pollUntilDone(ctx context.Context) {
+func (f *Future[T]) pollUntilDone(ctx context.Context, done <-chan struct{}) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -168,7 +201,7 @@ func (f *Future[T]) pollUntilDone(ctx context.Context) {
 	}
 	for w.wait() == nil && ctx.Err() == nil {
 		select {
-		case <-f.done:
+		case <-done:
 			return // completeLocked took w off the list
 		default: // a wake left over from w's previous waiter
 		}

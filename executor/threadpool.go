@@ -3,6 +3,7 @@ package executor
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/asyncgo/asyncgo/executor/internal/workgroup"
 )
@@ -24,7 +25,25 @@ type ThreadPoolOptions struct {
 // Shutdown. Submit never blocks: work waits in a FIFO queue. A panic in a
 // call, or runtime.Goexit, becomes its future's *PanicError (a goroutine
 // lost to Goexit is replaced). Safe for concurrent use.
+//
+// The zero ThreadPool is ThreadPoolExecutor(): a pool of
+// DefaultThreadWorkers goroutines with no initializer, ready to use. A
+// ThreadPool must not be copied after first use.
+//
+// A ThreadPool dropped without Shutdown does not keep its goroutines:
+// once it is unreachable (its idle goroutines do not hold it), the garbage
+// collector shuts it down as Shutdown(false, false) would, so queued calls
+// still run and every goroutine then ends. Python joins a dropped pool's
+// threads at exit instead; Go has no exit hook, and a goroutine kept
+// forever is a leak.
 type ThreadPool struct {
+	p atomic.Pointer[threadPool]
+}
+
+// threadPool is a ThreadPool's state. Its worker goroutines refer to it
+// and not to the ThreadPool, so that a ThreadPool nobody holds can be
+// collected, and its cleanup then shuts this down.
+type threadPool struct {
 	mu       sync.Mutex
 	cond     sync.Cond
 	queue    []Job
@@ -46,19 +65,64 @@ func NewThreadPool(opts ThreadPoolOptions) (*ThreadPool, error) {
 	if opts.MaxWorkers < 0 {
 		return nil, errMaxWorkers
 	}
-	p := &ThreadPool{max: opts.MaxWorkers, init: opts.Initializer}
+	tp := new(ThreadPool)
+	tp.adopt(newThreadPool(opts))
+	return tp, nil
+}
+
+func newThreadPool(opts ThreadPoolOptions) *threadPool {
+	p := &threadPool{max: opts.MaxWorkers, init: opts.Initializer}
 	if p.max == 0 {
 		p.max = DefaultThreadWorkers()
 	}
 	p.cond.L = &p.mu
-	return p, nil
+	return p
 }
 
+// adopt makes p tp's state, unless tp has one already, and returns tp's
+// state.
+func (tp *ThreadPool) adopt(p *threadPool) *threadPool {
+	if !tp.p.CompareAndSwap(nil, p) {
+		return tp.p.Load() // another goroutine's first use of a zero pool won
+	}
+	runtime.AddCleanup(tp, (*threadPool).release, p)
+	return p
+}
+
+// pool returns tp's state, making it on the first use of a zero pool.
+func (tp *ThreadPool) pool() *threadPool {
+	if p := tp.p.Load(); p != nil {
+		return p
+	}
+	return tp.adopt(newThreadPool(ThreadPoolOptions{}))
+}
+
+// release is the cleanup of a ThreadPool that became unreachable.
+func (p *threadPool) release() { p.Shutdown(false, false) }
+
 // MaxWorkers returns the bound on worker goroutines.
-func (p *ThreadPool) MaxWorkers() int { return p.max }
+func (tp *ThreadPool) MaxWorkers() int { return tp.pool().max }
 
 // SubmitJob implements Executor: Submit and SubmitFunc call it.
-func (p *ThreadPool) SubmitJob(j Job) error {
+func (tp *ThreadPool) SubmitJob(j Job) error {
+	err := tp.pool().SubmitJob(j)
+	// tp must not be collected, and shut down by its cleanup, before the
+	// job is queued.
+	runtime.KeepAlive(tp)
+	return err
+}
+
+// Shutdown stops the pool; see Executor. Queued calls still run unless
+// cancelFutures. With wait, it returns once every worker goroutine has
+// ended; called from a worker goroutine (a call, or a done callback run
+// there), it waits for all the others, and the caller's goroutine ends
+// once its call returns and the queue is empty. If a worker goroutine
+// panicked outside a call (a bug in the pool: a panic in a call is that
+// call's error), Shutdown with wait re-panics it, with its stack. On a
+// zero pool never used it only refuses later work.
+func (tp *ThreadPool) Shutdown(wait, cancelFutures bool) { tp.pool().Shutdown(wait, cancelFutures) }
+
+func (p *threadPool) SubmitJob(j Job) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.broken != nil {
@@ -79,13 +143,13 @@ func (p *ThreadPool) SubmitJob(j Job) error {
 	return nil
 }
 
-func (p *ThreadPool) startWorkerLocked() {
+func (p *threadPool) startWorkerLocked() {
 	p.started++
 	team := new(int) // each worker goroutine is its own team
 	p.g.Go(team, p.worker)
 }
 
-func (p *ThreadPool) worker() {
+func (p *threadPool) worker() {
 	const (
 		starting = iota // running the initializer
 		serving
@@ -147,7 +211,7 @@ func (p *ThreadPool) worker() {
 	}
 }
 
-func (p *ThreadPool) breakPool(msg string, cause error) {
+func (p *threadPool) breakPool(msg string, cause error) {
 	p.mu.Lock()
 	if p.broken == nil {
 		p.broken = &BrokenError{Base: ErrBrokenThreadPool, Msg: "executor: " + msg, Cause: cause}
@@ -162,14 +226,7 @@ func (p *ThreadPool) breakPool(msg string, cause error) {
 	}
 }
 
-// Shutdown stops the pool; see Executor. Queued calls still run unless
-// cancelFutures. With wait, it returns once every worker goroutine has
-// ended; called from a worker goroutine (a call, or a done callback run
-// there), it waits for all the others, and the caller's goroutine ends
-// once its call returns and the queue is empty. If a worker goroutine
-// panicked outside a call (a bug in the pool: a panic in a call is that
-// call's error), Shutdown with wait re-panics it, with its stack.
-func (p *ThreadPool) Shutdown(wait, cancelFutures bool) {
+func (p *threadPool) Shutdown(wait, cancelFutures bool) {
 	p.mu.Lock()
 	p.shutdown = true
 	var cancelled []Job
