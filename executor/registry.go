@@ -1,9 +1,12 @@
 package executor
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime/debug"
+	"strings"
 	"sync"
 
 	"github.com/asyncgo/asyncgo/internal/child"
@@ -66,12 +69,27 @@ type Func[A, R any] struct {
 // Register registers fn under name, for process pools (and aio) to run in
 // their children. Register at package level (a var initialised with
 // Register, or in init), so that the child, which re-executes the same
-// binary, registers it too before Init runs. The argument and result cross
-// processes with encoding/gob: exported fields only; values inside
-// interface fields need gob.Register; a value that cannot be encoded (a
-// func, a channel, a nil pointer) fails its call's future and nothing
-// else. It panics if name is registered twice.
+// binary, registers it too before Init runs.
+//
+// The argument and result cross processes with encoding/gob, and Register
+// panics, naming the function, the type and the field, if gob cannot carry
+// one of them: a chan, a func or an unsafe.Pointer (also as an exported
+// field, which gob would leave out silently), or a struct with fields but
+// none exported. Unexported fields are left out, as gob does; a type with
+// GobEncode and GobDecode (or MarshalBinary and UnmarshalBinary) encodes
+// itself. An interface type (any) is allowed: the concrete types it holds
+// need gob.Register, in both processes (at package level). A value that
+// still cannot be encoded (a nil pointer, an interface holding a type not
+// gob.Register'ed) fails its call's future and nothing else. Register also
+// panics if name is registered twice.
 func Register[A, R any](name string, fn func(A) (R, error)) *Func[A, R] {
+	at, rt := reflect.TypeFor[A](), reflect.TypeFor[R]()
+	if p := gobProblem(at); p != nil {
+		panic(fmt.Sprintf("executor: Register(%q): argument type %s", name, p.describe(at)))
+	}
+	if p := gobProblem(rt); p != nil {
+		panic(fmt.Sprintf("executor: Register(%q): result type %s", name, p.describe(rt)))
+	}
 	regMu.Lock()
 	defer regMu.Unlock()
 	if _, dup := registry[name]; dup {
@@ -179,4 +197,133 @@ func callSafely[R any](fn func() (R, error)) (v R, err error) {
 		}
 	}()
 	return fn()
+}
+
+// typeProblem is why encoding/gob cannot carry a type: the value at path
+// (a field selector like "Items[i].C", "" for the type itself) has type
+// typ, which reason.
+type typeProblem struct {
+	path   string
+	typ    reflect.Type
+	reason string
+}
+
+// describe completes "argument type <root>..." with the problem.
+func (p *typeProblem) describe(root reflect.Type) string {
+	if p.path == "" {
+		return fmt.Sprintf("%s, which %s", root, p.reason)
+	}
+	what := "field "
+	if strings.HasPrefix(p.path, "[") || strings.HasPrefix(p.path, "(") {
+		what = "element "
+	}
+	return fmt.Sprintf("%s: %s%s is a %s, which %s", root, what, p.path, p.typ, p.reason)
+}
+
+// The methods a type encodes itself with, as encoding/gob looks for them
+// (without importing it: see doc.go).
+type (
+	gobEncoder interface{ GobEncode() ([]byte, error) }
+	gobDecoder interface{ GobDecode([]byte) error }
+)
+
+var (
+	gobEncoderType        = reflect.TypeFor[gobEncoder]()
+	gobDecoderType        = reflect.TypeFor[gobDecoder]()
+	binaryMarshalerType   = reflect.TypeFor[encoding.BinaryMarshaler]()
+	binaryUnmarshalerType = reflect.TypeFor[encoding.BinaryUnmarshaler]()
+)
+
+// gobProblem returns why encoding/gob cannot encode or decode a value of
+// type t, or nil. It follows gob's own rules (encoding/gob's type.go and
+// encode.go), but rejects an exported chan or func field, which gob
+// leaves out without a word: it would arrive nil.
+func gobProblem(t reflect.Type) *typeProblem {
+	c := gobChecker{seen: map[reflect.Type]bool{}}
+	return c.check(t, "")
+}
+
+type gobChecker struct{ seen map[reflect.Type]bool }
+
+func (c *gobChecker) check(t reflect.Type, path string) *typeProblem {
+	if c.seen[t] { // a recursive type: gob sends it as it is met
+		return nil
+	}
+	c.seen[t] = true
+	if t.Kind() == reflect.Interface {
+		return nil // the concrete type needs gob.Register, at run time
+	}
+	enc := implementsGob(t, gobEncoderType) || implementsGob(t, binaryMarshalerType)
+	dec := implementsGob(t, gobDecoderType) || implementsGob(t, binaryUnmarshalerType)
+	switch {
+	case enc && dec:
+		return nil
+	case enc:
+		return &typeProblem{path, t, "has GobEncode or MarshalBinary but no GobDecode or UnmarshalBinary"}
+	case dec:
+		return &typeProblem{path, t, "has GobDecode or UnmarshalBinary but no GobEncode or MarshalBinary"}
+	}
+	switch t.Kind() {
+	case reflect.Chan, reflect.Func, reflect.UnsafePointer:
+		return &typeProblem{path, t, "gob cannot encode"}
+	case reflect.Pointer:
+		seen := map[reflect.Type]bool{}
+		for u := t; u.Kind() == reflect.Pointer; u = u.Elem() {
+			if seen[u] {
+				return &typeProblem{path, t, "is a recursive pointer type, which gob cannot encode"}
+			}
+			seen[u] = true
+		}
+		return c.check(t.Elem(), path)
+	case reflect.Slice, reflect.Array:
+		return c.check(t.Elem(), path+"[i]")
+	case reflect.Map:
+		if p := c.check(t.Key(), path+"(key)"); p != nil {
+			return p
+		}
+		return c.check(t.Elem(), path+"[k]")
+	case reflect.Struct:
+		sent := 0
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			fpath := f.Name
+			if path != "" {
+				fpath = path + "." + f.Name
+			}
+			ft := f.Type
+			for n := 0; ft.Kind() == reflect.Pointer && n < 100; n++ {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Chan || ft.Kind() == reflect.Func {
+				return &typeProblem{fpath, f.Type, "gob cannot encode"}
+			}
+			if p := c.check(f.Type, fpath); p != nil {
+				return p
+			}
+			sent++
+		}
+		if t.NumField() > 0 && sent == 0 {
+			return &typeProblem{path, t, "has no exported fields, and gob encodes only those"}
+		}
+	}
+	return nil
+}
+
+// implementsGob reports whether gob finds iface's method on t, on a type
+// t points to, or on *t (encoding/gob's implementsInterface).
+func implementsGob(t, iface reflect.Type) bool {
+	u := t
+	for n := 0; n < 100; n++ {
+		if u.Implements(iface) {
+			return true
+		}
+		if u.Kind() != reflect.Pointer {
+			break
+		}
+		u = u.Elem()
+	}
+	return t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(iface)
 }

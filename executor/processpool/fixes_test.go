@@ -35,7 +35,6 @@ type unregistered struct{ N int }
 var (
 	takesPoint  = executor.Register("test.takesPoint", func(p *point) (int, error) { return 1, nil })
 	nilResult   = executor.Register("test.nilResult", func(struct{}) (*point, error) { return nil, nil })
-	takesChan   = executor.Register("test.takesChan", func(chan int) (int, error) { return 1, nil })
 	takesHolder = executor.Register("test.takesHolder", func(holder) (int, error) { return 1, nil })
 	bigResult   = executor.Register("test.bigResult", func(n int) ([]byte, error) {
 		b := make([]byte, n)
@@ -206,8 +205,10 @@ func TestUnencodableValues(t *testing.T) {
 
 	_, err = res(executor.Submit(p, nilResult.Bind(struct{}{})))
 	check("nil pointer result", err, "cannot encode the result")
-	_, err = res(executor.Submit(p, takesChan.Bind(make(chan int))))
-	check("chan argument", err, "cannot send the argument")
+	// A chan argument fails at Register (registry_types_test.go); in an
+	// interface, Register cannot see it.
+	_, err = res(executor.Submit(p, takesHolder.Bind(holder{V: make(chan int)})))
+	check("chan in an interface", err, "cannot send the argument")
 	_, err = res(executor.Submit(p, takesHolder.Bind(holder{V: unregistered{1}})))
 	check("unregistered type in an interface", err, "cannot send the argument")
 

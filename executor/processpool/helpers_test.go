@@ -27,7 +27,9 @@ type blob struct {
 	Note string
 }
 
-type withFunc struct{ F func() }
+// withFunc holds a func where Register cannot see it (a func field fails
+// at Register): gob refuses it when a call sends it.
+type withFunc struct{ F any }
 
 // Functions the tests run in workers: registered at package level, so that
 // a worker (this test binary re-executed, see TestMain) has them too.
