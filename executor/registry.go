@@ -137,22 +137,23 @@ func RegisterError(errs ...error) {
 
 // RemoteError is an error returned or panicked in a child process, as the
 // parent receives it (Python's _RemoteTraceback): the error's type name,
-// message and the child's stack.
+// message and the child's stack. Its Error is the child's error text.
 type RemoteError struct {
 	Type     string // the Go type of the error or panic value, e.g. "*fs.PathError"
-	Message  string
+	Message  string // the error's text (its Error()), or the panic value formatted with %v
 	Stack    string // the child's stack where the error was caught
 	Panic    bool   // the child panicked (or called runtime.Goexit)
 	Sentinel string // the registered sentinel it matched, if any
 }
 
-// Error returns "executor: remote error|panic <Type>: <Message>".
+// Error returns the child's error text, Message, as the error itself would
+// have printed it in this process ("check 3: odd number"), or for a panic
+// "panic: " and the value. The Go type is in Type.
 func (e *RemoteError) Error() string {
-	what := "error"
 	if e.Panic {
-		what = "panic"
+		return "panic: " + e.Message
 	}
-	return fmt.Sprintf("executor: remote %s %s: %s", what, e.Type, e.Message)
+	return e.Message
 }
 
 // Unwrap returns the registered sentinel the error matched in the child

@@ -243,3 +243,20 @@ func TestRegisterPanicNamesTheFunction(t *testing.T) {
 		}
 	}
 }
+
+// Issue 8, item 11: a remote error prints the user's error text, as the
+// error would have in this process, not the Go type of a wrapper.
+func TestRemoteErrorText(t *testing.T) {
+	for _, tc := range []struct {
+		re   *executor.RemoteError
+		want string
+	}{
+		{&executor.RemoteError{Type: "*fmt.wrapError", Message: "boom: disk full"}, "boom: disk full"},
+		{&executor.RemoteError{Type: "string", Message: "kaboom", Panic: true}, "panic: kaboom"},
+		{executor.NewRemoteError(fmt.Errorf("boom: %w", errOdd)), "boom: odd number"},
+	} {
+		if got := tc.re.Error(); got != tc.want {
+			t.Errorf("%+v.Error() = %q; want %q", tc.re, got, tc.want)
+		}
+	}
+}

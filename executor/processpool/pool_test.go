@@ -73,6 +73,10 @@ func TestProcessPoolChildError(t *testing.T) {
 	if re.Type != "*fmt.wrapError" || re.Message != "check 3: odd number" || re.Panic {
 		t.Errorf("RemoteError = %+v", re)
 	}
+	// Issue 8, item 11: the user's text, not the wrapper's Go type.
+	if got := err.Error(); got != "check 3: odd number" {
+		t.Errorf("Error() = %q; want the child's error text %q", got, "check 3: odd number")
+	}
 	if !strings.Contains(re.Stack, "goroutine") {
 		t.Errorf("Stack = %q; want the child's stack", re.Stack)
 	}
