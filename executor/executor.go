@@ -117,7 +117,11 @@ func Local[R any](fn func() (R, error)) Call[R] { return Call[R]{local: fn} }
 func (c Call[R]) Name() string { return c.name }
 
 // Arg returns the argument of a registered function's call, or nil for
-// Local: what an executor running calls elsewhere encodes.
+// Local: what an executor running calls elsewhere encodes. For a function
+// whose argument type is an interface (any), it is a pointer to the
+// argument, so that gob sends an interface value, with the name its
+// concrete type was gob.Register'ed under, which the other side decodes
+// into the function's argument; the concrete value alone it could not.
 func (c Call[R]) Arg() any { return c.arg }
 
 // IsZero reports whether c is the zero Call, which names no function (an

@@ -43,7 +43,9 @@ type Handler interface {
 	// Name is the name the function was registered under.
 	Name() string
 	// Serve decodes the function's argument from d and runs it, a panic
-	// becoming err (a *PanicError). If the argument cannot be decoded,
+	// becoming err (a *PanicError). The result is the value to encode: for
+	// a result of interface type, a pointer to it, so that gob sends it as
+	// an interface (see Call.Arg). If the argument cannot be decoded,
 	// nothing runs and argErr says why. If the function calls
 	// runtime.Goexit, Serve does not return: the goroutine ends, and the
 	// caller detects it with a deferred check (a *PanicError with
@@ -64,6 +66,11 @@ func Lookup(name string) Handler {
 type Func[A, R any] struct {
 	name string
 	fn   func(A) (R, error)
+	// The argument, the result is an interface type (any): it crosses as
+	// a pointer to it, so that gob sends an interface value, which carries
+	// its concrete type's gob.Register'ed name, rather than the concrete
+	// value, which the other side cannot decode into an interface.
+	argIface, resIface bool
 }
 
 // Register registers fn under name, for process pools (and aio) to run in
@@ -95,7 +102,7 @@ func Register[A, R any](name string, fn func(A) (R, error)) *Func[A, R] {
 	if _, dup := registry[name]; dup {
 		panic("executor: function registered twice: " + name)
 	}
-	f := &Func[A, R]{name: name, fn: fn}
+	f := &Func[A, R]{name: name, fn: fn, argIface: at.Kind() == reflect.Interface, resIface: rt.Kind() == reflect.Interface}
 	registry[name] = f
 	return f
 }
@@ -105,7 +112,11 @@ func (f *Func[A, R]) Name() string { return f.name }
 
 // Bind is the call f(a), to submit to an executor.
 func (f *Func[A, R]) Bind(a A) Call[R] {
-	return Call[R]{name: f.name, arg: a, local: func() (R, error) { return f.fn(a) }}
+	var arg any = a
+	if f.argIface {
+		arg = &a
+	}
+	return Call[R]{name: f.name, arg: arg, local: func() (R, error) { return f.fn(a) }}
 }
 
 // Call runs f(a) in this process, with a panic turned into an error.
@@ -120,6 +131,9 @@ func (f *Func[A, R]) Serve(d Decoder) (result any, err error, argErr error) {
 		return nil, nil, err
 	}
 	r, err := f.Call(a)
+	if f.resIface {
+		return &r, err, nil
+	}
 	return r, err, nil
 }
 
