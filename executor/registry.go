@@ -32,9 +32,11 @@ func Init() { child.Bootstrap() }
 func init() { RegisterError(ErrNotRegistered, ErrGoexit) }
 
 var (
-	regMu     sync.RWMutex
-	registry  = map[string]Handler{}
-	sentinels = map[string]error{}
+	regMu      sync.RWMutex
+	registry   = map[string]Handler{}
+	sentinels  = map[string]error{}
+	errTypes   = map[reflect.Type]string{} // RegisterErrorType's, by type and by name
+	errTypesBy = map[string]reflect.Type{}
 )
 
 // Handler is a registered function as an executor that runs calls in
@@ -149,15 +151,122 @@ func RegisterError(errs ...error) {
 	}
 }
 
+// RegisterErrorType registers the error type E, so that an error of that
+// type crosses processes as a value, not only as text: when a child's
+// error is one, or wraps one (fmt.Errorf with %w, errors.Join, a panic
+// with it), the parent's RemoteError unwraps to a copy of it, which
+// errors.As finds:
+//
+//	type QuotaError struct{ Code int }
+//
+//	func (e *QuotaError) Error() string { return fmt.Sprintf("quota %d", e.Code) }
+//
+//	func init() { executor.RegisterErrorType[*QuotaError]() }
+//
+//	// in the parent, for a child that returned fmt.Errorf("upload: %w", &QuotaError{Code: 3}):
+//	var qe *QuotaError
+//	if errors.As(err, &qe) { ... qe.Code is 3 ... }
+//
+// The value crosses with encoding/gob, as a registered function's result
+// does (see Register): its exported fields only, and an interface field
+// (an error it wraps) only if the type it holds is gob.Register'ed. A
+// value gob fails to carry leaves the RemoteError with the text alone, as
+// an error of a type not registered does. The outermost error of a
+// registered type in the chain is the one that crosses.
+//
+// Registering a struct type registers the pointer to it too, and
+// registering a pointer type the type it points to if that is an error
+// (its Error has a value receiver), so that whichever the child returns
+// crosses as itself. Register error types at package level, in init, so
+// that the child registers them too; registering one twice does nothing.
+// RegisterErrorType panics if E is an interface type or gob cannot carry
+// it.
+func RegisterErrorType[E error]() {
+	t := reflect.TypeFor[E]()
+	if t.Kind() == reflect.Interface {
+		panic(fmt.Sprintf("executor: RegisterErrorType[%s]: an interface type; register the concrete type the child returns", t))
+	}
+	if p := gobProblem(t); p != nil {
+		panic(fmt.Sprintf("executor: RegisterErrorType[%s]: error type %s", t, p.describe(t)))
+	}
+	regMu.Lock()
+	defer regMu.Unlock()
+	addErrType(t)
+	if t.Kind() != reflect.Pointer {
+		addErrType(reflect.PointerTo(t))
+	} else if t.Elem().Implements(errorType) {
+		addErrType(t.Elem())
+	}
+}
+
+var errorType = reflect.TypeFor[error]()
+
+func addErrType(t reflect.Type) {
+	name := errTypeName(t)
+	if other, dup := errTypesBy[name]; dup && other != t {
+		panic(fmt.Sprintf("executor: RegisterErrorType: two error types named %s", name))
+	}
+	errTypes[t] = name
+	errTypesBy[name] = t
+}
+
+// errTypeName is t's name with its package path, so that two packages'
+// Errors do not collide: "*example.com/app.QuotaError".
+func errTypeName(t reflect.Type) string {
+	if t.Kind() == reflect.Pointer && t.Name() == "" {
+		return "*" + errTypeName(t.Elem())
+	}
+	if t.Name() != "" && t.PkgPath() != "" {
+		return t.PkgPath() + "." + t.Name()
+	}
+	return t.String()
+}
+
+// registeredErr returns the first error in err's tree, in the order
+// errors.As visits it, whose type is registered, and its type's name.
+// regMu is held.
+func registeredErr(err error) (error, string) {
+	for err != nil {
+		if name, ok := errTypes[reflect.TypeOf(err)]; ok {
+			return err, name
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, err := range u.Unwrap() {
+				if v, name := registeredErr(err); v != nil {
+					return v, name
+				}
+			}
+			return nil, ""
+		default:
+			return nil, ""
+		}
+	}
+	return nil, ""
+}
+
 // RemoteError is an error returned or panicked in a child process, as the
 // parent receives it (Python's _RemoteTraceback): the error's type name,
 // message and the child's stack. Its Error is the child's error text.
+// Unwrap returns the registered sentinel the error matched (see
+// RegisterError) and the value of the registered error type it was or
+// wrapped (see RegisterErrorType), so that errors.Is and errors.As see
+// them as in the child.
 type RemoteError struct {
 	Type     string // the Go type of the error or panic value, e.g. "*fs.PathError"
 	Message  string // the error's text (its Error()), or the panic value formatted with %v
 	Stack    string // the child's stack where the error was caught
 	Panic    bool   // the child panicked (or called runtime.Goexit)
 	Sentinel string // the registered sentinel it matched, if any
+	// ErrType is the name of the registered error type (RegisterErrorType)
+	// of the error, or of the one it wraps, if any, with its package path:
+	// "*example.com/app.QuotaError". Unwrap returns that value once it has
+	// crossed (see Err).
+	ErrType string
+
+	err error // the ErrType value: in the child, to send; in the parent, once decoded
 }
 
 // Error returns the child's error text, Message, as the error itself would
@@ -172,19 +281,54 @@ func (e *RemoteError) Error() string {
 
 // Unwrap returns the registered sentinel the error matched in the child
 // (see RegisterError), or ErrNotRegistered for a function the child did
-// not know.
-func (e *RemoteError) Unwrap() error {
-	if e.Sentinel == "" {
-		return nil
+// not know, and the value of the registered error type it carries (see
+// Err), if any.
+func (e *RemoteError) Unwrap() []error {
+	var errs []error
+	if e.Sentinel != "" {
+		regMu.RLock()
+		s := sentinels[e.Sentinel]
+		regMu.RUnlock()
+		if s != nil {
+			errs = append(errs, s)
+		}
 	}
+	if e.err != nil {
+		errs = append(errs, e.err)
+	}
+	return errs
+}
+
+// Err returns the value of the registered error type ErrType, or nil: in
+// the child, set by NewRemoteError, what an executor sends along (encoded
+// as a value of its own type, which gob does without gob.Register); in the
+// parent, what DecodeErr read.
+func (e *RemoteError) Err() error { return e.err }
+
+// DecodeErr reads the value of the registered error type ErrType from d,
+// which decodes what the child encoded of Err, so that Unwrap returns it.
+// An executor carrying a RemoteError between processes calls it in the
+// process that receives it; on failure (ErrType is not registered there,
+// or d fails) e keeps its text alone.
+func (e *RemoteError) DecodeErr(d Decoder) error {
 	regMu.RLock()
-	defer regMu.RUnlock()
-	return sentinels[e.Sentinel]
+	t := errTypesBy[e.ErrType]
+	regMu.RUnlock()
+	if t == nil {
+		return fmt.Errorf("executor: error type %q is not registered in this process", e.ErrType)
+	}
+	p := reflect.New(t)
+	if err := d.Decode(p.Interface()); err != nil {
+		return err
+	}
+	e.err = p.Elem().Interface().(error)
+	return nil
 }
 
 // NewRemoteError describes err, returned or panicked (a *PanicError) in
 // this process, for the process that submitted the call: what a worker
-// sends back. It records the registered sentinel err matches, if any.
+// sends back. It records the registered sentinel err matches, if any, and
+// the registered error type it is or wraps, whose value Err returns.
 func NewRemoteError(err error) *RemoteError {
 	re := &RemoteError{Type: fmt.Sprintf("%T", err), Message: err.Error(), Stack: string(debug.Stack())}
 	var pe *PanicError
@@ -200,6 +344,9 @@ func NewRemoteError(err error) *RemoteError {
 			re.Sentinel = key
 			break
 		}
+	}
+	if len(errTypes) > 0 {
+		re.err, re.ErrType = registeredErr(err)
 	}
 	regMu.RUnlock()
 	return re

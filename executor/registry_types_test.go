@@ -3,6 +3,7 @@ package executor_test
 import (
 	"bytes"
 	"encoding/gob"
+	"errors"
 	"fmt"
 	"math/big"
 	"reflect"
@@ -258,5 +259,73 @@ func TestRemoteErrorText(t *testing.T) {
 		if got := tc.re.Error(); got != tc.want {
 			t.Errorf("%+v.Error() = %q; want %q", tc.re, got, tc.want)
 		}
+	}
+}
+
+type codeError struct{ Code int }
+
+func (e *codeError) Error() string { return fmt.Sprintf("code %d", e.Code) }
+
+type chanError struct{ C chan int }
+
+func (chanError) Error() string { return "chan error" }
+
+func init() { executor.RegisterErrorType[*codeError]() }
+
+// RegisterErrorType refuses what cannot cross: an interface, or a type
+// gob cannot carry.
+func TestRegisterErrorTypeRejects(t *testing.T) {
+	if msg := registerPanic(executor.RegisterErrorType[error]); msg != "executor: RegisterErrorType[error]: an interface type; register the concrete type the child returns" {
+		t.Errorf("RegisterErrorType[error]() panicked with %q", msg)
+	}
+	want := "executor: RegisterErrorType[executor_test.chanError]: error type executor_test.chanError: field C is a chan int, which gob cannot encode"
+	if msg := registerPanic(executor.RegisterErrorType[chanError]); msg != want {
+		t.Errorf("RegisterErrorType[chanError]() panicked with\n\t%q\nwant\n\t%q", msg, want)
+	}
+	if msg := registerPanic(executor.RegisterErrorType[*codeError]); msg != "" {
+		t.Errorf("RegisterErrorType[*codeError]() again panicked with %q; want nothing", msg)
+	}
+}
+
+// What an executor does with a registered error type, without processes:
+// NewRemoteError finds the value in the chain, the executor encodes Err,
+// DecodeErr rebuilds it on the other side, and errors.As finds it there.
+func TestRemoteErrorCarriesRegisteredType(t *testing.T) {
+	child := executor.NewRemoteError(fmt.Errorf("upload: %w", errors.Join(errOdd, &codeError{Code: 3})))
+	if child.ErrType != "*github.com/asyncgo/asyncgo/executor_test.codeError" || child.Err() == nil {
+		t.Fatalf("NewRemoteError() = %+v; want ErrType *…executor_test.codeError and its value", child)
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(child); err != nil {
+		t.Fatal(err)
+	}
+	if err := gob.NewEncoder(&buf).Encode(child.Err()); err != nil {
+		t.Fatal(err)
+	}
+	dec := gob.NewDecoder(&buf)
+	var parent executor.RemoteError
+	if err := dec.Decode(&parent); err != nil {
+		t.Fatal(err)
+	}
+	var ce *codeError
+	if errors.As(&parent, &ce) {
+		t.Errorf("errors.As found the value before DecodeErr")
+	}
+	if err := parent.DecodeErr(dec); err != nil {
+		t.Fatalf("DecodeErr() = %v", err)
+	}
+	if !errors.As(&parent, &ce) || ce.Code != 3 {
+		t.Errorf("errors.As(%v, *codeError) = %v, %v; want Code 3", &parent, errors.As(&parent, &ce), ce)
+	}
+	if got := parent.Error(); got != "upload: odd number\ncode 3" {
+		t.Errorf("Error() = %q; want the child's text", got)
+	}
+
+	unknown := executor.RemoteError{Message: "x", ErrType: "example.com/nowhere.Error"}
+	if err := unknown.DecodeErr(dec); err == nil || unknown.Err() != nil {
+		t.Errorf("DecodeErr(an unregistered type) = %v, Err() = %v; want an error and no value", err, unknown.Err())
+	}
+	if plain := executor.NewRemoteError(errors.New("plain")); plain.ErrType != "" || plain.Err() != nil || plain.Unwrap() != nil {
+		t.Errorf("NewRemoteError(plain) = %+v; want no ErrType, no value, nothing to unwrap", plain)
 	}
 }

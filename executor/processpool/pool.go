@@ -445,6 +445,10 @@ func (w *worker) serve() {
 		var err error
 		unreadable := false
 		if resp.Err != nil {
+			if resp.ErrValue != nil {
+				// A value this process fails to rebuild leaves the text.
+				_ = resp.Err.DecodeErr(marshalled(resp.ErrValue))
+			}
 			err = resp.Err
 		} else if derr := j.Decode(w.rd); derr != nil {
 			// One binary runs on both sides, so the types agree: a stream
@@ -549,6 +553,12 @@ func (w *worker) kill() {
 	w.proc.KillGroup(syscall.SIGKILL)
 	_ = w.proc.Signal(syscall.SIGKILL)
 }
+
+// marshalled decodes a value wire.Marshal encoded, for
+// RemoteError.DecodeErr.
+type marshalled []byte
+
+func (b marshalled) Decode(v any) error { return wire.Unmarshal(b, v) }
 
 func brokenErr(cause error) error {
 	return &executor.BrokenError{Base: executor.ErrBrokenProcessPool, Msg: "processpool: a process in the process pool was terminated abruptly while the future was running or pending", Cause: cause}

@@ -39,6 +39,10 @@ type response struct {
 	ID     uint64
 	Err    *executor.RemoteError
 	Resync bool // the worker could not read the request: restart the stream
+	// ErrValue is Err.Err(), the value of a registered error type, as a
+	// gob stream of its own (wire.Marshal): one the parent fails to
+	// rebuild leaves it the text, and the connection's stream in step.
+	ErrValue []byte
 }
 
 // server is a worker process serving its pool.
@@ -145,6 +149,10 @@ func (s *server) reply(req request, resp response, result any) (code int, ok boo
 	}
 	resp.ID = req.ID
 	if resp.Err != nil {
+		if v := resp.Err.Err(); v != nil {
+			// A value gob cannot carry leaves the text alone.
+			resp.ErrValue, _ = wire.Marshal(v)
+		}
 		if s.wr.Send(resp) != nil {
 			return 1, false
 		}

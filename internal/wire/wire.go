@@ -193,3 +193,26 @@ func (rd *Reader) Decode(v any) (err error) {
 
 // Rest reports how many bytes of the current frame are unread.
 func (rd *Reader) Rest() int { return rd.frame.Len() }
+
+// Marshal encodes v as a gob stream of its own, outside any connection's
+// stream: for a value the other side may fail to rebuild (a registered
+// error type's value), which must not disturb the stream if it does. A
+// panic in gob (on a nil pointer) is an error.
+func Marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := encode(gob.NewEncoder(&buf), v); err != nil {
+		return nil, &EncodeError{Err: err}
+	}
+	return buf.Bytes(), nil
+}
+
+// Unmarshal decodes b, made by Marshal, into v, a pointer. A value that
+// gob cannot decode into v is an error, never a panic.
+func Unmarshal(b []byte, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("wire: cannot decode: %v", r)
+		}
+	}()
+	return gob.NewDecoder(bytes.NewReader(b)).Decode(v)
+}

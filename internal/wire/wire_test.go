@@ -160,3 +160,30 @@ func TestLargeMessagesReuseBuffers(t *testing.T) {
 		t.Errorf("%d bytes allocated per 2 MiB message; want at most 5 MiB", perMsg)
 	}
 }
+
+// Marshal and Unmarshal are a stream of their own: a pointer's value
+// crosses, and failures, gob's panics included, are errors.
+func TestMarshal(t *testing.T) {
+	b, err := wire.Marshal(&point{1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p *point
+	if err := wire.Unmarshal(b, &p); err != nil || p == nil || *p != (point{1, 2}) {
+		t.Errorf("Unmarshal() = %v, %v; want &{1 2}", p, err)
+	}
+	var ee *wire.EncodeError
+	if _, err := wire.Marshal((*point)(nil)); !errors.As(err, &ee) {
+		t.Errorf("Marshal(nil pointer) = %v; want *EncodeError", err)
+	}
+	if _, err := wire.Marshal(bad{}); !errors.As(err, &ee) {
+		t.Errorf("Marshal(func field) = %v; want *EncodeError", err)
+	}
+	var s string
+	if err := wire.Unmarshal(b, &s); err == nil {
+		t.Errorf("Unmarshal(a point into a string) = nil; want an error")
+	}
+	if err := wire.Unmarshal(b[:len(b)/2], &p); err == nil {
+		t.Errorf("Unmarshal(truncated) = nil; want an error")
+	}
+}
