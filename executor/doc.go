@@ -29,6 +29,15 @@
 // in a call, or runtime.Goexit (t.FailNow in a test), fails its future with
 // a *PanicError and nothing else.
 //
+// # Values across processes
+//
+// Arguments and results cross with encoding/gob. Register checks the types
+// when it runs, at package initialisation, and panics with the function,
+// the type and the field if gob cannot carry them (a chan, a func, a struct
+// with no exported field, ...), rather than let every call fail in the
+// child. An argument or result of interface type (any) crosses with the
+// concrete type it holds, which gob.Register must know, in both processes.
+//
 // # Worker processes
 //
 // A worker is this binary re-executed with a marker in its environment;
@@ -37,8 +46,11 @@
 // during package initialisation, so that the worker knows them too; one
 // registered only in the parent fails with ErrNotRegistered. An error
 // returned or panicked in a worker arrives as a *RemoteError with its type
-// name, message and the worker's stack; sentinels registered with
-// RegisterError keep their identity across. See package processpool.
+// name, message and the worker's stack, whose Error is the worker's error
+// text. Sentinels registered with RegisterError keep their identity across
+// (errors.Is), and an error of a type registered with RegisterErrorType,
+// wrapped or not, crosses as a value that errors.As finds. See package
+// processpool.
 //
 // # Writing an executor
 //
@@ -47,7 +59,9 @@
 // An executor running calls in this process calls Job.RunLocal; one running
 // them elsewhere sends Job.Name and Job.Arg, and there runs the function
 // Lookup finds by that name, decoding its argument through a Decoder;
-// NewRemoteError describes its error for the way back.
+// NewRemoteError describes its error for the way back. Its Err, a value of
+// a registered error type, travels beside it (encoded as its own type, by
+// the name in ErrType), and RemoteError.DecodeErr rebuilds it on arrival.
 //
 // # Futures
 //

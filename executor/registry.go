@@ -142,7 +142,8 @@ func (f *Func[A, R]) Serve(d Decoder) (result any, err error, argErr error) {
 // RegisterError registers sentinel errors that keep their identity across
 // processes: when a child's error matches one of them (errors.Is), the
 // parent's RemoteError unwraps to the same sentinel. Sentinels are keyed by
-// their message; register them at package level.
+// their message; register them at package level. For an error type whose
+// values carry fields (errors.As), see RegisterErrorType.
 func RegisterError(errs ...error) {
 	regMu.Lock()
 	defer regMu.Unlock()

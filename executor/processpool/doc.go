@@ -44,18 +44,27 @@
 // the submitter's goroutine (a loop's, through loop.RunInExecutor, which
 // a 2 MiB argument would otherwise stall); only a provably small argument
 // (a few hundred bytes of scalars and strings, see small.go) is written by
-// the submitter, in one write that never blocks. A value that cannot be
-// encoded, on either side (a func, a channel, a nil pointer), fails that
-// one future with an error saying so, and the worker goes on. A result the
+// the submitter, in one write that never blocks. A type gob cannot carry
+// (a func, a channel, a struct with no exported field) fails at
+// executor.Register; an argument or result of interface type carries the
+// gob.Register'ed type it holds. A value that still cannot be encoded, on
+// either side (a nil pointer, an interface holding a type gob does not
+// know), fails that one future with an error saying so, and the worker
+// goes on. A result the
 // parent cannot decode fails its future and retires that worker (a fresh
 // one replaces it), where CPython breaks the whole pool: one binary runs
 // on both sides, so such a stream is one worker's fault.
 //
 // An error returned or panicked in a worker arrives as an
 // *executor.RemoteError with its type name, message and the worker's
-// stack; a registered function that calls runtime.Goexit fails its future
-// in the same way (errors.Is(err, executor.ErrGoexit)), and the worker
-// goes on.
+// stack; it prints the worker's error text. A sentinel registered with
+// executor.RegisterError matches with errors.Is; an error of a type
+// registered with executor.RegisterErrorType, or one wrapping it, unwraps
+// to a copy of that value, for errors.As. The value travels as a gob
+// stream of its own beside the answer, so one that gob cannot carry, or
+// the parent cannot rebuild, leaves the text and disturbs nothing. A
+// registered function that calls runtime.Goexit fails its future in the
+// same way (errors.Is(err, executor.ErrGoexit)), and the worker goes on.
 //
 // # Failure and shutdown
 //

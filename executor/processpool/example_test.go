@@ -4,6 +4,7 @@ package processpool_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -66,4 +67,51 @@ func Example_map() {
 	}
 	fmt.Println(counts)
 	// Output: [1 2 3 4]
+}
+
+// DiskFullError is an error type a worker returns; registered with
+// executor.RegisterErrorType, it crosses to the parent as a value.
+type DiskFullError struct {
+	Need, Free int
+}
+
+func (e *DiskFullError) Error() string {
+	return fmt.Sprintf("disk full: need %d, %d free", e.Need, e.Free)
+}
+
+func init() { executor.RegisterErrorType[*DiskFullError]() }
+
+var store = executor.Register("example.store", func(size int) (int, error) {
+	if size > 100 {
+		return 0, fmt.Errorf("store %d bytes: %w", size, &DiskFullError{Need: size, Free: 100})
+	}
+	return size, nil
+})
+
+// An error of a type registered with executor.RegisterErrorType, returned
+// or wrapped in a worker, reaches the parent as a value that errors.As
+// finds; the error prints the worker's text. An error of another type
+// arrives as its text only (an *executor.RemoteError).
+func Example_errorType() {
+	pool, err := processpool.New(processpool.Options{MaxWorkers: 1})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer pool.Shutdown(true, false)
+
+	f, err := executor.Submit(pool, store.Bind(300))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, err = f.Result(context.Background())
+	fmt.Println(err)
+	var full *DiskFullError
+	if errors.As(err, &full) {
+		fmt.Println("need", full.Need-full.Free, "more bytes")
+	}
+	// Output:
+	// store 300 bytes: disk full: need 300, 100 free
+	// need 200 more bytes
 }
