@@ -226,26 +226,26 @@ func errTypeName(t reflect.Type) string {
 // registeredErr returns the first error in err's tree, in the order
 // errors.As visits it, whose type is registered, and its type's name.
 // regMu is held.
-func registeredErr(err error) (error, string) {
+func registeredErr(err error) (name string, v error) {
 	for err != nil {
 		if name, ok := errTypes[reflect.TypeOf(err)]; ok {
-			return err, name
+			return name, err
 		}
 		switch u := err.(type) {
 		case interface{ Unwrap() error }:
 			err = u.Unwrap()
 		case interface{ Unwrap() []error }:
 			for _, err := range u.Unwrap() {
-				if v, name := registeredErr(err); v != nil {
-					return v, name
+				if name, v := registeredErr(err); v != nil {
+					return name, v
 				}
 			}
-			return nil, ""
+			return "", nil
 		default:
-			return nil, ""
+			return "", nil
 		}
 	}
-	return nil, ""
+	return "", nil
 }
 
 // RemoteError is an error returned or panicked in a child process, as the
@@ -347,7 +347,7 @@ func NewRemoteError(err error) *RemoteError {
 		}
 	}
 	if len(errTypes) > 0 {
-		re.err, re.ErrType = registeredErr(err)
+		re.ErrType, re.err = registeredErr(err)
 	}
 	regMu.RUnlock()
 	return re

@@ -211,6 +211,9 @@ func accepts[A any](t *testing.T, what string, sample A) {
 	}
 }
 
+// The unexported fields are there for Register to skip.
+var _ = []any{onlyUnexported{}.a, onlyUnexported{}.b, big3{}.hidden, embedsUnexported{}.onlyUnexported}
+
 func TestRegisterAcceptsTypesGobCarries(t *testing.T) {
 	n := &node{Val: 1, Next: &node{Val: 2}}
 	accepts(t, "time.Time", time.Now())
