@@ -17,7 +17,8 @@ type handleRec struct {
 // value; copies refer to the same callback.
 //
 // Unlike asyncio, Cancel on a handle whose callback has already run does
-// nothing, and Cancelled then keeps reporting false.
+// nothing, and Cancelled then keeps reporting false. The zero Handle
+// refers to no callback: Cancel does nothing, Cancelled reports false.
 type Handle struct {
 	rec *handleRec
 	gen uint32
@@ -35,7 +36,8 @@ func (h Handle) Cancel() {
 func (h Handle) Cancelled() bool { return h.rec != nil && h.rec.gen == h.gen && h.rec.cancelled }
 
 // TimerHandle is asyncio.TimerHandle: a callback scheduled by CallLater or
-// CallAt.
+// CallAt. The zero TimerHandle refers to no callback: When returns the
+// zero time.Time, and Cancel only marks it cancelled.
 type TimerHandle struct {
 	rec    handleRec
 	when   int64
@@ -47,7 +49,12 @@ type TimerHandle struct {
 }
 
 // When returns the deadline on the loop's clock (TimerHandle.when()).
-func (t *TimerHandle) When() time.Time { return t.loop.epoch.Add(time.Duration(t.when)) }
+func (t *TimerHandle) When() time.Time {
+	if t.loop == nil {
+		return time.Time{}
+	}
+	return t.loop.epoch.Add(time.Duration(t.when))
+}
 
 // Cancel stops the callback from running. Loop goroutine only; idempotent.
 func (t *TimerHandle) Cancel() {

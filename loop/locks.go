@@ -18,6 +18,10 @@ var (
 	ErrConditionNotLocked = errors.New("loop: condition used without holding its lock")
 	// ErrBrokenBarrier is asyncio.BrokenBarrierError.
 	ErrBrokenBarrier = errors.New("loop: barrier aborted or reset")
+	// ErrBarrierParties is "parties must be > 0" (ValueError): NewBarrier
+	// returns it for parties < 1, and the zero Barrier, which has no
+	// parties, returns it from Wait, Reset and Abort.
+	ErrBarrierParties = errors.New("loop: Barrier parties must be > 0")
 )
 
 // Lock is asyncio.Lock: a mutex for the tasks of one loop. Acquire waits
@@ -211,12 +215,13 @@ func (c *Condition) notify(n int) { c.waiters.wakeN(n) }
 // Semaphore is asyncio.Semaphore: a counter that Acquire decrements,
 // waiting while it is zero, and Release increments. Waiters are served in
 // FIFO order, and a newcomer waits behind them even when the counter is
-// positive. Release may raise the counter above its initial value.
+// positive. Release may raise the counter above its initial value. The
+// zero value is asyncio.Semaphore(): its counter is 1.
 type Semaphore struct {
 	loopBound
 	value   int
-	bounded bool // BoundedSemaphore: Release may not exceed bound
-	bound   int
+	bound   int  // the initial value: BoundedSemaphore's bound
+	made    bool // value and bound are set; the zero Semaphore's are 1
 	waiters waitList
 }
 
@@ -224,28 +229,30 @@ type Semaphore struct {
 // value is an error.
 func NewSemaphore(value int) (*Semaphore, error) {
 	if value < 0 {
-		return nil, errors.New("loop: Semaphore initial value must be >= 0")
+		return nil, errSemaphoreValue
 	}
-	return &Semaphore{value: value}, nil
+	return &Semaphore{value: value, bound: value, made: true}, nil
 }
 
-// NewBoundedSemaphore returns asyncio.BoundedSemaphore: releasing it above
-// its initial value returns ErrBoundedSemaphoreOverRelease.
-func NewBoundedSemaphore(value int) (*Semaphore, error) {
-	s, err := NewSemaphore(value)
-	if err != nil {
-		return nil, err
+var errSemaphoreValue = errors.New("loop: Semaphore initial value must be >= 0")
+
+// defaults gives the zero Semaphore asyncio's default value, 1.
+func (s *Semaphore) defaults() {
+	if !s.made {
+		s.value, s.bound, s.made = 1, 1, true
 	}
-	s.bounded, s.bound = true, value
-	return s, nil
 }
 
 // Value returns the counter.
-func (s *Semaphore) Value() int { return s.value }
+func (s *Semaphore) Value() int {
+	s.defaults()
+	return s.value
+}
 
 // Locked reports whether Acquire would wait: the counter is zero, or tasks
 // that are not cancelled are waiting.
 func (s *Semaphore) Locked() bool {
+	s.defaults()
 	return s.value == 0 || s.waiters.live()
 }
 
@@ -269,9 +276,7 @@ func (s *Semaphore) Acquire(ctx context.Context) error {
 
 // Release increments the counter and wakes the first waiter.
 func (s *Semaphore) Release() error {
-	if s.bounded && s.value >= s.bound {
-		return ErrBoundedSemaphoreOverRelease
-	}
+	s.defaults()
 	s.value++
 	s.wakeUpNext()
 	return nil
@@ -283,6 +288,30 @@ func (s *Semaphore) wakeUpNext() bool {
 	}
 	s.value--
 	return true
+}
+
+// BoundedSemaphore is asyncio.BoundedSemaphore: a Semaphore whose Release
+// refuses to raise the counter above its initial value. The zero value is
+// asyncio.BoundedSemaphore(): counter and bound 1.
+type BoundedSemaphore struct{ Semaphore }
+
+// NewBoundedSemaphore returns asyncio.BoundedSemaphore(value); a negative
+// value is an error.
+func NewBoundedSemaphore(value int) (*BoundedSemaphore, error) {
+	if value < 0 {
+		return nil, errSemaphoreValue
+	}
+	return &BoundedSemaphore{Semaphore{value: value, bound: value, made: true}}, nil
+}
+
+// Release increments the counter and wakes the first waiter, or returns
+// ErrBoundedSemaphoreOverRelease if the counter is at its initial value.
+func (s *BoundedSemaphore) Release() error {
+	s.defaults()
+	if s.value >= s.bound {
+		return ErrBoundedSemaphoreOverRelease
+	}
+	return s.Semaphore.Release()
 }
 
 type barrierState uint8
@@ -297,6 +326,10 @@ const (
 // Barrier is asyncio.Barrier: Wait blocks until parties tasks are waiting,
 // then releases them all. Abort breaks it, Reset sends the waiters away
 // with ErrBrokenBarrier and makes it usable again.
+//
+// asyncio.Barrier has no default for parties, and neither has the zero
+// Barrier: make one with NewBarrier. The zero Barrier's Wait, Reset and
+// Abort return ErrBarrierParties; Parties reports 0.
 type Barrier struct {
 	cond    Condition
 	parties int
@@ -307,7 +340,7 @@ type Barrier struct {
 // NewBarrier returns a Barrier for parties tasks; parties < 1 is an error.
 func NewBarrier(parties int) (*Barrier, error) {
 	if parties < 1 {
-		return nil, errors.New("loop: Barrier parties must be > 0")
+		return nil, ErrBarrierParties
 	}
 	return &Barrier{parties: parties}, nil
 }
@@ -330,6 +363,9 @@ func (b *Barrier) Broken() bool { return b.state == barrierBroken }
 // arrival index, 0 to parties-1. It returns ErrBrokenBarrier if the barrier
 // is aborted or reset meanwhile, or is broken already.
 func (b *Barrier) Wait(ctx context.Context) (index int, err error) {
+	if b.parties < 1 {
+		return 0, ErrBarrierParties
+	}
 	if err := b.cond.Acquire(ctx); err != nil {
 		return 0, err
 	}
@@ -375,6 +411,9 @@ func (b *Barrier) Wait(ctx context.Context) (index int, err error) {
 // Reset returns the barrier to its empty state; tasks waiting in it get
 // ErrBrokenBarrier.
 func (b *Barrier) Reset(ctx context.Context) error {
+	if b.parties < 1 {
+		return ErrBarrierParties
+	}
 	if err := b.cond.Acquire(ctx); err != nil {
 		return err
 	}
@@ -390,6 +429,9 @@ func (b *Barrier) Reset(ctx context.Context) error {
 // Abort breaks the barrier: current and future Wait calls return
 // ErrBrokenBarrier.
 func (b *Barrier) Abort(ctx context.Context) error {
+	if b.parties < 1 {
+		return ErrBarrierParties
+	}
 	if err := b.cond.Acquire(ctx); err != nil {
 		return err
 	}

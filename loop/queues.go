@@ -16,6 +16,10 @@ var (
 	ErrQueueShutDown = errors.New("loop: queue shut down")
 	// ErrTaskDoneTooMany is "task_done() called too many times".
 	ErrTaskDoneTooMany = errors.New("loop: TaskDone called too many times")
+	// ErrPriorityQueueUnordered is what the zero PriorityQueue, which has
+	// no order for its items, returns from Put, PutNowait, Get and
+	// GetNowait.
+	ErrPriorityQueueUnordered = errors.New("loop: zero PriorityQueue has no order: make it with NewPriorityQueue or NewPriorityQueueFunc")
 )
 
 // store is the order a queue keeps its items in.
@@ -108,8 +112,8 @@ func NewQueue[T any](maxsize int) *Queue[T] {
 }
 
 // LifoQueue is asyncio.LifoQueue: the last item put is the first got.
-// Make one with NewLifoQueue: a zero LifoQueue orders its items as a
-// plain Queue does.
+// The zero value is an unbounded LifoQueue; its own methods make it LIFO
+// on first use (a pointer to its Queue taken before then is a FIFO).
 type LifoQueue[T any] struct{ Queue[T] }
 
 // NewLifoQueue returns asyncio.LifoQueue(maxsize).
@@ -117,9 +121,31 @@ func NewLifoQueue[T any](maxsize int) *LifoQueue[T] {
 	return &LifoQueue[T]{Queue[T]{maxsize: maxsize, items: &lifo[T]{}}}
 }
 
+// lifo returns the queue, made LIFO if it is the zero LifoQueue.
+func (q *LifoQueue[T]) lifo() *Queue[T] {
+	if q.items == nil {
+		q.items = &lifo[T]{}
+	}
+	return &q.Queue
+}
+
+// Put is Queue.Put, LIFO.
+func (q *LifoQueue[T]) Put(ctx context.Context, v T) error { return q.lifo().Put(ctx, v) }
+
+// PutNowait is Queue.PutNowait, LIFO.
+func (q *LifoQueue[T]) PutNowait(v T) error { return q.lifo().PutNowait(v) }
+
+// Get is Queue.Get: it returns the last item put.
+func (q *LifoQueue[T]) Get(ctx context.Context) (T, error) { return q.lifo().Get(ctx) }
+
+// GetNowait is Queue.GetNowait: it returns the last item put.
+func (q *LifoQueue[T]) GetNowait() (T, error) { return q.lifo().GetNowait() }
+
 // PriorityQueue is asyncio.PriorityQueue: Get returns the smallest item.
-// Make one with NewPriorityQueue or NewPriorityQueueFunc: a zero
-// PriorityQueue orders its items as a plain Queue does.
+// Make one with NewPriorityQueue or NewPriorityQueueFunc: a Go type
+// parameter does not say how to order its items, so the zero
+// PriorityQueue, unlike asyncio.PriorityQueue(), has no order, and its
+// Put, PutNowait, Get and GetNowait return ErrPriorityQueueUnordered.
 type PriorityQueue[T any] struct{ Queue[T] }
 
 // NewPriorityQueue returns asyncio.PriorityQueue(maxsize) over an ordered
@@ -134,6 +160,40 @@ func NewPriorityQueue[T cmp.Ordered](maxsize int) *PriorityQueue[T] {
 // Python's heapq.
 func NewPriorityQueueFunc[T any](maxsize int, compare func(a, b T) int) *PriorityQueue[T] {
 	return &PriorityQueue[T]{Queue[T]{maxsize: maxsize, items: &heapStore[T]{cmp: compare}}}
+}
+
+// Put is Queue.Put, in priority order.
+func (q *PriorityQueue[T]) Put(ctx context.Context, v T) error {
+	if q.items == nil {
+		return ErrPriorityQueueUnordered
+	}
+	return q.Queue.Put(ctx, v)
+}
+
+// PutNowait is Queue.PutNowait, in priority order.
+func (q *PriorityQueue[T]) PutNowait(v T) error {
+	if q.items == nil {
+		return ErrPriorityQueueUnordered
+	}
+	return q.Queue.PutNowait(v)
+}
+
+// Get is Queue.Get: it returns the smallest item.
+func (q *PriorityQueue[T]) Get(ctx context.Context) (T, error) {
+	if q.items == nil {
+		var zero T
+		return zero, ErrPriorityQueueUnordered
+	}
+	return q.Queue.Get(ctx)
+}
+
+// GetNowait is Queue.GetNowait: it returns the smallest item.
+func (q *PriorityQueue[T]) GetNowait() (T, error) {
+	if q.items == nil {
+		var zero T
+		return zero, ErrPriorityQueueUnordered
+	}
+	return q.Queue.GetNowait()
 }
 
 // The FIFO queue, the common case, calls its ring directly rather than
