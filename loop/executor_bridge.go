@@ -71,9 +71,23 @@ func RunInExecutor[R any](ctx context.Context, ex executor.Executor, call execut
 }
 
 // SetDefaultExecutor is set_default_executor: RunInExecutor with a nil
-// executor and ToThread use tp from now on. The loop shuts it down at
-// Close.
-func (l *Loop) SetDefaultExecutor(tp *executor.ThreadPool) { l.defaultExec = tp }
+// executor and ToThread use tp from now on; a nil tp goes back to a
+// ThreadPool the loop makes when it first needs one.
+//
+// The default executor is the loop's to shut down, whoever made it: the
+// loop shuts it down at Close (as asyncio does), and the one tp replaces
+// at once, without waiting, as Shutdown(false, false): its running and
+// queued calls finish, their results still reach the loop, and its
+// goroutines then end. Setting the same pool again changes nothing.
+// asyncio leaves the replaced executor running; here its idle goroutines
+// would stay until the garbage collector found the pool unreachable.
+func (l *Loop) SetDefaultExecutor(tp *executor.ThreadPool) {
+	old := l.defaultExec
+	l.defaultExec = tp
+	if old != nil && old != tp {
+		old.Shutdown(false, false)
+	}
+}
 
 func (l *Loop) defaultExecutor() *executor.ThreadPool {
 	if l.defaultExec == nil {
