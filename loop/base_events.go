@@ -77,6 +77,15 @@ type Loop struct {
 
 	stopCB func() // l.Stop as a value, made once
 
+	// Errors nobody read (futures.go's unretrieved): the failed futures
+	// still tracked, on the loop's goroutine; and the reports of collected
+	// ones, posted by cleanups from the runtime's goroutine.
+	unret        []*unretrieved
+	unretPrune   int
+	reportMu     sync.Mutex
+	reports      []ExceptionContext
+	reportDirect bool // closed: a cleanup calls the handler itself
+
 	defaultExec  *executor.ThreadPool
 	execShutdown bool
 }
@@ -450,6 +459,7 @@ func (l *Loop) Close() error {
 		l.closing = false
 		return err
 	}
+	l.reportUnretrieved()
 	l.ready.clear()
 	l.batchLeft = 0
 	l.timers = nil
@@ -469,6 +479,79 @@ func (l *Loop) Close() error {
 		l.defaultExec = nil
 	}
 	return nil
+}
+
+// trackUnretrieved keeps u until its error is read, so that Close can
+// report it. Read and collected entries are dropped as the list grows, so
+// a server whose futures fail and are read keeps a short list.
+func (l *Loop) trackUnretrieved(u *unretrieved) {
+	if len(l.unret) >= l.unretPrune {
+		kept := l.unret[:0]
+		for _, v := range l.unret {
+			if !v.retrieved.Load() && v.ref.get() != nil {
+				kept = append(kept, v)
+			}
+		}
+		clear(l.unret[len(kept):])
+		l.unret = kept
+		l.unretPrune = max(64, 2*len(kept))
+	}
+	l.unret = append(l.unret, u)
+}
+
+// postReport hands a cleanup's report to the loop's goroutine, or, once the
+// loop is closed, calls the handler itself (asyncio's __del__ calls it in
+// whatever thread the collector runs). Reports never go around the
+// handler the user set, and none is lost: a report still queued when the
+// loop closes is made by Close.
+func (l *Loop) postReport(c ExceptionContext) {
+	l.reportMu.Lock()
+	if l.reportDirect {
+		defer l.reportMu.Unlock()
+		l.CallExceptionHandler(c)
+		return
+	}
+	l.reports = append(l.reports, c)
+	first := len(l.reports) == 1
+	l.reportMu.Unlock()
+	if first {
+		_ = l.CallSoonThreadsafe(l.flushReports)
+	}
+}
+
+// flushReports makes the reports cleanups posted, on the loop's goroutine.
+func (l *Loop) flushReports() {
+	l.reportMu.Lock()
+	rs := l.reports
+	l.reports = nil
+	l.reportMu.Unlock()
+	for _, c := range rs {
+		l.CallExceptionHandler(c)
+	}
+}
+
+// reportUnretrieved is Close's report of every error nobody read: those
+// cleanups posted, and those of failed futures that are still alive, each
+// with its future or task. From then on cleanups report by themselves.
+func (l *Loop) reportUnretrieved() {
+	l.reportMu.Lock()
+	defer l.reportMu.Unlock()
+	l.reportDirect = true
+	rs := l.reports
+	l.reports = nil
+	for _, c := range rs {
+		l.CallExceptionHandler(c)
+	}
+	tracked := l.unret
+	l.unret, l.unretPrune = nil, 0
+	for _, u := range tracked {
+		if u.retrieved.Load() {
+			continue
+		}
+		if w := u.ref.get(); w != nil && !u.retrieved.Swap(true) {
+			l.CallExceptionHandler(unretrievedContext(w, u.err))
+		}
+	}
 }
 
 // ExceptionContext is the context dict asyncio passes to an exception

@@ -191,11 +191,17 @@
 // ([ErrLoopClosed], [ErrLoopRunning], [ErrNoRunningLoop], ...).
 //
 // An error that nobody reads (with Result, Err, Await, or through a
-// combinator such as Gather) before its future is garbage-collected is
-// reported to the loop's exception handler, as asyncio reports "Task
-// exception was never retrieved". [Loop.SetExceptionHandler] replaces the
-// handler; the default one, [Loop.DefaultExceptionHandler], logs with
-// log/slog at error level (see [WithLogger]).
+// combinator such as Gather) is reported to the loop's exception handler
+// with asyncio's message, "Task exception was never retrieved" or "Future
+// exception was never retrieved", and the task or future in the context's
+// Task and Future: when its future is garbage-collected, or at the latest
+// when the loop closes (Python reports at interpreter exit), so a short
+// program's fire-and-forget task does not fail silently. A report about a
+// collected future carries a finished stand-in with its name and error.
+// Reports go to the handler the user set, also those a collector makes
+// after the loop closed. [Loop.SetExceptionHandler] replaces the handler;
+// the default one, [Loop.DefaultExceptionHandler], logs with log/slog at
+// error level (see [WithLogger]).
 //
 // # Panics
 //

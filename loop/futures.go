@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"sync/atomic"
+	"weak"
 )
 
 type futState uint8
@@ -162,11 +163,6 @@ func (f *futureCore) complete(state futState, err error) {
 		}
 	}
 	f.cb0, f.cbs = callback{}, nil
-	if state == stateFinished && err != nil {
-		// Before DoneChan closes: a goroutine that waited on it may read
-		// the error (and mark it retrieved) at once.
-		f.watchUnretrieved()
-	}
 	if !f.internal {
 		if ch := f.doneCh.Swap(closedChan); ch != nil && ch != closedChan {
 			close(*ch)
@@ -222,37 +218,83 @@ func (f *futureCore) markRetrieved() {
 	}
 }
 
-// unretrieved reports a future's error that nobody read before the future
-// was garbage-collected: asyncio's "exception was never retrieved".
+// unretrieved tracks a failed future's error until someone reads it, and
+// reports it if nobody does: asyncio's "exception was never retrieved".
+// The report comes when the future is garbage-collected (a cleanup: the
+// future is gone, so the report carries a finished stand-in with its name
+// and error), or, for a future still alive then, when its loop closes
+// (Python reports at interpreter exit); see Loop.reportUnretrieved.
 type unretrieved struct {
 	retrieved atomic.Bool
 	loop      *Loop
 	err       error
-	task      string
+	task      string // the task's name; "" for a plain Future
+	ref       weakWaitable
 }
 
-func (f *futureCore) watchUnretrieved() {
-	u := &unretrieved{loop: f.loop, err: f.err}
+// weakWaitable is a weak pointer to the failed Future or Task.
+type weakWaitable interface{ get() Waitable }
+
+type weakRef[P any] struct{ p weak.Pointer[P] }
+
+func (w weakRef[P]) get() Waitable {
+	if v := w.p.Value(); v != nil {
+		return any(v).(Waitable)
+	}
+	return nil
+}
+
+// watchUnretrieved starts tracking f's error; self is f's Future or Task.
+// It runs before DoneChan closes: a goroutine that waited on it may read
+// the error (and mark it retrieved) at once.
+func watchUnretrieved[P any](f *futureCore, self *P, err error) {
+	u := &unretrieved{loop: f.loop, err: err, ref: weakRef[P]{weak.Make(self)}}
 	if t, ok := f.owner.(*taskCore); ok {
 		u.task = t.name()
 	}
 	f.unret = u
-	runtime.AddCleanup(f, reportUnretrieved, u)
+	f.loop.trackUnretrieved(u)
+	runtime.AddCleanup(self, reportCollected, u)
 }
 
-func reportUnretrieved(u *unretrieved) {
+// reportCollected is the cleanup of a failed future nobody read.
+func reportCollected(u *unretrieved) {
 	if u.retrieved.Load() {
 		return
 	}
-	msg := "Future exception was never retrieved"
-	if u.task != "" {
-		msg = "Task exception was never retrieved: " + u.task
-	}
-	c := ExceptionContext{Message: msg, Err: u.err}
 	l := u.loop
-	if l.CallSoonThreadsafe(func() { l.CallExceptionHandler(c) }) != nil {
-		l.logger.Error(msg, "err", u.err)
+	var stand Waitable
+	if u.task != "" {
+		stand = finishedStandIn(l, u.task, u.err)
+	} else {
+		stand = &Future[any]{futureCore: futureCore{loop: l, state: stateFinished, err: u.err}}
 	}
+	l.postReport(unretrievedContext(stand, u.err))
+}
+
+// finishedStandIn is a finished task of l named name that failed with err:
+// what a report about a collected task carries in its place. It was never
+// scheduled and is in no list of the loop.
+func finishedStandIn(l *Loop, name string, err error) *Task[any] {
+	t := &Task[any]{}
+	t.futureCore = futureCore{loop: l, state: stateFinished, err: err, isTask: true}
+	tc := &t.tc
+	t.owner = tc
+	tc.loop, tc.self, tc.finished = l, t, true
+	tc.ctxDone.Store(true)
+	tc.getRare().name.Store(&name)
+	return t
+}
+
+// unretrievedContext is asyncio's report: Future.__del__'s context, with
+// the task in Task too when the future is one.
+func unretrievedContext(w Waitable, err error) ExceptionContext {
+	c := ExceptionContext{Message: "Future exception was never retrieved", Err: err, Future: w}
+	if t, ok := w.(AnyTask); ok {
+		c.Message = "Task exception was never retrieved"
+		c.Task = t
+	}
+	return c
 }
 
 // Future is asyncio.Future: a result of type T that will exist later. It
@@ -337,6 +379,7 @@ func (f *Future[T]) SetErr(err error) error {
 	if f.state != statePending {
 		return invalidState("invalid state")
 	}
+	watchUnretrieved(&f.futureCore, f, err)
 	f.complete(stateFinished, err)
 	return nil
 }

@@ -248,6 +248,9 @@ func (t *Task[T]) finish(state futState, err error) {
 	}
 	t.loop.removeTask(tc)
 	tc.cancelCtx()
+	if state == stateFinished && err != nil {
+		watchUnretrieved(&t.futureCore, t, err)
+	}
 	t.complete(state, err)
 }
 
