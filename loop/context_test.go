@@ -74,7 +74,7 @@ func waitCases() []waitCase {
 			var ev loop.Event
 			a := loop.Spawn(ctx, func(ctx context.Context) (int, error) { return 1, ev.Wait(ctx) })
 			b := loop.Spawn(ctx, func(ctx context.Context) (int, error) { return 2, ev.Wait(ctx) })
-			g := loop.Gather[int](ctx, a, b)
+			g := loop.Gather(ctx, a, b)
 			return func(c context.Context) error { _, err := g.Await(c); return err },
 				func() {
 					ev.Set()

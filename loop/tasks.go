@@ -527,8 +527,13 @@ type Result[T any] struct {
 // other children keep running. Cancelling the returned future cancels every
 // child that is not done. With no awaitables, the future is already done
 // with an empty slice.
-func Gather[T any](ctx context.Context, aws ...Awaitable[T]) *Future[[]T] {
-	return gather(ctx, aws, false, func(aw Awaitable[T]) T {
+//
+// A is any Awaitable of T, so a slice of tasks passes as it is:
+// Gather(ctx, tasks...) with tasks a []*Task[T]. Arguments of different
+// kinds (a Task and a Future) go in a []Awaitable[T]; with no arguments at
+// all, name both types: Gather[T, Awaitable[T]](ctx).
+func Gather[T any, A Awaitable[T]](ctx context.Context, aws ...A) *Future[[]T] {
+	return gather(ctx, aws, false, func(aw A) T {
 		v, _ := aw.Result()
 		return v
 	})
@@ -536,15 +541,16 @@ func Gather[T any](ctx context.Context, aws ...Awaitable[T]) *Future[[]T] {
 
 // GatherReturnErrors is gather(..., return_exceptions=True): every outcome
 // in argument order, errors (cancellations included) in place of values.
-// The future fails only if it is itself cancelled.
-func GatherReturnErrors[T any](ctx context.Context, aws ...Awaitable[T]) *Future[[]Result[T]] {
-	return gather(ctx, aws, true, func(aw Awaitable[T]) Result[T] {
+// The future fails only if it is itself cancelled. Its arguments are as
+// Gather's.
+func GatherReturnErrors[T any, A Awaitable[T]](ctx context.Context, aws ...A) *Future[[]Result[T]] {
+	return gather(ctx, aws, true, func(aw A) Result[T] {
 		v, err := aw.Result()
 		return Result[T]{v, err}
 	})
 }
 
-func gather[T, R any](ctx context.Context, aws []Awaitable[T], returnErrors bool, collect func(Awaitable[T]) R) *Future[[]R] {
+func gather[T, R any, A Awaitable[T]](ctx context.Context, aws []A, returnErrors bool, collect func(A) R) *Future[[]R] {
 	children := make([]*futureCore, len(aws))
 	for i, aw := range aws {
 		children[i] = aw.base()

@@ -589,7 +589,7 @@ func TestCurrentTaskWithInterleavingTasks(t *testing.T) {
 		check(ctx, task2, "task2 resumed")
 		return 0, nil
 	}, loop.WithName("task2"))
-	all := loop.Gather[int](context.Background(), task1, task2)
+	all := loop.Gather(context.Background(), task1, task2)
 	if err := l.RunUntilComplete(all); err != nil {
 		t.Fatalf("RunUntilComplete() = %v; want nil", err)
 	}
@@ -663,7 +663,7 @@ func TestTaskNames(t *testing.T) {
 	if t2.Name() != "renamed" {
 		t.Errorf("Name() after SetName = %q; want renamed", t2.Name())
 	}
-	if err := l.RunUntilComplete(loop.Gather[int](context.Background(), named, t1, t2)); err != nil {
+	if err := l.RunUntilComplete(loop.Gather(context.Background(), named, t1, t2)); err != nil {
 		t.Fatalf("RunUntilComplete() = %v; want nil", err)
 	}
 }
@@ -772,7 +772,7 @@ func TestGatherResultsInArgumentOrder(t *testing.T) {
 	sleeper := func(d time.Duration, v string) *loop.Task[string] {
 		return loop.CreateTask(l, func(ctx context.Context) (string, error) { return v, loop.Sleep(ctx, d) })
 	}
-	g := loop.Gather[string](context.Background(),
+	g := loop.Gather(context.Background(),
 		sleeper(30*time.Millisecond, "slow"), sleeper(10*time.Millisecond, "fast"), sleeper(20*time.Millisecond, "mid"))
 	if err := l.RunUntilComplete(g); err != nil {
 		t.Fatalf("RunUntilComplete() = %v; want nil", err)
@@ -866,7 +866,7 @@ func TestGatherCancellationBroadcast(t *testing.T) {
 	child2 := loop.CreateTask(l, inner)
 	var gatherer *loop.Future[[]int]
 	f := loop.CreateTask(l, func(ctx context.Context) (int, error) {
-		gatherer = loop.Gather[int](ctx, child1, child2)
+		gatherer = loop.Gather(ctx, child1, child2)
 		if _, err := gatherer.Await(ctx); err != nil {
 			return 0, err
 		}
@@ -898,7 +898,7 @@ func TestGatherCancellationBroadcast(t *testing.T) {
 func TestGatherOneCancellation(t *testing.T) {
 	l := newLoop(t)
 	a, b, c := loop.NewFuture[int](l), loop.NewFuture[int](l), loop.NewFuture[int](l)
-	g := loop.Gather[int](context.Background(), a, b, c)
+	g := loop.Gather(context.Background(), a, b, c)
 	_ = a.SetResult(1)
 	b.Cancel("")
 	runBriefly(t, l)
@@ -917,7 +917,7 @@ func TestGatherOneCancellation(t *testing.T) {
 func TestGatherEdgeCases(t *testing.T) {
 	l := newLoop(t)
 	emptyTask := loop.CreateTask(l, func(ctx context.Context) (int, error) {
-		empty := loop.Gather[int](ctx)
+		empty := loop.Gather[int, loop.Awaitable[int]](ctx)
 		if v, err := empty.Result(); !empty.Done() || len(v) != 0 || v == nil || err != nil {
 			t.Errorf("Gather() = %v, %v (done %v); want [], nil at once", v, err, empty.Done())
 		}
@@ -929,7 +929,7 @@ func TestGatherEdgeCases(t *testing.T) {
 	calls := 0
 	c := loop.CreateTask(l, func(ctx context.Context) (string, error) { calls++; return "abc", nil })
 	d := loop.CreateTask(l, func(ctx context.Context) (string, error) { return "def", nil })
-	g := loop.Gather[string](context.Background(), c, c, d, c)
+	g := loop.Gather(context.Background(), c, c, d, c)
 	if err := l.RunUntilComplete(g); err != nil {
 		t.Fatalf("RunUntilComplete() = %v; want nil", err)
 	}
@@ -946,7 +946,7 @@ func TestCancelGatherAfterChildrenDone(t *testing.T) {
 	l := newLoop(t)
 	fut := loop.NewFuture[int](l)
 	child := loop.CreateTask(l, func(ctx context.Context) (int, error) { return fut.Await(ctx) })
-	g := loop.Gather[int](context.Background(), child)
+	g := loop.Gather(context.Background(), child)
 	cancelResult := true
 	fut.AddDoneCallback(func(*loop.Future[int]) { cancelResult = g.Cancel("") })
 	_ = fut.SetResult(42)
@@ -1266,7 +1266,7 @@ func TestShieldEffect(t *testing.T) {
 func TestShieldAndGather(t *testing.T) {
 	l := newLoop(t)
 	child1, child2 := loop.NewFuture[int](l), loop.NewFuture[int](l)
-	parent := loop.Gather[int](context.Background(), child1, child2)
+	parent := loop.Gather(context.Background(), child1, child2)
 	outer := loop.Shield[[]int](parent)
 	runBriefly(t, l)
 	outer.Cancel("")
@@ -1284,7 +1284,7 @@ func TestShieldAndGather(t *testing.T) {
 
 	child1, child2 = loop.NewFuture[int](l), loop.NewFuture[int](l)
 	inner1, inner2 := loop.Shield[int](child1), loop.Shield[int](child2)
-	parent = loop.Gather[int](context.Background(), inner1, inner2)
+	parent = loop.Gather(context.Background(), inner1, inner2)
 	runBriefly(t, l)
 	parent.Cancel("")
 	runBriefly(t, l)
