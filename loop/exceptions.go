@@ -145,7 +145,11 @@ func isPanic(err error) bool {
 }
 
 // ExceptionGroup is asyncio's ExceptionGroup as TaskGroup raises it: several
-// errors at once. errors.Is and errors.As look into every member.
+// errors at once. errors.Is and errors.As look into every member, nested
+// groups included, depth first in Errs order: errors.Is reports whether
+// any member matches, and errors.As fills its target from the first member
+// that matches and says nothing of the others. To handle one kind and pass
+// the rest on, as `except*` does, use Split or Subgroup.
 type ExceptionGroup struct {
 	Msg  string
 	Errs []error
@@ -167,3 +171,94 @@ func (g *ExceptionGroup) Error() string {
 
 // Unwrap returns the member errors.
 func (g *ExceptionGroup) Unwrap() []error { return g.Errs }
+
+// Split is ExceptionGroup.split: it divides the group's members into those
+// match accepts and the rest, keeping the nesting of inner groups and the
+// group's message. match is applied to every leaf, never to a group
+// (errors.Is on a group would look into its members); As and Is build the
+// usual predicates. Each part is nil when empty, the group itself when
+// it holds every member, and otherwise a new *ExceptionGroup, so `return
+// rest` hands back exactly what was not handled:
+//
+//	var eg *loop.ExceptionGroup
+//	if errors.As(err, &eg) {
+//		timeouts, rest := eg.Split(loop.Is(loop.ErrTimeout))
+//		if timeouts != nil {
+//			log.Print("some calls timed out")
+//		}
+//		return rest
+//	}
+func (g *ExceptionGroup) Split(match func(error) bool) (matched, rest error) {
+	m, r := g.split(match)
+	return groupOrNil(m), groupOrNil(r)
+}
+
+// Subgroup is ExceptionGroup.subgroup: the matched part of Split.
+func (g *ExceptionGroup) Subgroup(match func(error) bool) error {
+	m, _ := g.split(match)
+	return groupOrNil(m)
+}
+
+func (g *ExceptionGroup) split(match func(error) bool) (matched, rest *ExceptionGroup) {
+	var m, r []error
+	for _, e := range g.Errs {
+		if sub, ok := e.(*ExceptionGroup); ok && sub != nil {
+			sm, sr := sub.split(match)
+			if sm != nil {
+				m = append(m, sm)
+			}
+			if sr != nil {
+				r = append(r, sr)
+			}
+		} else if match(e) {
+			m = append(m, e)
+		} else {
+			r = append(r, e)
+		}
+	}
+	return g.derive(m), g.derive(r)
+}
+
+// derive is ExceptionGroup.derive: errs under g's message; g itself if errs
+// are g's members unchanged, nil if there are none.
+func (g *ExceptionGroup) derive(errs []error) *ExceptionGroup {
+	if len(errs) == 0 {
+		return nil
+	}
+	if len(errs) == len(g.Errs) {
+		same := true
+		for i := range errs {
+			if errs[i] != g.Errs[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return g
+		}
+	}
+	return &ExceptionGroup{Msg: g.Msg, Errs: errs}
+}
+
+// groupOrNil keeps a nil group from becoming a non-nil error.
+func groupOrNil(g *ExceptionGroup) error {
+	if g == nil {
+		return nil
+	}
+	return g
+}
+
+// Is returns a predicate for Split and Subgroup that accepts the errors
+// matching target with errors.Is: `except* ValueError` for a sentinel.
+func Is(target error) func(error) bool {
+	return func(err error) bool { return errors.Is(err, target) }
+}
+
+// As returns a predicate for Split and Subgroup that accepts the errors
+// errors.As finds an E in: `except* ValueError` for an error type.
+func As[E error]() func(error) bool {
+	return func(err error) bool {
+		var e E
+		return errors.As(err, &e)
+	}
+}
