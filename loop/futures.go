@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"weak"
 )
@@ -57,7 +58,7 @@ type futureCore struct {
 type Waitable interface {
 	Done() bool
 	Cancelled() bool
-	Cancel(msg string) bool
+	Cancel(msg ...string) bool
 	Err() error
 	base() *futureCore
 }
@@ -326,10 +327,22 @@ func (f *futureCore) Cancelled() bool { return f.state == stateCancelled }
 // ErrInvalidState error if it is pending. It marks the error retrieved.
 func (f *futureCore) Err() error { return f.errRetrieve() }
 
-// Cancel is future.cancel(msg): if the future is pending it becomes
-// cancelled, its callbacks are scheduled, and Cancel returns true. On a
-// task, Cancel requests the task's cancellation (Task.Cancel).
-func (f *futureCore) Cancel(msg string) bool { return f.cancelRequest(msg) }
+// Cancel is future.cancel() or future.cancel(msg): if the future is
+// pending it becomes cancelled, its callbacks are scheduled, and Cancel
+// returns true. On a task, Cancel requests the task's cancellation
+// (Task.Cancel). Several msg arguments are joined with spaces.
+func (f *futureCore) Cancel(msg ...string) bool { return f.cancelRequest(cancelArg(msg)) }
+
+// cancelArg is the message of Cancel(msg...).
+func cancelArg(msg []string) string {
+	switch len(msg) {
+	case 0:
+		return ""
+	case 1:
+		return msg[0]
+	}
+	return strings.Join(msg, " ")
+}
 
 // DoneChan returns a channel closed when the future is done. Any goroutine
 // may select on it; once it is closed, Result and Err may be read from

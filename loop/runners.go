@@ -45,6 +45,13 @@ func Run[T any](ctx context.Context, main func(ctx context.Context) (T, error), 
 	return t.Result()
 }
 
+// RunMain is Run for a main that returns only an error, the usual
+// `asyncio.run(main())` whose main returns nothing.
+func RunMain(ctx context.Context, main func(ctx context.Context) error, opts ...Option) error {
+	_, err := Run(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, main(ctx) }, opts...)
+	return err
+}
+
 // cancelAllTasks is asyncio.runners._cancel_all_tasks.
 func (l *Loop) cancelAllTasks() {
 	tasks := l.AllTasks()

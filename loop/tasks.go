@@ -86,8 +86,8 @@ type AnyTask interface {
 	Name() string
 	// SetName is set_name().
 	SetName(name string)
-	// Cancel is Task.cancel(msg).
-	Cancel(msg string) bool
+	// Cancel is Task.cancel() or Task.cancel(msg).
+	Cancel(msg ...string) bool
 	// Cancelling is Task.cancelling(): pending cancellation requests.
 	Cancelling() int
 	// Uncancel is Task.uncancel().
@@ -298,13 +298,13 @@ func (t *Task[T]) AddDoneCallback(fn func(*Task[T])) CallbackID {
 	return t.addCallback(func() { fn(t) })
 }
 
-// Cancel is Task.cancel(msg): a request. It returns false if the task is
+// Cancel is Task.cancel() or Task.cancel(msg): a request. It returns false if the task is
 // done. Otherwise the cancellation is delivered at the task's current
 // await, as a CancelledError carrying msg; if the task awaits a future or
 // another task, that one is cancelled instead and the error comes from it.
 // The task's ctx is cancelled at once. A task that catches the error and
 // goes on is not cancelled (Cancelling still counts the request).
-func (t *Task[T]) Cancel(msg string) bool { return t.tc.cancel(msg, true) }
+func (t *Task[T]) Cancel(msg ...string) bool { return t.tc.cancel(cancelArg(msg), true) }
 
 func (t *taskCore) cancelRequest(msg string) bool { return t.cancel(msg, true) }
 
@@ -427,6 +427,18 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	t.waitTimer = nil
 	th.Cancel()
 	return err
+}
+
+// Time is get_running_loop().time() in one call: the time of the loop of
+// the task ctx belongs to (loop time: virtual on a virtual clock). It
+// panics with ErrNoRunningLoop if ctx belongs to no task of a running
+// loop, as Spawn does.
+func Time(ctx context.Context) time.Time {
+	l, err := RunningLoop(ctx)
+	if err != nil {
+		panic(err)
+	}
+	return l.Time()
 }
 
 // RunningLoop is get_running_loop: the loop of the task ctx belongs to, or
