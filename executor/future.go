@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrCancelled is concurrent.futures.CancelledError: the future was
@@ -38,7 +39,8 @@ type Future[T any] struct {
 	state     state
 	result    T
 	err       error
-	done      chan struct{} // made on demand for a zero Future; see doneLocked
+	ch        chan struct{}                 // the done channel, once made
+	done      atomic.Pointer[chan struct{}] // &ch, or &closedChan; nil until a zero Future needs one
 	callbacks []func(*Future[T])
 	// pollWait makes Result wait in the netpoller (see waker.go); set by
 	// Job.WaitInNetpoller before the future is shared.
@@ -47,7 +49,11 @@ type Future[T any] struct {
 }
 
 // NewFuture returns a pending future, for implementers of Executor.
-func NewFuture[T any]() *Future[T] { return &Future[T]{done: make(chan struct{})} }
+func NewFuture[T any]() *Future[T] {
+	f := &Future[T]{ch: make(chan struct{})}
+	f.done.Store(&f.ch)
+	return f
+}
 
 // closedChan is the done channel of a zero Future completed before anyone
 // asked for its channel.
@@ -57,16 +63,23 @@ var closedChan = func() chan struct{} {
 	return c
 }()
 
-// doneLocked returns the done channel, making it for a zero Future.
-func (f *Future[T]) doneLocked() chan struct{} {
-	if f.done == nil {
-		if f.state >= cancelled {
-			f.done = closedChan
-		} else {
-			f.done = make(chan struct{})
-		}
+// doneChan returns the done channel, making it for a zero Future.
+func (f *Future[T]) doneChan() chan struct{} {
+	if p := f.done.Load(); p != nil {
+		return *p
 	}
-	return f.done
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p := f.done.Load(); p != nil {
+		return *p
+	}
+	if f.state >= cancelled {
+		f.done.Store(&closedChan)
+	} else {
+		f.ch = make(chan struct{})
+		f.done.Store(&f.ch)
+	}
+	return *f.done.Load()
 }
 
 // Cancel cancels the future if it has not started running and returns true;
@@ -90,10 +103,10 @@ func (f *Future[T]) Cancel() bool {
 // completeLocked closes the future, releases the lock and runs the
 // callbacks in this goroutine.
 func (f *Future[T]) completeLocked() bool {
-	if f.done == nil {
-		f.done = closedChan
+	if p := f.done.Load(); p == nil {
+		f.done.Store(&closedChan) // a zero Future nobody waited on
 	} else {
-		close(f.done)
+		close(*p)
 	}
 	cbs := f.callbacks
 	f.callbacks = nil
@@ -140,11 +153,7 @@ func (f *Future[T]) Done() bool {
 }
 
 // DoneChan returns a channel closed when the future is done.
-func (f *Future[T]) DoneChan() <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.doneLocked()
-}
+func (f *Future[T]) DoneChan() <-chan struct{} { return f.doneChan() }
 
 // Result is result(timeout): it waits until the future is done or ctx ends,
 // and returns the value and error. If ctx ends first it returns ctx's error
@@ -154,25 +163,25 @@ func (f *Future[T]) DoneChan() <-chan struct{} {
 // waker.go); at most 256 waiters at a time do so, the others wait on the
 // channel.
 func (f *Future[T]) Result(ctx context.Context) (T, error) {
-	f.mu.Lock()
-	if f.state < cancelled {
-		done, pollWait := f.doneLocked(), f.pollWait
-		f.mu.Unlock()
-		if pollWait {
-			f.pollUntilDone(ctx, done)
-		}
+	done := f.doneChan()
+	if f.pollWait {
 		select {
 		case <-done:
-		case <-ctx.Done():
-			select {
-			case <-done: // done too: the result wins, as result(timeout=0)
-			default:
-				var zero T
-				return zero, ctx.Err()
-			}
+		default:
+			f.pollUntilDone(ctx, done)
 		}
-		f.mu.Lock()
 	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		select {
+		case <-done: // done too: the result wins, as result(timeout=0)
+		default:
+			var zero T
+			return zero, ctx.Err()
+		}
+	}
+	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.result, f.err
 }
