@@ -90,6 +90,7 @@ func (t *taskCore) suspend() {
 	}
 	if l := t.loop; debugEver.Load() && l.debug {
 		l.taskGID.Store(goid())
+		t.resumedDebug()
 	}
 }
 
@@ -106,6 +107,9 @@ const maxKills = 3
 func (t *taskCore) enterAwait() {
 	if t.killed || lockedOSThread() != t.locked {
 		t.refuseAwait()
+	}
+	if debugEver.Load() {
+		t.awaitDebug()
 	}
 }
 

@@ -2,6 +2,8 @@ package loop
 
 import (
 	"fmt"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -49,3 +51,79 @@ func (l *Loop) checkThread() {
 // goid returns the calling goroutine's id (debug mode, and the driver of a
 // loop started on a locked goroutine).
 func goid() uint64 { return goidpkg.Get() }
+
+// swallowWatch is debug mode's watch for a swallowed cancellation: a task
+// that catches the CancelledError an await returned and goes on awaiting
+// without Uncancel. asyncio makes that explicit (an except clause); in Go
+// it is one ignored error, and a later WaitFor or TaskGroup, which count
+// on the cancellation coming out, waits for ever. The telling shape is a
+// retry loop: the task awaits again at the very place the cancellation
+// reached it. A cleanup await elsewhere (a deferred close) is not
+// reported, nor are the awaits a TaskGroup or Condition makes on the
+// task's behalf while it handles the cancellation.
+type swallowWatch struct {
+	requested bool    // a cancellation was requested since the last resume
+	delivered bool    // a resume delivered it, at site, not uncancelled
+	reported  bool    // reported once already: one report per task
+	site      uintptr // the caller's pc at the await it reached
+}
+
+// resumedDebug runs, in debug mode, each time the task resumes from an
+// await: a cancellation requested before is now delivered here.
+func (t *taskCore) resumedDebug() {
+	r := t.rare.Load()
+	if r == nil || !r.swallow.requested {
+		return
+	}
+	r.swallow.requested = false
+	if site, ok := awaitSite(); ok {
+		r.swallow.delivered, r.swallow.site = true, site
+	}
+}
+
+// awaitDebug runs, in debug mode, as the task enters an await.
+func (t *taskCore) awaitDebug() {
+	if !t.loop.debug {
+		return
+	}
+	r := t.rare.Load()
+	if r == nil || !r.swallow.delivered || r.swallow.reported || t.numCancels == 0 {
+		return
+	}
+	site, ok := awaitSite()
+	if !ok || site != r.swallow.site {
+		return
+	}
+	r.swallow.reported = true
+	fr, _ := runtime.CallersFrames([]uintptr{site}).Next()
+	t.loop.CallExceptionHandler(ExceptionContext{
+		Message: fmt.Sprintf("loop: task %s awaits again at %s (%s:%d) after a cancellation was delivered there and not uncancelled: "+
+			"a swallowed cancellation makes WaitFor and TaskGroup wait for ever; return the error, or call Uncancel",
+			t.name(), fr.Function, fr.File, fr.Line),
+		Err:  ErrCancelled,
+		Task: t.self,
+	})
+}
+
+// awaitSite returns the pc of the user's code at the await in progress:
+// the first frame outside this package. It reports false for an await the
+// package makes on the task's behalf while handling a cancellation (a
+// TaskGroup waiting for its children, a Condition re-acquiring its lock).
+func awaitSite() (uintptr, bool) {
+	var pcs [32]uintptr
+	n := runtime.Callers(3, pcs[:])
+	frames := runtime.CallersFrames(pcs[:n])
+	for {
+		fr, more := frames.Next()
+		fn := strings.TrimPrefix(fr.Function, "github.com/asyncgo/asyncgo/loop.")
+		switch {
+		case fn == fr.Function:
+			return fr.PC, true
+		case strings.HasPrefix(fn, "(*TaskGroup).exit"), strings.HasPrefix(fn, "(*Condition).Wait"):
+			return 0, false
+		}
+		if !more {
+			return 0, false
+		}
+	}
+}

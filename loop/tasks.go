@@ -51,6 +51,7 @@ type taskRare struct {
 	cancelMsg string
 	ctxErr    error     // the error of the foreign ctx that ended the await
 	watch     *ctxWatch // watches the foreign ctx of its awaits (context.go)
+	swallow   swallowWatch
 }
 
 func (t *taskCore) getRare() *taskRare {
@@ -287,6 +288,9 @@ func (t *taskCore) uncancel() int {
 		t.numCancels--
 		if t.numCancels == 0 {
 			t.mustCancel = false
+			if r := t.rare.Load(); r != nil {
+				r.swallow.delivered = false
+			}
 		}
 	}
 	return int(t.numCancels)
@@ -298,12 +302,14 @@ func (t *Task[T]) AddDoneCallback(fn func(*Task[T])) CallbackID {
 	return t.addCallback(func() { fn(t) })
 }
 
-// Cancel is Task.cancel() or Task.cancel(msg): a request. It returns false if the task is
-// done. Otherwise the cancellation is delivered at the task's current
-// await, as a CancelledError carrying msg; if the task awaits a future or
-// another task, that one is cancelled instead and the error comes from it.
-// The task's ctx is cancelled at once. A task that catches the error and
-// goes on is not cancelled (Cancelling still counts the request).
+// Cancel is Task.cancel() or Task.cancel(msg): a request. It returns false
+// if the task is done. Otherwise the cancellation is delivered at the
+// task's current await, as a CancelledError carrying msg; if the task
+// awaits a future or another task, that one is cancelled instead and the
+// error comes from it. The task's ctx is cancelled at once. A task that
+// catches the error and goes on is not cancelled (Cancelling still counts
+// the request); in debug mode, one that awaits again at the same place
+// without Uncancel is reported (see Loop.SetDebug).
 func (t *Task[T]) Cancel(msg ...string) bool { return t.tc.cancel(cancelArg(msg), true) }
 
 func (t *taskCore) cancelRequest(msg string) bool { return t.cancel(msg, true) }
@@ -318,6 +324,9 @@ func (t *taskCore) cancel(msg string, external bool) bool {
 		return false
 	}
 	t.numCancels++
+	if debugEver.Load() && t.loop.debug {
+		t.getRare().swallow.requested = true
+	}
 	if external {
 		t.cancelCtx()
 	}
