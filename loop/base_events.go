@@ -23,7 +23,8 @@ const DefaultSlowCallbackDuration = 100 * time.Millisecond
 // Loop is asyncio's event loop: one goroutine drives it (RunForever,
 // RunUntilComplete, Run), and at most one callback or task runs on it at any
 // instant. See the package documentation for which methods are safe from
-// other goroutines.
+// other goroutines. The zero Loop is not usable: make one with New; its
+// methods return or panic with ErrZeroLoop.
 type Loop struct {
 	ready           ring[readyItem]
 	timers          timerHeap
@@ -167,6 +168,9 @@ func (l *Loop) after(d time.Duration) int64 {
 func (l *Loop) toLoopTime(t time.Time) int64 { return int64(t.Sub(l.epoch)) }
 
 func (l *Loop) checkOpen() {
+	if l.stopCB == nil {
+		panic(ErrZeroLoop)
+	}
 	if l.closed.Load() {
 		panic(ErrLoopClosed)
 	}
@@ -223,6 +227,9 @@ func (l *Loop) addTimer(when int64, fn func(), t *taskCore) *TimerHandle {
 // blocked waiting is woken. It returns ErrLoopClosed if the loop is closed;
 // a callback still queued when the loop closes never runs, as in asyncio.
 func (l *Loop) CallSoonThreadsafe(fn func()) error {
+	if l.stopCB == nil {
+		return ErrZeroLoop
+	}
 	l.tsMu.Lock()
 	if l.closed.Load() {
 		l.tsMu.Unlock()
@@ -242,6 +249,9 @@ func (l *Loop) Stop() { l.stopping = true }
 
 // RunForever is run_forever: runs until Stop.
 func (l *Loop) RunForever() error {
+	if l.stopCB == nil {
+		return ErrZeroLoop
+	}
 	if l.closed.Load() {
 		return ErrLoopClosed
 	}
@@ -294,6 +304,9 @@ func (l *Loop) run() (stopped bool) {
 // returns f's error (nil on success; read the value with f.Result). It
 // returns ErrLoopStopped if the loop was stopped first.
 func (l *Loop) RunUntilComplete(f Waitable) error {
+	if l.stopCB == nil {
+		return ErrZeroLoop
+	}
 	fc := f.base()
 	if fc.loop != l {
 		return ErrDifferentLoop
@@ -448,6 +461,9 @@ func (l *Loop) runItem(it readyItem) {
 // at once, as does every await after it. Then the default executor is
 // shut down without waiting.
 func (l *Loop) Close() error {
+	if l.stopCB == nil {
+		return ErrZeroLoop
+	}
 	if l.running.Load() {
 		return ErrCloseRunning
 	}
@@ -596,5 +612,9 @@ func (l *Loop) DefaultExceptionHandler(c ExceptionContext) {
 	if c.Task != nil {
 		args = append(args, "task", c.Task.Name())
 	}
-	l.logger.Error(c.Message, args...)
+	lg := l.logger
+	if lg == nil { // a zero Loop
+		lg = slog.Default()
+	}
+	lg.Error(c.Message, args...)
 }

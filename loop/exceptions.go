@@ -97,6 +97,15 @@ func (e *TimeoutError) Cause() error { return e.cause }
 // timeoutFrom is ErrTimeout with the cancellation that caused it.
 func timeoutFrom(cause error) error { return &TimeoutError{cause: cause} }
 
+// ErrZeroLoop is returned (or panicked with, where a method has no error
+// result) by a zero Loop: a loop is made with New.
+var ErrZeroLoop = errors.New("loop: zero Loop: make it with New")
+
+// ErrZeroFuture is returned (or panicked with, where a method has no error
+// result) by a zero Future or Task, which belong to no loop: make them with
+// NewFuture, CreateTask or Spawn.
+var ErrZeroFuture = errors.New("loop: zero Future or Task: make it with NewFuture, CreateTask or Spawn")
+
 // ErrInvalidState is asyncio.InvalidStateError: a result read before it is
 // set, or set twice. The errors returned wrap it with asyncio's message.
 var ErrInvalidState = errors.New("loop: invalid state")
@@ -157,7 +166,11 @@ type ExceptionGroup struct {
 
 func (g *ExceptionGroup) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%d sub-error", g.Msg, len(g.Errs))
+	msg := g.Msg
+	if msg == "" {
+		msg = "loop: exception group"
+	}
+	fmt.Fprintf(&b, "%s (%d sub-error", msg, len(g.Errs))
 	if len(g.Errs) != 1 {
 		b.WriteByte('s')
 	}

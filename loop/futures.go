@@ -300,7 +300,10 @@ func unretrievedContext(w Waitable, err error) ExceptionContext {
 
 // Future is asyncio.Future: a result of type T that will exist later. It
 // belongs to one loop; its methods are for that loop's goroutine (its
-// tasks and callbacks), except DoneChan, which any goroutine may use.
+// tasks and callbacks), except DoneChan, which any goroutine may use. The
+// zero Future belongs to no loop: make one with NewFuture; the zero
+// value's SetResult, SetErr and Await return ErrZeroFuture, and Cancel
+// returns false.
 type Future[T any] struct {
 	futureCore
 	result T
@@ -331,7 +334,12 @@ func (f *futureCore) Err() error { return f.errRetrieve() }
 // pending it becomes cancelled, its callbacks are scheduled, and Cancel
 // returns true. On a task, Cancel requests the task's cancellation
 // (Task.Cancel). Several msg arguments are joined with spaces.
-func (f *futureCore) Cancel(msg ...string) bool { return f.cancelRequest(cancelArg(msg)) }
+func (f *futureCore) Cancel(msg ...string) bool {
+	if f.loop == nil {
+		return false // a zero Future or Task
+	}
+	return f.cancelRequest(cancelArg(msg))
+}
 
 // cancelArg is the message of Cancel(msg...).
 func cancelArg(msg []string) string {
@@ -368,6 +376,9 @@ func (f *Future[T]) Result() (T, error) {
 // ErrInvalidState error if the future is already done, and ErrTaskSetResult
 // on a task.
 func (f *Future[T]) SetResult(v T) error {
+	if f.loop == nil {
+		return ErrZeroFuture
+	}
 	if f.isTask {
 		return ErrTaskSetResult
 	}
@@ -383,6 +394,9 @@ func (f *Future[T]) SetResult(v T) error {
 // error. An err matching ErrCancelled is stored as is: the future is done
 // with that error but Cancelled reports false, as in asyncio.
 func (f *Future[T]) SetErr(err error) error {
+	if f.loop == nil {
+		return ErrZeroFuture
+	}
 	if f.isTask {
 		return ErrTaskSetResult
 	}
@@ -401,6 +415,9 @@ func (f *Future[T]) SetErr(err error) error {
 // when f is done, or at once if it already is. Callbacks run in the order
 // they were added.
 func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) CallbackID {
+	if f.loop == nil {
+		panic(ErrZeroFuture)
+	}
 	return f.addCallback(func() { fn(f) })
 }
 

@@ -102,7 +102,9 @@ type AnyTask interface {
 // Task is asyncio.Task: a function running as a coroutine on a loop. It
 // is a Future of the function's result: Await, Result, Err, Done,
 // AddDoneCallback work as on a Future. The loop keeps every pending task
-// reachable, so a task nobody holds still runs to its end.
+// reachable, so a task nobody holds still runs to its end. The zero Task
+// belongs to no loop (make one with CreateTask or Spawn): its Await returns
+// ErrZeroFuture and its Cancel returns false.
 type Task[T any] struct {
 	Future[T]
 	tc taskCore
@@ -299,6 +301,9 @@ func (t *taskCore) uncancel() int {
 // AddDoneCallback is add_done_callback: fn(t) is scheduled when the task is
 // done.
 func (t *Task[T]) AddDoneCallback(fn func(*Task[T])) CallbackID {
+	if t.tc.self == nil {
+		panic(ErrZeroFuture)
+	}
 	return t.addCallback(func() { fn(t) })
 }
 
@@ -310,7 +315,12 @@ func (t *Task[T]) AddDoneCallback(fn func(*Task[T])) CallbackID {
 // catches the error and goes on is not cancelled (Cancelling still counts
 // the request); in debug mode, one that awaits again at the same place
 // without Uncancel is reported (see Loop.SetDebug).
-func (t *Task[T]) Cancel(msg ...string) bool { return t.tc.cancel(cancelArg(msg), true) }
+func (t *Task[T]) Cancel(msg ...string) bool {
+	if t.tc.self == nil {
+		return false // a zero Task
+	}
+	return t.tc.cancel(cancelArg(msg), true)
+}
 
 func (t *taskCore) cancelRequest(msg string) bool { return t.cancel(msg, true) }
 
@@ -390,6 +400,9 @@ func awaitCore(ctx context.Context, f *futureCore) error {
 	t := runningTask(ctx)
 	if t == nil {
 		return ErrNotInTask
+	}
+	if f.loop == nil {
+		return ErrZeroFuture
 	}
 	if f.loop != t.loop {
 		return ErrDifferentLoop

@@ -33,6 +33,9 @@ var (
 // The deadline cancels the task, not the task's ctx (a Go context cannot be
 // un-cancelled, and the task goes on after the timeout); the ctx Do gives
 // its body reports the deadline and ends with it (see Do).
+//
+// The zero Timeout is asyncio.Timeout(None): Do runs its function with no
+// deadline until Reschedule sets one.
 type Timeout struct {
 	state      timeoutState
 	when       time.Time // zero: never
