@@ -14,7 +14,7 @@ import (
 )
 
 // ErrCloseRunning is "Cannot close a running event loop".
-var ErrCloseRunning = errors.New("loop: cannot close a running event loop")
+var ErrCloseRunning = errors.New("loop: Cannot close a running event loop")
 
 // DefaultSlowCallbackDuration is asyncio's slow_callback_duration: in debug
 // mode a callback or task step that runs longer is reported.

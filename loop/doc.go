@@ -187,8 +187,17 @@
 // whose Cause is the CancelledError that caused it, Python's `raise
 // TimeoutError from exc`), [ErrInvalidState], and [*ExceptionGroup], the
 // several errors of a TaskGroup at once. The RuntimeErrors asyncio raises
-// for a loop in the wrong state are sentinels with asyncio's message
-// ([ErrLoopClosed], [ErrLoopRunning], [ErrNoRunningLoop], ...).
+// for a loop in the wrong state are sentinels too ([ErrLoopClosed],
+// [ErrLoopRunning], [ErrNoRunningLoop], ...).
+//
+// One rule gives every error's text: the package name and a colon, then
+// asyncio's message as CPython words it, its capitals kept, with the
+// final period, reprs and values left out and Python's names spelled as
+// this package spells them ("loop: Event loop is closed", "loop:
+// TaskDone() called too many times", "loop: invalid state: Result is not
+// set"). Where asyncio raises without a message, or has no such error, the
+// text after the colon is a lowercase Go description ("loop: cancelled",
+// "loop: queue empty"). Compare errors with errors.Is, never by text.
 //
 // An error that nobody reads (with Result, Err, Await, or through a
 // combinator such as Gather) is reported to the loop's exception handler

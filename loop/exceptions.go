@@ -107,20 +107,22 @@ var ErrZeroLoop = errors.New("loop: zero Loop: make it with New")
 var ErrZeroFuture = errors.New("loop: zero Future or Task: make it with NewFuture, CreateTask or Spawn")
 
 // ErrInvalidState is asyncio.InvalidStateError: a result read before it is
-// set, or set twice. The errors returned wrap it with asyncio's message.
+// set, or set twice. The errors returned wrap it with asyncio's message
+// (the package doc gives the rule for every error's text).
 var ErrInvalidState = errors.New("loop: invalid state")
 
 func invalidState(msg string) error { return fmt.Errorf("%w: %s", ErrInvalidState, msg) }
 
 // Errors for using a loop in a state that forbids it; asyncio raises
-// RuntimeError with the same message for each.
+// RuntimeError with the same message for each (see the package doc for
+// how the text is written).
 var (
 	// ErrLoopRunning is "This event loop is already running".
-	ErrLoopRunning = errors.New("loop: this event loop is already running")
+	ErrLoopRunning = errors.New("loop: This event loop is already running")
 	// ErrLoopClosed is "Event loop is closed".
-	ErrLoopClosed = errors.New("loop: event loop is closed")
+	ErrLoopClosed = errors.New("loop: Event loop is closed")
 	// ErrLoopStopped is "Event loop stopped before Future completed."
-	ErrLoopStopped = errors.New("loop: event loop stopped before future completed")
+	ErrLoopStopped = errors.New("loop: Event loop stopped before Future completed")
 	// ErrNoRunningLoop is "no running event loop": the ctx does not come
 	// from a task of a running loop.
 	ErrNoRunningLoop = errors.New("loop: no running event loop")
@@ -129,12 +131,12 @@ var (
 	// (asyncio cannot await outside a coroutine).
 	ErrNotInTask = errors.New("loop: await outside the running task (pass the task's ctx)")
 	// ErrAwaitSelf is "Task cannot await on itself".
-	ErrAwaitSelf = errors.New("loop: task cannot await on itself")
+	ErrAwaitSelf = errors.New("loop: Task cannot await on itself")
 	// ErrDifferentLoop is returned when a task awaits a future of another
 	// loop, or a primitive bound to another loop is used.
-	ErrDifferentLoop = errors.New("loop: future attached to a different loop")
+	ErrDifferentLoop = errors.New("loop: Task got Future attached to a different loop")
 	// ErrTaskSetResult is "Task does not support set_result operation".
-	ErrTaskSetResult = errors.New("loop: task does not support SetResult or SetErr")
+	ErrTaskSetResult = errors.New("loop: Task does not support SetResult or SetErr operation")
 )
 
 // PanicError is a panic inside a task or callback, turned into an error so

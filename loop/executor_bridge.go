@@ -98,7 +98,7 @@ func (l *Loop) defaultExecutor() *executor.ThreadPool {
 
 // ErrExecutorShutdownTimeout is returned by ShutdownDefaultExecutor when the
 // pool's calls outlast the timeout.
-var ErrExecutorShutdownTimeout = errors.New("loop: the default executor did not finish joining its goroutines within the timeout")
+var ErrExecutorShutdownTimeout = errors.New("loop: The executor did not finish joining its goroutines within the timeout")
 
 // ShutdownDefaultExecutor is shutdown_default_executor(timeout): it shuts
 // the default ThreadPool down and waits, without blocking the loop, until

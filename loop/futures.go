@@ -191,7 +191,7 @@ func (f *futureCore) cancelRequest(msg string) bool {
 func (f *futureCore) errRetrieve() error {
 	switch f.state {
 	case statePending:
-		return invalidState("Result is not set.")
+		return invalidState("Result is not set")
 	case stateCancelled:
 		return f.err
 	}

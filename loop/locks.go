@@ -6,10 +6,11 @@ import (
 	"fmt"
 )
 
-// Errors of the synchronisation primitives, with asyncio's messages.
+// Errors of the synchronisation primitives; their text follows the rule
+// in the package doc.
 var (
 	// ErrLockNotAcquired is "Lock is not acquired.".
-	ErrLockNotAcquired = errors.New("loop: lock is not acquired")
+	ErrLockNotAcquired = errors.New("loop: Lock is not acquired")
 	// ErrBoundedSemaphoreOverRelease is "BoundedSemaphore released too
 	// many times".
 	ErrBoundedSemaphoreOverRelease = errors.New("loop: BoundedSemaphore released too many times")

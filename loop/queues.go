@@ -15,7 +15,7 @@ var (
 	// ErrQueueShutDown is asyncio.QueueShutDown (Python 3.13).
 	ErrQueueShutDown = errors.New("loop: queue shut down")
 	// ErrTaskDoneTooMany is "task_done() called too many times".
-	ErrTaskDoneTooMany = errors.New("loop: TaskDone called too many times")
+	ErrTaskDoneTooMany = errors.New("loop: TaskDone() called too many times")
 	// ErrPriorityQueueUnordered is what the zero PriorityQueue, which has
 	// no order for its items, returns from Put, PutNowait, Get and
 	// GetNowait.

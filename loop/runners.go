@@ -9,7 +9,7 @@ import (
 // loop". Run detects it from a task's ctx; called from a plain callback
 // (which has no ctx) it cannot tell, and runs a second loop inside the
 // first, blocking it.
-var ErrRunNested = errors.New("loop: Run cannot be called from a running event loop")
+var ErrRunNested = errors.New("loop: Run() cannot be called from a running event loop")
 
 // Run is asyncio.run: it makes a fresh loop, runs main as its main task,
 // then cancels every task still pending and waits for them, shuts the

@@ -676,7 +676,7 @@ const (
 )
 
 // ErrWaitEmpty is "Set of Tasks/Futures is empty."
-var ErrWaitEmpty = errors.New("loop: Wait: set of tasks/futures is empty")
+var ErrWaitEmpty = errors.New("loop: Set of Tasks/Futures is empty")
 
 // Wait is asyncio.wait: it waits until the condition when holds or timeout
 // passes (NoTimeout for none), and returns the done and pending futures,

@@ -21,7 +21,7 @@ const (
 var (
 	ErrTimeoutEntered    = errors.New("loop: Timeout has already been entered")
 	ErrTimeoutNotEntered = errors.New("loop: Timeout has not been entered")
-	ErrTimeoutFinished   = errors.New("loop: cannot change the state of a finished Timeout")
+	ErrTimeoutFinished   = errors.New("loop: Cannot change state of finished Timeout")
 )
 
 // Timeout is asyncio.Timeout, the scope asyncio.timeout() and timeout_at()
