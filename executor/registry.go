@@ -109,11 +109,19 @@ func Register[A, R any](name string, fn func(A) (R, error)) *Func[A, R] {
 	return f
 }
 
+// ErrZeroFunc is what a zero Func's Call returns: a Func is made by
+// Register.
+var ErrZeroFunc = errors.New("executor: zero Func: make it with Register")
+
 // Name returns the name fn was registered under.
 func (f *Func[A, R]) Name() string { return f.name }
 
-// Bind is the call f(a), to submit to an executor.
+// Bind is the call f(a), to submit to an executor. A zero Func (not made
+// by Register) binds the zero Call, which Submit refuses.
 func (f *Func[A, R]) Bind(a A) Call[R] {
+	if f.fn == nil {
+		return Call[R]{}
+	}
 	var arg any = a
 	if f.argIface {
 		arg = &a
@@ -121,8 +129,13 @@ func (f *Func[A, R]) Bind(a A) Call[R] {
 	return Call[R]{name: f.name, arg: arg, local: func() (R, error) { return f.fn(a) }}
 }
 
-// Call runs f(a) in this process, with a panic turned into an error.
+// Call runs f(a) in this process, with a panic turned into an error. A
+// zero Func returns ErrZeroFunc.
 func (f *Func[A, R]) Call(a A) (R, error) {
+	if f.fn == nil {
+		var zero R
+		return zero, ErrZeroFunc
+	}
 	return callSafely(func() (R, error) { return f.fn(a) })
 }
 

@@ -49,6 +49,10 @@ type Options struct {
 	StartTimeout time.Duration
 }
 
+// ErrZeroPool is what a zero Pool's SubmitJob returns: a Pool is made by
+// New.
+var ErrZeroPool = errors.New("processpool: zero Pool: make it with New")
+
 // Pool is concurrent.futures.ProcessPoolExecutor: registered functions run
 // in worker processes, re-executions of this binary (see executor.Init).
 // Workers start as work arrives, up to MaxWorkers, and each runs one call
@@ -59,7 +63,9 @@ type Options struct {
 // pending future fails with ErrBrokenProcessPool, the other workers are
 // killed and the pool refuses new work, as in Python: nothing hangs.
 // Workers die with the pool's process, and Shutdown leaves no process,
-// zombie or goroutine behind. Safe for concurrent use.
+// zombie or goroutine behind. Safe for concurrent use. The zero Pool is
+// not usable: make one with New; its SubmitJob returns ErrZeroPool, and
+// its Shutdown and Kill do nothing.
 type Pool struct {
 	mu           sync.Mutex
 	max          int
@@ -162,6 +168,9 @@ func (p *Pool) Pids() []int {
 // a provably small argument is sent on the caller's goroutine, a write that
 // never blocks (see small.go).
 func (p *Pool) SubmitJob(j executor.Job) error {
+	if p.spawner == nil {
+		return ErrZeroPool
+	}
 	if j.Name() == "" {
 		return executor.ErrNotRegisteredCall
 	}
@@ -618,6 +627,9 @@ func (p *Pool) finishBreak(cause error, jobs []executor.Job, victims []*worker) 
 // is that call's error), Shutdown with wait re-panics it, with its stack;
 // the pool broke when it happened.
 func (p *Pool) Shutdown(wait, cancelFutures bool) {
+	if p.spawner == nil {
+		return // a zero Pool: nothing to shut down
+	}
 	p.mu.Lock()
 	p.shutdown = true
 	var cancelled []executor.Job
@@ -677,6 +689,9 @@ func (p *Pool) closeSpawner() { p.closeOnce.Do(p.spawner.Close) }
 // its running call with ErrBrokenProcessPool; a worker still starting runs
 // nothing and exits.
 func (p *Pool) Kill(sig syscall.Signal) {
+	if p.spawner == nil {
+		return
+	}
 	if sig == 0 {
 		sig = syscall.SIGKILL
 	}
