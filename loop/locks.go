@@ -22,7 +22,7 @@ var (
 	// ErrBarrierParties is "parties must be > 0" (ValueError): NewBarrier
 	// returns it for parties < 1, and the zero Barrier, which has no
 	// parties, returns it from Wait, Reset and Abort.
-	ErrBarrierParties = errors.New("loop: Barrier parties must be > 0")
+	ErrBarrierParties = errors.New("loop: parties must be > 0")
 )
 
 // Lock is asyncio.Lock: a mutex for the tasks of one loop. Acquire waits
