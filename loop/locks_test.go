@@ -1301,8 +1301,8 @@ func TestConstructorValueErrors(t *testing.T) {
 	sameAs(t, "errors", []string{
 		"loop: Semaphore initial value must be >= 0",
 		"loop: Semaphore initial value must be >= 0",
-		"loop: Barrier parties must be > 0",
-		"loop: Barrier parties must be > 0",
+		"loop: parties must be > 0",
+		"loop: parties must be > 0",
 		"<nil> 5",
 	}, got)
 }
