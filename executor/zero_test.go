@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,7 +145,7 @@ func TestZeroThreadPool(t *testing.T) {
 	if _, err := executor.SubmitFunc(&p, func() (int, error) { return 0, nil }); !errors.Is(err, executor.ErrShutdown) {
 		t.Errorf("Submit() after Shutdown = %v; want ErrShutdown", err)
 	}
-	if n := threadPoolWorkers(); n != 0 {
+	if n := exectest.ThreadPoolWorkers(); n != 0 {
 		t.Errorf("%d worker goroutines after Shutdown(wait); want 0", n)
 	}
 }
@@ -186,39 +185,10 @@ func TestZeroThreadPoolConcurrentFirstUse(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if w, max := threadPoolWorkers(), executor.DefaultThreadWorkers(); w > max {
+	if w, max := exectest.ThreadPoolWorkers(), executor.DefaultThreadWorkers(); w > max {
 		t.Errorf("%d worker goroutines; want at most %d (one pool)", w, max)
 	}
 	p.Shutdown(true, false)
-}
-
-// threadPoolWorkers counts the goroutines of every ThreadPool of the
-// process that are alive now.
-func threadPoolWorkers() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	return strings.Count(string(buf), "executor.(*threadPool).worker(")
-}
-
-// waitWorkers runs the garbage collector until at most n ThreadPool
-// goroutines are left, and fails the test if a minute is not enough.
-func waitWorkers(t *testing.T, n int, what string) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for threadPoolWorkers() > n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d ThreadPool goroutines a minute on; want at most %d", what, threadPoolWorkers(), n)
-		}
-		runtime.GC()
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // Item 6: a ThreadPool dropped without Shutdown (made by NewThreadPool, or
@@ -239,7 +209,7 @@ func TestThreadPoolDroppedWithoutShutdown(t *testing.T) {
 		{"zero", func() *executor.ThreadPool { return new(executor.ThreadPool) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			base := threadPoolWorkers()
+			base := exectest.ThreadPoolWorkers()
 			release := make(chan struct{})
 			var queued *executor.Future[int]
 			func() {
@@ -270,7 +240,7 @@ func TestThreadPoolDroppedWithoutShutdown(t *testing.T) {
 			if v != 5 || err != nil {
 				t.Errorf("queued call = %d, %v; want 5, nil", v, err)
 			}
-			waitWorkers(t, base, "a dropped ThreadPool")
+			exectest.WaitThreadPoolWorkers(t, base, "a dropped ThreadPool")
 		})
 	}
 }
@@ -278,7 +248,7 @@ func TestThreadPoolDroppedWithoutShutdown(t *testing.T) {
 // A pool still referenced by its own running call (a call that submits to
 // its pool) is not collected under it: the second call runs.
 func TestThreadPoolReachableFromItsCallIsKept(t *testing.T) {
-	base := threadPoolWorkers()
+	base := exectest.ThreadPoolWorkers()
 	release := make(chan struct{})
 	var f *executor.Future[int]
 	second := make(chan *executor.Future[int], 1)
@@ -307,5 +277,5 @@ func TestThreadPoolReachableFromItsCallIsKept(t *testing.T) {
 	if v, err := (<-second).Result(context.Background()); v != 9 || err != nil {
 		t.Errorf("call it submitted = %d, %v; want 9, nil", v, err)
 	}
-	waitWorkers(t, base, "a dropped ThreadPool whose call submitted to it")
+	exectest.WaitThreadPoolWorkers(t, base, "a dropped ThreadPool whose call submitted to it")
 }

@@ -12,8 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -354,42 +352,13 @@ func TestZeroHandles(t *testing.T) {
 	sameAs(t, "results", []string{"false", "true false", "true"}, got)
 }
 
-// threadPoolWorkers counts the goroutines of every executor.ThreadPool of
-// the process that are alive now.
-func threadPoolWorkers() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	return strings.Count(string(buf), "executor.(*threadPool).worker(")
-}
-
-// waitWorkers waits until at most n ThreadPool goroutines are left, and
-// fails the test if a minute is not enough. It blocks the loop: call it
-// only when nothing on the pools waits for the loop.
-func waitWorkers(t *testing.T, n int, what string) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for threadPoolWorkers() > n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d ThreadPool goroutines a minute on; want at most %d", what, threadPoolWorkers(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // Item 6: SetDefaultExecutor shuts the executor it replaces down, whoever
 // made it, without waiting: a call running on it finishes and its result
 // reaches the loop, then its goroutines end. Setting the same pool again
 // leaves it running; nil goes back to a pool the loop makes, which Run
 // shuts down at the end.
 func TestSetDefaultExecutorShutsDownTheOldOne(t *testing.T) {
-	base := threadPoolWorkers()
+	base := exectest.ThreadPoolWorkers()
 	mine := newThreadPool(t, 1)
 	runReal(t, func(ctx context.Context) error {
 		l := loopOf(ctx)
@@ -403,7 +372,7 @@ func TestSetDefaultExecutorShutsDownTheOldOne(t *testing.T) {
 		if v, err := running.Await(ctx); v != "late" || err != nil {
 			t.Errorf("call running on the replaced pool = %q, %v; want late, nil", v, err)
 		}
-		waitWorkers(t, base, "the loop's own pool, replaced")
+		exectest.WaitThreadPoolWorkers(t, base, "the loop's own pool, replaced")
 
 		if v, err := loop.ToThread(ctx, func() (int, error) { return 1, nil }); v != 1 || err != nil {
 			t.Errorf("ToThread() on the new default = %d, %v; want 1, nil", v, err)
@@ -417,11 +386,11 @@ func TestSetDefaultExecutorShutsDownTheOldOne(t *testing.T) {
 		if _, err := executor.SubmitFunc(mine, func() (int, error) { return 0, nil }); !errors.Is(err, executor.ErrShutdown) {
 			t.Errorf("Submit() to the replaced pool = %v; want ErrShutdown", err)
 		}
-		waitWorkers(t, base, "the user's pool, replaced")
+		exectest.WaitThreadPoolWorkers(t, base, "the user's pool, replaced")
 		if v, err := loop.ToThread(ctx, func() (int, error) { return 3, nil }); v != 3 || err != nil {
 			t.Errorf("ToThread() after SetDefaultExecutor(nil) = %d, %v; want 3, nil", v, err)
 		}
 		return nil
 	})
-	waitWorkers(t, base, "the pool the loop made last, after Run")
+	exectest.WaitThreadPoolWorkers(t, base, "the pool the loop made last, after Run")
 }

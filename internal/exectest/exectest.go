@@ -8,6 +8,8 @@ package exectest
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,5 +144,37 @@ func Exited(fd int, d time.Duration) bool {
 			continue
 		}
 		return err == nil && n > 0
+	}
+}
+
+// ThreadPoolWorkers counts the goroutines of every executor.ThreadPool of
+// the process that are alive now.
+func ThreadPoolWorkers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	return strings.Count(string(buf), "executor.(*threadPool).worker(")
+}
+
+// WaitThreadPoolWorkers runs the garbage collector until at most n
+// ThreadPool goroutines are left (a dropped pool ends its goroutines when
+// collected), and fails the test if a minute is not enough. It blocks the
+// caller: from a loop, call it only when nothing on the pools waits for
+// the loop.
+func WaitThreadPoolWorkers(t testing.TB, n int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for ThreadPoolWorkers() > n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d ThreadPool goroutines a minute on; want at most %d", what, ThreadPoolWorkers(), n)
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
 	}
 }
