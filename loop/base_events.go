@@ -167,7 +167,16 @@ func (l *Loop) after(d time.Duration) int64 {
 
 func (l *Loop) toLoopTime(t time.Time) int64 { return int64(t.Sub(l.epoch)) }
 
+// checkOpen refuses a closed or zero loop and, in debug mode, a call from
+// the wrong goroutine. It inlines into CallSoon: the rare cases go to
+// checkOpenSlow.
 func (l *Loop) checkOpen() {
+	if l.closed.Load() || l.debug || l.stopCB == nil {
+		l.checkOpenSlow()
+	}
+}
+
+func (l *Loop) checkOpenSlow() {
 	if l.stopCB == nil {
 		panic(ErrZeroLoop)
 	}
