@@ -81,7 +81,9 @@ type Loop struct {
 	// Errors nobody read (futures.go's unretrieved): the failed futures
 	// still tracked, on the loop's goroutine; and the reports of collected
 	// ones, posted by cleanups from the runtime's goroutine.
-	unret        []*unretrieved
+	young        []youngUnretrieved // failed this iteration or the last: held strongly
+	youngMark    int                // young[:youngMark] are from before this iteration
+	unret        []*unretrieved     // older and unread: weak pointers
 	unretPrune   int
 	reportMu     sync.Mutex
 	reports      []ExceptionContext
@@ -340,6 +342,9 @@ func (l *Loop) RunUntilComplete(f Waitable) error {
 
 // runOnce is one iteration, as asyncio's _run_once.
 func (l *Loop) runOnce() {
+	if len(l.young) > 0 {
+		l.ageUnretrieved()
+	}
 	if len(l.timers) == 0 && l.ready.len() > 0 && !l.tsPending.Load() {
 		// The common case of a busy loop: nothing to poll, no timers.
 		l.batchLeft = l.ready.len()
@@ -361,6 +366,11 @@ func (l *Loop) runOnce() {
 		timeout = 0
 	} else if len(l.timers) > 0 {
 		timeout = max(0, l.timers[0].when-l.now())
+	}
+	if timeout != 0 && len(l.young) > 0 {
+		// About to wait: nothing reads an error meanwhile.
+		l.youngMark = len(l.young)
+		l.ageUnretrieved()
 	}
 	l.poll(timeout)
 
@@ -506,6 +516,30 @@ func (l *Loop) Close() error {
 	return nil
 }
 
+// youngUnretrieved is a failed future whose error may yet be read soon.
+type youngUnretrieved struct {
+	u    *unretrieved
+	self collectable
+}
+
+// ageUnretrieved runs at the start of each iteration: the failed futures
+// that have waited a whole iteration unread are handed to the collector
+// (a weak pointer and a cleanup) and tracked for Close; read ones are
+// dropped.
+func (l *Loop) ageUnretrieved() {
+	old := l.young[:l.youngMark]
+	for _, y := range old {
+		if !y.u.retrieved.Load() {
+			y.self.watchCollected(y.u)
+			l.trackUnretrieved(y.u)
+		}
+	}
+	n := copy(l.young, l.young[l.youngMark:])
+	clear(l.young[n:])
+	l.young = l.young[:n]
+	l.youngMark = n
+}
+
 // trackUnretrieved keeps u until its error is read, so that Close can
 // report it. Read and collected entries are dropped as the list grows, so
 // a server whose futures fail and are read keeps a short list.
@@ -513,7 +547,7 @@ func (l *Loop) trackUnretrieved(u *unretrieved) {
 	if len(l.unret) >= l.unretPrune {
 		kept := l.unret[:0]
 		for _, v := range l.unret {
-			if !v.retrieved.Load() && v.ref.get() != nil {
+			if !v.retrieved.Load() { // a collected one was marked when reported
 				kept = append(kept, v)
 			}
 		}
@@ -567,6 +601,13 @@ func (l *Loop) reportUnretrieved() {
 	for _, c := range rs {
 		l.CallExceptionHandler(c)
 	}
+	for _, y := range l.young {
+		if !y.u.retrieved.Swap(true) {
+			l.CallExceptionHandler(unretrievedContext(y.self, y.u.err))
+		}
+	}
+	clear(l.young)
+	l.young, l.youngMark = nil, 0
 	tracked := l.unret
 	l.unret, l.unretPrune = nil, 0
 	for _, u := range tracked {

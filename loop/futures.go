@@ -247,20 +247,46 @@ func (w weakRef[P]) get() Waitable {
 
 // watchUnretrieved starts tracking f's error; self is f's Future or Task.
 // It runs before DoneChan closes: a goroutine that waited on it may read
-// the error (and mark it retrieved) at once.
-func watchUnretrieved[P any](f *futureCore, self *P, err error) {
-	u := &unretrieved{loop: f.loop, err: err, ref: weakRef[P]{weak.Make(self)}}
+// the error (and mark it retrieved) at once. The loop holds self for an
+// iteration first (most errors are read by then: an awaiting task wakes in
+// the next one), and only a future still unread then pays for a weak
+// pointer and a cleanup (Loop.ageUnretrieved).
+func watchUnretrieved(f *futureCore, self collectable, err error) {
+	u := &unretrieved{loop: f.loop, err: err}
 	if t, ok := f.owner.(*taskCore); ok {
 		u.task = t.name()
 	}
 	f.unret = u
-	f.loop.trackUnretrieved(u)
-	runtime.AddCleanup(self, reportCollected, u)
+	l := f.loop
+	if !l.running.Load() { // closed, or between runs: no iteration to wait for
+		self.watchCollected(u)
+		if !l.closed.Load() {
+			l.trackUnretrieved(u)
+		}
+		return
+	}
+	l.young = append(l.young, youngUnretrieved{u, self})
+}
+
+// collectable is a Future or Task that can be watched by the collector.
+type collectable interface {
+	Waitable
+	watchCollected(u *unretrieved)
+}
+
+func (f *Future[T]) watchCollected(u *unretrieved) {
+	u.ref = weakRef[Future[T]]{weak.Make(f)}
+	runtime.AddCleanup(f, reportCollected, u)
+}
+
+func (t *Task[T]) watchCollected(u *unretrieved) {
+	u.ref = weakRef[Task[T]]{weak.Make(t)}
+	runtime.AddCleanup(t, reportCollected, u)
 }
 
 // reportCollected is the cleanup of a failed future nobody read.
 func reportCollected(u *unretrieved) {
-	if u.retrieved.Load() {
+	if u.retrieved.Swap(true) { // also drops u from the loop's list
 		return
 	}
 	l := u.loop

@@ -167,3 +167,20 @@ func collect(stop <-chan struct{}) {
 		}
 	}
 }
+
+// BenchmarkFailedFutureRead is the cost of the "never retrieved"
+// bookkeeping: a future that fails and whose error is read at once.
+func BenchmarkFailedFutureRead(b *testing.B) {
+	boom := errors.New("boom")
+	b.ReportAllocs()
+	_, _ = loop.Run(context.Background(), func(ctx context.Context) (int, error) {
+		l := loopOf(ctx)
+		for b.Loop() {
+			f := loop.NewFuture[int](l)
+			_ = f.SetErr(boom)
+			_ = loop.Sleep(ctx, 0) // an iteration passes before the read
+			_ = f.Err()
+		}
+		return 0, nil
+	})
+}
