@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -246,15 +245,7 @@ func TestFutureExceptionNeverRetrieved(t *testing.T) {
 	collected := make(chan struct{})
 	go func() {
 		defer close(collected)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				runtime.GC()
-				runtime.Gosched()
-			}
-		}
+		collect(stop)
 	}()
 	err := l.RunForever()
 	close(stop)
