@@ -229,7 +229,7 @@ type unretrieved struct {
 	retrieved atomic.Bool
 	loop      *Loop
 	err       error
-	task      string // the task's name; "" for a plain Future
+	task      string // the task's name, set when the collector watches it; "" for a plain Future
 	ref       weakWaitable
 }
 
@@ -251,11 +251,9 @@ func (w weakRef[P]) get() Waitable {
 // iteration first (most errors are read by then: an awaiting task wakes in
 // the next one), and only a future still unread then pays for a weak
 // pointer and a cleanup (Loop.ageUnretrieved).
-func watchUnretrieved(f *futureCore, self collectable, err error) {
+func watchUnretrieved(self collectable, err error) {
+	f := self.base()
 	u := &unretrieved{loop: f.loop, err: err}
-	if t, ok := f.owner.(*taskCore); ok {
-		u.task = t.name()
-	}
 	f.unret = u
 	l := f.loop
 	if !l.running.Load() { // closed, or between runs: no iteration to wait for
@@ -280,6 +278,7 @@ func (f *Future[T]) watchCollected(u *unretrieved) {
 }
 
 func (t *Task[T]) watchCollected(u *unretrieved) {
+	u.task = t.tc.name() // for the stand-in, once t is gone
 	u.ref = weakRef[Task[T]]{weak.Make(t)}
 	runtime.AddCleanup(t, reportCollected, u)
 }
@@ -432,7 +431,7 @@ func (f *Future[T]) SetErr(err error) error {
 	if f.state != statePending {
 		return invalidState("invalid state")
 	}
-	watchUnretrieved(&f.futureCore, f, err)
+	watchUnretrieved(f, err)
 	f.complete(stateFinished, err)
 	return nil
 }

@@ -252,7 +252,7 @@ func (t *Task[T]) finish(state futState, err error) {
 	t.loop.removeTask(tc)
 	tc.cancelCtx()
 	if state == stateFinished && err != nil {
-		watchUnretrieved(&t.futureCore, t, err)
+		watchUnretrieved(t, err)
 	}
 	t.complete(state, err)
 }
