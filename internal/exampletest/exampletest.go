@@ -36,3 +36,12 @@ func Stdout(t testing.TB, main func()) string {
 	}()
 	return <-out
 }
+
+// Expect runs main, as Stdout does, and fails the test unless it printed
+// exactly want.
+func Expect(t testing.TB, main func(), want string) {
+	t.Helper()
+	if got := Stdout(t, main); got != want {
+		t.Errorf("the example printed:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -24,7 +24,5 @@ func TestFanout(t *testing.T) {
 		"3: failed: item 3: not found\n" +
 		"4: item 4\n" +
 		"all done at 400ms\n"
-	if got := exampletest.Stdout(t, main); got != want {
-		t.Errorf("fanout printed:\n%s\nwant:\n%s", got, want)
-	}
+	exampletest.Expect(t, main, want)
 }

@@ -21,7 +21,5 @@ func TestPeriodic(t *testing.T) {
 		"closed at 530ms\n" +
 		"flushed 4 runs\n" +
 		"ticker cancelled: true loop: cancelled\n"
-	if got := exampletest.Stdout(t, main); got != want {
-		t.Errorf("periodic printed:\n%s\nwant:\n%s", got, want)
-	}
+	exampletest.Expect(t, main, want)
 }

@@ -26,8 +26,5 @@ func TestPipeline(t *testing.T) {
 		"squarer-a: 5 -> 25\n" +
 		"squarer-b: 6 -> 36\n" +
 		"sum of squares: 91\n"
-	got := exampletest.Stdout(t, main)
-	if got != want {
-		t.Errorf("pipeline printed:\n%s\nwant:\n%s", got, want)
-	}
+	exampletest.Expect(t, main, want)
 }

@@ -23,9 +23,7 @@ func TestProcpool(t *testing.T) {
 		"primes below 100000: 9592\n" +
 		"primes below -1: refused: count primes below -1: negative limit\n" +
 		"primes below 1000000: 78498\n"
-	if got := exampletest.Stdout(t, main); got != want {
-		t.Errorf("procpool printed:\n%s\nwant:\n%s", got, want)
-	}
+	exampletest.Expect(t, main, want)
 }
 
 var pid = executor.Register("cookbook.pid", func(struct{}) (int, error) { return os.Getpid(), nil })

@@ -25,9 +25,7 @@ func TestQueueWorkers(t *testing.T) {
 		"====\n" +
 		"3 workers slept in parallel for 700ms\n" +
 		"total expected sleep time: 1.9s\n"
-	if got := exampletest.Stdout(t, main); got != want {
-		t.Errorf("queue_workers printed:\n%s\nwant:\n%s", got, want)
-	}
+	exampletest.Expect(t, main, want)
 }
 
 // TestCookbookShowsExamples keeps docs/cookbook.md in step with the

@@ -17,7 +17,5 @@ func TestTaskGroup(t *testing.T) {
 		"failed: unhandled errors in a TaskGroup (1 sub-error)\n" +
 		"  fetch /b: status 500\n" +
 		"main returned <nil>\n"
-	if got := exampletest.Stdout(t, main); got != want {
-		t.Errorf("taskgroup printed:\n%s\nwant:\n%s", got, want)
-	}
+	exampletest.Expect(t, main, want)
 }
