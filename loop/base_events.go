@@ -76,6 +76,16 @@ type Loop struct {
 	watches   []*ctxWatch                   // awaits a foreign ctx may end (context.go)
 	timer     *time.Timer
 
+	// Descriptors (selector_events.go): the poller, made on first use, and
+	// the registered descriptors by number.
+	poll_    poller
+	pollOpen bool
+	wakeRaw  int // the wake-up's descriptor in the poller's set, or -1
+	fds      []*fdEntry
+	nfds     int // descriptors the poller watches
+
+	transports map[loopTransport]struct{} // open transports, closed at Close
+
 	stopCB func() // l.Stop as a value, made once
 
 	// Errors nobody read (futures.go's unretrieved): the failed futures
@@ -125,11 +135,12 @@ func WithLogger(lg *slog.Logger) Option { return func(l *Loop) { l.logger = lg }
 // New returns a loop that is not running. It must be closed with Close.
 func New(opts ...Option) *Loop {
 	l := &Loop{
-		epoch:  time.Now(),
-		slow:   DefaultSlowCallbackDuration,
-		debug:  os.Getenv("ASYNCGO_DEBUG") == "1",
-		wake:   make(chan struct{}, 1),
-		logger: slog.Default(),
+		epoch:   time.Now(),
+		slow:    DefaultSlowCallbackDuration,
+		debug:   os.Getenv("ASYNCGO_DEBUG") == "1",
+		wake:    make(chan struct{}, 1),
+		logger:  slog.Default(),
+		wakeRaw: -1,
 	}
 	for _, o := range opts {
 		o(l)
@@ -345,7 +356,7 @@ func (l *Loop) runOnce() {
 	if len(l.young) > 0 {
 		l.ageUnretrieved()
 	}
-	if len(l.timers) == 0 && l.ready.len() > 0 && !l.tsPending.Load() {
+	if len(l.timers) == 0 && l.ready.len() > 0 && !l.tsPending.Load() && l.nfds == 0 {
 		// The common case of a busy loop: nothing to poll, no timers.
 		l.batchLeft = l.ready.len()
 		l.runBatch()
@@ -394,6 +405,11 @@ func (l *Loop) runOnce() {
 func (l *Loop) poll(timeout int64) {
 	if timeout != 0 && len(l.watches) > 0 && l.settleWatches() {
 		timeout = 0 // a task woke: do not sleep, nor jump the virtual clock
+	}
+	if l.nfds > 0 {
+		l.pollIO(timeout)
+		l.drainThreadsafe()
+		return
 	}
 	if !l.tsPending.Load() {
 		switch {
@@ -508,6 +524,8 @@ func (l *Loop) Close() error {
 		w.fail(ErrLoopClosed)
 	}
 	l.closing = false
+	l.closeTransports()
+	l.closePoller()
 	l.closeSelfPipe()
 	if l.defaultExec != nil {
 		l.defaultExec.Shutdown(false, false)

@@ -14,6 +14,7 @@ package eventfd
 import (
 	"errors"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -64,4 +65,33 @@ func (f *FD) Close() error {
 		}
 	}
 	return err
+}
+
+// PollFD returns the descriptor Wait reads, for a poller that waits on it
+// with others (the loop's epoll or poll set), and Drain consumes the
+// wake-ups it holds, without blocking. The descriptor stays owned by f.
+func (f *FD) PollFD() (int, error) {
+	sc, err := f.r.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if err := sc.Control(func(p uintptr) { fd = int(p) }); err != nil {
+		return -1, err
+	}
+	return fd, nil
+}
+
+// Drain reads every pending wake-up from fd (PollFD's), without blocking.
+func Drain(fd int) {
+	var buf [64]byte
+	for {
+		n, err := syscall.Read(fd, buf[:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if n < len(buf) || err != nil {
+			return
+		}
+	}
 }
