@@ -2,6 +2,7 @@ package loop
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
@@ -85,6 +86,7 @@ type Loop struct {
 	nfds     int // descriptors the poller watches
 
 	transports map[loopTransport]struct{} // open transports, closed at Close
+	rbuf       []byte                      // the read buffer transports share
 
 	stopCB func() // l.Stop as a value, made once
 
@@ -645,6 +647,12 @@ type ExceptionContext struct {
 	Err     error
 	Task    AnyTask  // the task concerned, if any
 	Future  Waitable // the future concerned, if any
+
+	// Transport, Protocol and Socket are the network objects concerned,
+	// if any (asyncio's 'transport', 'protocol' and 'socket' keys).
+	Transport BaseTransport
+	Protocol  any
+	Socket    *Socket
 }
 
 // SetExceptionHandler is set_exception_handler; nil restores the default
@@ -679,6 +687,12 @@ func (l *Loop) DefaultExceptionHandler(c ExceptionContext) {
 	}
 	if c.Task != nil {
 		args = append(args, "task", c.Task.Name())
+	}
+	if c.Transport != nil {
+		args = append(args, "transport", fmt.Sprint(c.Transport))
+	}
+	if c.Socket != nil {
+		args = append(args, "socket", c.Socket.String())
 	}
 	lg := l.logger
 	if lg == nil { // a zero Loop

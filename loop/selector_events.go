@@ -268,7 +268,9 @@ func (l *Loop) closeTransports() {
 			break
 		}
 		delete(l.transports, t)
-		l.CallExceptionHandler(ExceptionContext{Message: fmt.Sprintf("unclosed transport %v", t)})
+		if bt, ok := t.(BaseTransport); ok {
+			l.CallExceptionHandler(ExceptionContext{Message: fmt.Sprintf("unclosed transport %v", t), Transport: bt})
+		}
 		t.forceClose()
 	}
 }
