@@ -86,7 +86,7 @@ type Loop struct {
 	nfds     int // descriptors the poller watches
 
 	transports map[loopTransport]struct{} // open transports, closed at Close
-	rbuf       []byte                      // the read buffer transports share
+	rbuf       []byte                     // the read buffer transports share
 
 	stopCB func() // l.Stop as a value, made once
 

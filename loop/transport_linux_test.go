@@ -491,7 +491,9 @@ func TestServerBadFactory(t *testing.T) {
 	runNet(t, func(ctx context.Context) error {
 		l := loopOf(ctx)
 		var reports []string
-		l.SetExceptionHandler(func(_ *loop.Loop, c loop.ExceptionContext) { reports = append(reports, c.Message+": "+fmt.Sprint(c.Err)) })
+		l.SetExceptionHandler(func(_ *loop.Loop, c loop.ExceptionContext) {
+			reports = append(reports, c.Message+": "+fmt.Sprint(c.Err))
+		})
 		n := 0
 		srv, err := l.CreateServer(ctx, func() loop.BaseProtocol {
 			n++
