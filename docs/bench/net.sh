@@ -2,7 +2,8 @@
 # Runs the network benchmarks of issue 9: docs/bench/loadgen against asyncgo's
 # echo servers (examples/echo, on a Protocol and on streams) and their peers
 # (CPython asyncio, uvloop streams and Protocol, plain Go, single-loop gnet),
-# each server in turn on 127.0.0.1, a fresh process and port per workload:
+# each server in turn on 127.0.0.1, a fresh process and port per workload,
+# in REPEAT rounds (the report takes each number's median run):
 #   echo64  64-byte echo over 50 connections, closed loop
 #   echo2m  2 MiB echo over 4 connections, closed loop
 #   idle    10,000 idle connections: the server's RSS per connection
@@ -10,8 +11,8 @@
 # of docs/bench/README.md and draws docs/bench/net.png. Not part of CI: run it
 # by hand on a quiet machine and commit what it wrote.
 #
-#   bash docs/bench/net.sh                               # everything, ~4 minutes
-#   DURATION=3 IDLE_CONNS=2000 bash docs/bench/net.sh    # a quick check
+#   bash docs/bench/net.sh                               # everything, 3 rounds, ~10 minutes
+#   DURATION=3 REPEAT=1 IDLE_CONNS=2000 bash docs/bench/net.sh   # a quick check
 #   SERVERS='plaingo gnet' WORKLOADS=echo64 bash docs/bench/net.sh
 #   OUT=/tmp/net bash docs/bench/net.sh                  # keep the reports in /tmp/net
 #
@@ -32,6 +33,7 @@ SMALL_CONNS=${SMALL_CONNS:-50} # echo64
 BIG_CONNS=${BIG_CONNS:-4}      # echo2m
 IDLE_CONNS=${IDLE_CONNS:-10000}
 HOLD=${HOLD:-2} # seconds the idle connections are held before the RSS is read
+REPEAT=${REPEAT:-3} # rounds, each running every server and workload; the report takes the median
 ALL_SERVERS="asyncgo-protocol asyncgo-streams uvloop-protocol uvloop-streams asyncio-streams plaingo gnet"
 SERVERS=${SERVERS:-$ALL_SERVERS}
 WORKLOADS=${WORKLOADS:-echo64 echo2m idle}
@@ -161,34 +163,36 @@ stop_server() {
 }
 
 failures=()
-for s in $SERVERS; do
-	if [ -n "${skip[$s]:-}" ]; then
-		continue
-	fi
-	for w in $WORKLOADS; do
-		log=$out/$s.$w.server.log
-		if ! start_server "$s" "$log"; then
-			echo "net.sh: $s did not start listening; its log:" >&2
-			sed 's/^/    /' "$log" | tail -5 >&2
-			skip[$s]="did not start listening"
-			break
+for round in $(seq "$REPEAT"); do
+	for s in $SERVERS; do
+		if [ -n "${skip[$s]:-}" ]; then
+			continue
 		fi
-		lg=("$bin/loadgen" -label "$s" -addr "$addr" -json "$out/$s.$w.json")
-		case $w in
-		echo64) lg+=(-conns "$SMALL_CONNS" -size 64 -d "${DURATION}s" -warmup "${WARMUP}s") ;;
-		echo2m) lg+=(-conns "$BIG_CONNS" -size 2MiB -d "${DURATION}s" -warmup "${WARMUP}s") ;;
-		idle) lg+=(-mode idle -conns "$IDLE_CONNS" -size 64 -dial-concurrency 64 -pid "$spid" -hold "${HOLD}s") ;;
-		*)
-			echo "net.sh: unknown workload $w (known: echo64 echo2m idle)" >&2
-			exit 2
-			;;
-		esac
-		echo "net.sh: $s $w ($addr, pid $spid)" >&2
-		if ! "${lg[@]}" | tee "$out/$s.$w.txt" >&2; then
-			echo "net.sh: $s $w: loadgen reported errors" >&2
-			failures+=("$s $w")
-		fi
-		stop_server
+		for w in $WORKLOADS; do
+			run=$s.$w.r$round
+			if ! start_server "$s" "$out/$run.server.log"; then
+				echo "net.sh: $s did not start listening; its log:" >&2
+				sed 's/^/    /' "$out/$run.server.log" | tail -5 >&2
+				skip[$s]="did not start listening"
+				break
+			fi
+			lg=("$bin/loadgen" -label "$s" -addr "$addr" -json "$out/$run.json")
+			case $w in
+			echo64) lg+=(-conns "$SMALL_CONNS" -size 64 -d "${DURATION}s" -warmup "${WARMUP}s") ;;
+			echo2m) lg+=(-conns "$BIG_CONNS" -size 2MiB -d "${DURATION}s" -warmup "${WARMUP}s") ;;
+			idle) lg+=(-mode idle -conns "$IDLE_CONNS" -size 64 -dial-concurrency 64 -pid "$spid" -hold "${HOLD}s") ;;
+			*)
+				echo "net.sh: unknown workload $w (known: echo64 echo2m idle)" >&2
+				exit 2
+				;;
+			esac
+			echo "net.sh: round $round/$REPEAT: $s $w ($addr, pid $spid)" >&2
+			if ! "${lg[@]}" | tee "$out/$run.txt" >&2; then
+				echo "net.sh: $s $w: loadgen reported errors" >&2
+				failures+=("$s $w")
+			fi
+			stop_server
+		done
 	done
 done
 
@@ -211,7 +215,7 @@ gnetv=$(awk '$1 == "require" && $2 ~ /gnet/ {print $3}' "$here/peers/gnet/go.mod
 	--info "python=$("$PY" -c 'import sys; print(sys.version.split()[0])')" \
 	--info "uvloop=$("$PY" -c 'import uvloop; print(uvloop.__version__)')" \
 	--info "gnet=${gnetv:-?}" \
-	--settings "echo64: $SMALL_CONNS connections, 64 B messages; echo2m: $BIG_CONNS connections, 2 MiB messages; each ${DURATION} s measured after ${WARMUP} s of warmup; idle: $IDLE_CONNS connections held ${HOLD} s."
+	--settings "echo64: $SMALL_CONNS connections, 64 B messages; echo2m: $BIG_CONNS connections, 2 MiB messages; each ${DURATION} s measured after ${WARMUP} s of warmup; idle: $IDLE_CONNS connections held ${HOLD} s; $REPEAT round(s), the servers one after another in each, every number from a server's median run of its workload (its latencies from that same run)."
 if ((${#failures[@]})); then
 	echo "net.sh: loadgen reported errors for: ${failures[*]}" >&2
 	exit 1

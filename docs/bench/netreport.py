@@ -2,8 +2,9 @@
 """Write the network benchmarks' section of docs/bench/README.md and net.png.
 
 Reads the JSON reports that docs/bench/loadgen wrote for one run of
-docs/bench/net.sh (SERVER.WORKLOAD.json in --dir, WORKLOAD one of echo64,
-echo2m, idle; loadgen's summaries beside them as SERVER.WORKLOAD.txt) and
+docs/bench/net.sh (SERVER.WORKLOAD.rN.json in --dir, WORKLOAD one of echo64,
+echo2m, idle, N the round; loadgen's summaries beside them as .txt; of several
+rounds each number comes from the median run) and
 replaces the section under the heading "## Issue 9: network I/O" in --readme
 (adding it before "## Targets", or at the end, if it is not there), leaving
 the rest of the file as it was. With --png it also draws bar charts of req/s
@@ -37,12 +38,40 @@ DESCRIBE = {
 ASYNCGO = ["asyncgo-protocol", "asyncgo-streams"]
 
 
+# the number by which a workload's runs are ranked to pick the median one
+RANK = {"echo64": "req_per_s", "echo2m": "mb_per_s", "idle": "rss_bytes_per_conn"}
+
+
+def runs(d, server, workload):
+    """Paths of the reports of one server's workload: SERVER.WORKLOAD.json
+    and SERVER.WORKLOAD.rN.json (one per round of net.sh)."""
+    out = []
+    for name in sorted(os.listdir(d)):
+        if name == f"{server}.{workload}.json" or (
+            name.startswith(f"{server}.{workload}.r") and name.endswith(".json") and name[len(server) + len(workload) + 3 : -5].isdigit()
+        ):
+            out.append(os.path.join(d, name))
+    return out
+
+
 def load(d, server, workload):
-    p = os.path.join(d, f"{server}.{workload}.json")
-    if not os.path.exists(p):
+    """The median run of a server's workload (by RANK; the lower median of an
+    even count), with "rounds" set to how many runs there were; None if none."""
+    reps = []
+    for p in runs(d, server, workload):
+        with open(p) as f:
+            r = json.load(f)
+        r["_path"] = p
+        reps.append(r)
+    if not reps:
         return None
-    with open(p) as f:
-        return json.load(f)
+    key = RANK[workload]
+    reps.sort(key=lambda r: (r.get(key) is None, r.get(key) or 0))
+    r = reps[(len(reps) - 1) // 2]
+    r["rounds"] = len(reps)
+    r["all"] = [x.get(key) for x in reps]
+    r["errors_total"] = sum(x.get("errors", 0) for x in reps)
+    return r
 
 
 def sig3(x):
@@ -129,13 +158,7 @@ class Server:
 
     @property
     def errors(self):
-        return sum((r or {}).get("errors", 0) for r in (self.e64, self.e2m, self.idle))
-
-    def idle_note(self):
-        r = self.idle
-        if r is None:
-            return ""
-        return f"{r.get('open', 0):,} open, {r.get('still_open', 0):,} still echoing after the hold"
+        return sum((r or {}).get("errors_total", 0) for r in (self.e64, self.e2m, self.idle))
 
 
 def targets(a, peers):
@@ -185,11 +208,19 @@ def section(args, servers, skipped):
     if args.settings:
         w.append("Workloads: " + args.settings)
         w.append("")
+    multi = any((r or {}).get("rounds", 1) > 1 for s in servers for r in (s.e64, s.e2m))
     w.append(
-        "| server | 64 B echo req/s | p50 µs | p99 µs | p999 µs | 2 MiB echo MB/s | 2 MiB p99 ms | idle bytes/conn | errors |"
+        "| server | 64 B echo req/s | p50 µs | p99 µs | p999 µs | 2 MiB echo MB/s | 2 MiB p99 ms | idle bytes/conn | errors (all rounds) |"
+        + (" 64 B req/s, 2 MiB MB/s of every round |" if multi else "")
     )
-    w.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---|" if multi else ""))
     for s in servers:
+        spread = ""
+        if multi:
+            spread = " {}; {} |".format(
+                ", ".join(rate(v) for v in (s.e64 or {}).get("all", []) if v is not None) or "—",
+                ", ".join(num(v) for v in (s.e2m or {}).get("all", []) if v is not None) or "—",
+            )
         w.append(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
                 s.name,
@@ -202,6 +233,7 @@ def section(args, servers, skipped):
                 "—" if s.idle_bytes is None else f"{s.idle_bytes:,.0f}",
                 s.errors,
             )
+            + spread
         )
     w.append("")
     w.append("![req/s and p99 of every server](net.png)")
@@ -273,13 +305,15 @@ def section(args, servers, skipped):
     w.append("")
     txts = []
     for s in servers:
-        for wl in ("echo64", "echo2m", "idle"):
-            p = os.path.join(args.dir, f"{s.name}.{wl}.txt")
+        for r in (s.e64, s.e2m, s.idle):
+            if r is None:
+                continue
+            p = r["_path"][: -len(".json")] + ".txt"
             if os.path.exists(p):
                 with open(p) as f:
                     txts.extend(l.rstrip() for l in f if l.strip())
     if txts:
-        w.append("<details><summary>loadgen output</summary>")
+        w.append("<details><summary>loadgen output (the median runs)</summary>")
         w.append("")
         w.append("```")
         w.extend(txts)

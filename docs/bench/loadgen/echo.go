@@ -126,7 +126,7 @@ func (w *worker) loop(t timing, first time.Time, errCount *atomic.Int64) {
 		t1 := time.Now()
 		if err != nil {
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				w.err = err
+				w.err = fmt.Errorf("message %d, %.3fs before the end: %w", seq, t.end.Sub(t1).Seconds(), err)
 				errCount.Add(1)
 			}
 			return
