@@ -265,6 +265,25 @@
 // wait for work running elsewhere (a RunCoroutineThreadsafe caller, a
 // goroutine that will call CallSoonThreadsafe) while a timer is pending.
 //
+// # Network I/O
+//
+// The loop waits for descriptors where it waits for timers (an epoll set
+// on Linux, parked in Go's netpoller; poll(2) elsewhere), and reads and
+// writes ready sockets on its own goroutine: no goroutine per connection.
+// The layers are asyncio's: [Loop.AddReader] and [Loop.AddWriter] for raw
+// descriptors; a [Socket] and the sock_* calls ([Loop.SockAccept],
+// [Loop.SockRecv], [Loop.SockSendall], ...); transports and protocols
+// ([Loop.CreateServer], [Loop.CreateConnection], [Protocol],
+// [Transport]); and streams on top of them. A protocol's callbacks run on
+// the loop in asyncio's order (ConnectionMade, DataReceived...,
+// EOFReceived, ConnectionLost) and must not block. DataReceived's slice is
+// the loop's read buffer, valid only during the call. An await on a socket
+// or stream honours ctx like every other await: cancelled or timed out, it
+// has consumed nothing. Loop.Close reports transports still open and closes
+// them, so every descriptor is closed exactly once. On the virtual clock, a
+// loop with descriptors looks at them without waiting and then jumps to its
+// next timer if nothing is ready; with no timer pending it waits for I/O.
+//
 // # Debug mode
 //
 // [WithDebug], [Loop.SetDebug] or the environment variable ASYNCGO_DEBUG=1
@@ -299,5 +318,11 @@
 // watching of derived ctxs; debug.go is debug mode; waiters.go is the wait
 // list every lock and queue blocks on; ring.go, timerheap.go and
 // selfpipe.go are the ready queue, the timer heap and the wake-up a blocked
-// loop sleeps on.
+// loop sleeps on. The network half: selector_events.go is selector_events.py
+// (the descriptor registry and pollIO), with poll_linux.go and
+// poll_other.go as its selectors; socket.go is the Socket and the sock_*
+// calls; selector_transport.go the socket transport; base_events_net.go
+// create_server, create_connection and Server; protocols.go and
+// transports.go are their namesakes; sslproto.go is TLS, streams.go streams
+// and datagram.go UDP.
 package loop
