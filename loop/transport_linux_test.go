@@ -526,3 +526,59 @@ func TestServerBadFactory(t *testing.T) {
 		return nil
 	})
 }
+
+// Mirrors test_selector_events.py: test_close_write_buffer (closing with
+// pending writes flushes them before ConnectionLost) and test_abort
+// (Abort drops them): 8 MiB written to a peer that reads only later.
+func TestTransportCloseFlushesAbortDrops(t *testing.T) {
+	for _, abort := range []bool{false, true} {
+		t.Run(fmt.Sprintf("abort=%v", abort), func(t *testing.T) {
+			runNet(t, func(ctx context.Context) error {
+				l := loopOf(ctx)
+				ln, _ := net.Listen("tcp", "127.0.0.1:0")
+				defer ln.Close()
+				accepted := make(chan net.Conn, 1)
+				go func() {
+					c, _ := ln.Accept()
+					accepted <- c
+				}()
+				rp := newRecordProto(l)
+				tr, _, err := l.CreateConnection(ctx, func() loop.BaseProtocol { return rp }, ln.Addr().String(), nil)
+				if err != nil {
+					return err
+				}
+				peer := <-accepted
+				defer peer.Close()
+				msg := bytes.Repeat([]byte("0123456789abcdef"), 1<<19)
+				tr.Write(msg)
+				if tr.WriteBufferSize() == 0 {
+					t.Fatal("the kernel took 8 MiB at once: the test needs a pending buffer")
+				}
+				if abort {
+					tr.Abort()
+				} else {
+					tr.Close()
+				}
+				read := make(chan int, 1)
+				go func() {
+					n, _ := io.Copy(io.Discard, peer)
+					read <- int(n)
+				}()
+				if _, err := rp.lost.Await(ctx); err != nil {
+					return err
+				}
+				n := awaitChan(ctx, read)
+				if !abort && n != len(msg) {
+					t.Errorf("peer read %d bytes after Close; want all %d", n, len(msg))
+				}
+				if abort && n >= len(msg) {
+					t.Errorf("peer read all %d bytes after Abort", n)
+				}
+				if _, err := tr.Write([]byte("x")); !errors.Is(err, loop.ErrTransportClosed) {
+					t.Errorf("Write after the connection was lost = %v", err)
+				}
+				return nil
+			})
+		})
+	}
+}
