@@ -260,7 +260,8 @@ func (l *Loop) closePoller() {
 
 // closeTransports runs at Close: a transport still open is reported, as
 // asyncio warns of an unclosed transport, and aborted, so that every
-// descriptor is closed exactly once.
+// descriptor is closed exactly once. One already closing (its
+// ConnectionLost was still due) is closed without a report.
 func (l *Loop) closeTransports() {
 	for len(l.transports) > 0 {
 		var t loopTransport
@@ -268,7 +269,7 @@ func (l *Loop) closeTransports() {
 			break
 		}
 		delete(l.transports, t)
-		if bt, ok := t.(BaseTransport); ok {
+		if bt, ok := t.(BaseTransport); ok && !bt.IsClosing() {
 			l.CallExceptionHandler(ExceptionContext{Message: fmt.Sprintf("unclosed transport %v", t), Transport: bt})
 		}
 		t.forceClose()
