@@ -23,6 +23,7 @@ type poller struct {
 	wakeFD int             // the loop's eventfd, a member of the set
 	events []unix.EpollEvent
 	n      int // events[:n] came from the last wait
+	try    func(uintptr) bool
 }
 
 const maxEvents = 256
@@ -52,6 +53,7 @@ func (p *poller) open(wakeFD int) error {
 	}
 	p.epfd, p.rc, p.wakeFD = epfd, rc, wakeFD
 	p.events = make([]unix.EpollEvent, maxEvents)
+	p.try = func(uintptr) bool { return p.epollNow() } // made once: no allocation per wait
 	return nil
 }
 
@@ -103,7 +105,6 @@ func (p *poller) ctl(fd int, old, ev uint8) error {
 
 // wait collects ready descriptors: at once if timeout is 0, else parking
 // until one is ready, the loop is woken, or timeout (ns; < 0: none) passes.
-// It reports whether the loop's wake-up fired.
 func (p *poller) wait(timeout int64) {
 	p.n = 0
 	if timeout == 0 {
@@ -118,7 +119,7 @@ func (p *poller) wait(timeout int64) {
 		p.epollNow()
 		return
 	}
-	err := p.rc.Read(func(uintptr) bool { return p.epollNow() })
+	err := p.rc.Read(p.try)
 	if err != nil && p.n == 0 {
 		p.epollNow() // the deadline passed: one last look
 	}
