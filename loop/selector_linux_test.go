@@ -342,7 +342,7 @@ func TestServerStressFaults(t *testing.T) {
 		srv, err := l.CreateServer(ctx, func() loop.BaseProtocol {
 			p := newRecordProto(l)
 			protos = append(protos, p)
-			return &echoRecord{p}
+			return &echoRecorder{p}
 		}, "127.0.0.1:0", &loop.ServerOptions{Backlog: 1024})
 		if err != nil {
 			return err
@@ -393,10 +393,10 @@ func TestServerStressFaults(t *testing.T) {
 	})
 }
 
-// echoRecord echoes and records.
-type echoRecord struct{ *recordProto }
+// echoRecorder echoes and records.
+type echoRecorder struct{ *recordProto }
 
-func (e *echoRecord) DataReceived(p []byte) {
+func (e *echoRecorder) DataReceived(p []byte) {
 	e.recordProto.DataReceived(p)
 	e.t.Write(p)
 }
@@ -434,4 +434,93 @@ func stressClient(addr string, i int) error {
 	case 3: // nothing
 	}
 	return nil
+}
+
+// The write buffer against a reference model (the concatenation of all
+// writes): random Write and Writelines sizes, a peer that reads in random
+// pieces at a random pace, water marks changing on the way. The peer gets
+// exactly the bytes written, in order, and the buffer never reports a
+// size that disagrees with what the peer still has to read.
+func TestTransportWriteBufferRandomized(t *testing.T) {
+	runNet(t, func(ctx context.Context) error {
+		l := loopOf(ctx)
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		defer ln.Close()
+		got := make(chan []byte, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				got <- nil
+				return
+			}
+			defer c.Close()
+			rng := rand.New(rand.NewPCG(3, 4))
+			var all []byte
+			buf := make([]byte, 1<<20)
+			for {
+				n, err := c.Read(buf[:1+rng.IntN(len(buf)-1)])
+				all = append(all, buf[:n]...)
+				if err != nil {
+					got <- all
+					return
+				}
+				if rng.IntN(4) == 0 {
+					time.Sleep(time.Duration(rng.IntN(200)) * time.Microsecond)
+				}
+			}
+		}()
+		rp := newRecordProto(l)
+		tr, _, err := l.CreateConnection(ctx, func() loop.BaseProtocol { return rp }, ln.Addr().String(), nil)
+		if err != nil {
+			return err
+		}
+		rng := rand.New(rand.NewPCG(5, 6))
+		var model []byte
+		var seq byte
+		chunk := func(n int) []byte {
+			p := make([]byte, n)
+			for i := range p {
+				seq++
+				p[i] = seq
+			}
+			model = append(model, p...)
+			return p
+		}
+		for len(model) < 16<<20 {
+			switch rng.IntN(10) {
+			case 0:
+				var bufs [][]byte
+				for range rng.IntN(5) {
+					bufs = append(bufs, chunk(rng.IntN(40<<10)))
+				}
+				if err := tr.Writelines(bufs); err != nil {
+					return err
+				}
+			case 1:
+				tr.SetWriteBufferLimits(rng.IntN(1<<20)+1<<10, -1)
+			case 2, 3:
+				if err := loop.Sleep(ctx, time.Duration(rng.IntN(300))*time.Microsecond); err != nil {
+					return err
+				}
+			default:
+				p := chunk(rng.IntN(300 << 10))
+				if n, err := tr.Write(p); err != nil || n != len(p) {
+					return fmt.Errorf("Write = %d, %v", n, err)
+				}
+				clear(p) // the transport must have copied what it kept
+			}
+			if size := tr.WriteBufferSize(); size < 0 || size > len(model) {
+				return fmt.Errorf("WriteBufferSize %d with %d written", size, len(model))
+			}
+		}
+		tr.Close()
+		if _, err := rp.lost.Await(ctx); err != nil {
+			return err
+		}
+		all := awaitChan(ctx, got)
+		if !bytes.Equal(all, model) {
+			t.Errorf("peer got %d bytes, differing from the %d written", len(all), len(model))
+		}
+		return nil
+	})
 }
