@@ -767,8 +767,10 @@ func TestStreamConcurrentRead(t *testing.T) {
 // next read. Each kind of read, waiting in each way.
 func TestStreamCancelledReadLosesNothing(t *testing.T) {
 	reads := map[string]func(ctx context.Context, r *loop.StreamReader) ([]byte, error){
-		"ReadLine":    func(ctx context.Context, r *loop.StreamReader) ([]byte, error) { return r.ReadLine(ctx) },
-		"ReadUntil":   func(ctx context.Context, r *loop.StreamReader) ([]byte, error) { return r.ReadUntil(ctx, []byte("END")) },
+		"ReadLine": func(ctx context.Context, r *loop.StreamReader) ([]byte, error) { return r.ReadLine(ctx) },
+		"ReadUntil": func(ctx context.Context, r *loop.StreamReader) ([]byte, error) {
+			return r.ReadUntil(ctx, []byte("END"))
+		},
 		"ReadExactly": func(ctx context.Context, r *loop.StreamReader) ([]byte, error) { return r.ReadExactly(ctx, 100) },
 		"ReadAll":     func(ctx context.Context, r *loop.StreamReader) ([]byte, error) { return r.Read(ctx, -1) },
 	}
