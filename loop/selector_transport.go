@@ -25,21 +25,20 @@ type socketTransport struct {
 	flow   WriteFlowControl
 	server *Server
 
-	wbuf       []byte // bytes not yet sent: wbuf[whead:]
-	whead      int
-	high, low  int
-	wpaused    bool // the protocol was told to pause writing
-	writerOn   bool
-	rpaused    bool
-	closing    bool
-	eof        bool
-	connLost   int
-	connected  bool // ConnectionMade ran
-	laddr      net.Addr
-	raddr      net.Addr
-	onRead     func()
-	onWrite    func()
-	extraProto any // set by wrappers (TLS) for GetExtraInfo
+	wbuf      []byte // bytes not yet sent: wbuf[whead:]
+	whead     int
+	high, low int
+	wpaused   bool // the protocol was told to pause writing
+	writerOn  bool
+	rpaused   bool
+	closing   bool
+	eof       bool
+	connLost  int
+	connected bool // ConnectionMade ran
+	laddr     net.Addr
+	raddr     net.Addr
+	onRead    func()
+	onWrite   func()
 }
 
 // maxReadSize is asyncio's max_size for one recv of a transport: 256 KiB.
@@ -545,4 +544,30 @@ func (t *socketTransport) recoverFlow(msg string) {
 	if r := recover(); r != nil {
 		t.l.CallExceptionHandler(ExceptionContext{Message: msg, Err: newPanicError(r), Transport: t, Protocol: t.proto})
 	}
+}
+
+// detachSocket takes the socket out of the transport for StartTLS: the
+// loop stops watching it, the transport ends quietly (no ConnectionLost,
+// the descriptor stays open) and refuses writes from now on. It returns the
+// socket, the bytes not yet sent, and the server it belonged to, still
+// counting it until the caller detaches it.
+func (t *socketTransport) detachSocket() (sock *Socket, pending []byte, srv *Server, err error) {
+	if t.sock == nil || t.closing || t.connLost > 0 {
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrStartTLSUnsupported, t)
+	}
+	if t.eof {
+		return nil, nil, nil, ErrWriteAfterEOF
+	}
+	t.l.setIO(t.fd, evRead, nil, t)
+	t.setWriter(false)
+	if t.WriteBufferSize() > 0 {
+		pending = append([]byte(nil), t.wbuf[t.whead:]...)
+	}
+	t.wbuf, t.whead = nil, 0
+	sock, srv = t.sock, t.server
+	t.sock, t.server = nil, nil
+	t.closing = true
+	t.connLost++
+	delete(t.l.transports, loopTransport(t))
+	return sock, pending, srv, nil
 }
