@@ -604,7 +604,16 @@ func (t *connTransport) finish() {
 		t.server = nil
 	}
 	if t.waiter != nil && !t.waiter.Done() {
-		t.waiter.Cancel() // its awaiter has gone: an abort during the handshake
+		// Aborted before the connection was made: its creator, if it
+		// still waits, gets the error; if it gave up (and closed the
+		// transport), the error is marked read so that nobody is told of
+		// an error nobody could read.
+		err := t.lostErr
+		if err == nil {
+			err = ErrTransportClosed
+		}
+		t.waiter.SetErr(err)
+		_ = t.waiter.Err()
 	}
 	if t.connected {
 		t.connected = false

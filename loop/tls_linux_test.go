@@ -115,10 +115,13 @@ func (e *tlsEchoRecord) DataReceived(p []byte) {
 	e.t.Write(p)
 }
 
-// Mirrors test_ssl.py: test_create_connection_ssl_failed_certificate: a
-// client whose root pool does not hold the server's CA fails
-// CreateConnection with the x509 error, its protocol sees nothing, nothing
-// is reported, and the server serves the next (good) client.
+// Mirrors test_ssl.py: test_create_connection_ssl_failed_certificate and
+// test_events.py: test_create_server_ssl_verify_failed and
+// test_create_server_ssl_match_failed: a client whose root pool does not
+// hold the server's CA fails CreateConnection with the x509 error, one
+// that expects another name fails with the hostname error; their
+// protocols see nothing, nothing is reported, and the server serves the
+// next (good) client.
 func TestTLSClientWrongRoot(t *testing.T) {
 	pki, other := testCerts(t)
 	runNet(t, func(ctx context.Context) error {
@@ -144,6 +147,14 @@ func TestTLSClientWrongRoot(t *testing.T) {
 		if len(bad.events) != 0 {
 			t.Errorf("the failed client's protocol saw %v", bad.events)
 		}
+		// test_create_server_ssl_match_failed: the right root, the wrong name.
+		wrongName := pki.client()
+		wrongName.ServerName = "example.com"
+		_, _, err = l.CreateConnection(ctx, func() loop.BaseProtocol { return newRecordProto(l) }, addr, &loop.ConnOptions{TLS: wrongName})
+		var hostErr x509.HostnameError
+		if !errors.As(err, &hostErr) {
+			t.Errorf("CreateConnection to the wrong name = %v; want an x509.HostnameError", err)
+		}
 		good := newRecordProto(l)
 		tr, _, err := l.CreateConnection(ctx, func() loop.BaseProtocol { return good }, addr, &loop.ConnOptions{TLS: pki.client()})
 		if err != nil {
@@ -153,11 +164,13 @@ func TestTLSClientWrongRoot(t *testing.T) {
 		tlsWaitUntil(ctx, t, "the echo", func() bool { return good.data.Len() == 4 })
 		tr.Close()
 		good.lost.Await(ctx)
-		tlsWaitUntil(ctx, t, "both server connections to end", func() bool {
-			return len(sprotos) == 2 && sprotos[1].lost.Done()
+		tlsWaitUntil(ctx, t, "the good server connection to end", func() bool {
+			return len(sprotos) == 3 && sprotos[2].lost.Done()
 		})
-		if len(sprotos[0].events) != 0 {
-			t.Errorf("the server's protocol for the failed handshake saw %v", sprotos[0].events)
+		for _, sp := range sprotos[:2] {
+			if len(sp.events) != 0 {
+				t.Errorf("the server's protocol for a failed handshake saw %v", sp.events)
+			}
 		}
 		if len(*reports) != 0 {
 			t.Errorf("a failed handshake was reported: %q", *reports)
@@ -665,3 +678,157 @@ type flowRecord struct {
 
 func (f *flowRecord) PauseWriting()  { f.paused = true }
 func (f *flowRecord) ResumeWriting() { f.paused = false }
+
+// Mirrors test_ssl.py: test_ssl_connect_accepted_socket: a connection
+// accepted with SockAccept becomes a TLS server transport through
+// ConnectAcceptedSocket with ServerOptions.TLS; the client is crypto/tls.
+func TestTLSConnectAcceptedSocket(t *testing.T) {
+	pki, _ := testCerts(t)
+	runNet(t, func(ctx context.Context) error {
+		l := loopOf(ctx)
+		ln, err := loop.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		reply := make(chan string, 1)
+		go func() {
+			c, err := tls.Dial("tcp", ln.LocalAddr().String(), pki.client())
+			if err != nil {
+				reply <- "dial: " + err.Error()
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			c.Write([]byte("accepted"))
+			buf := make([]byte, 8)
+			_, err = io.ReadFull(c, buf)
+			if err != nil {
+				reply <- "read: " + err.Error()
+				return
+			}
+			reply <- string(buf)
+		}()
+		conn, _, err := l.SockAccept(ctx, ln)
+		if err != nil {
+			return err
+		}
+		sp := newRecordProto(l)
+		tr, _, err := l.ConnectAcceptedSocket(ctx, func() loop.BaseProtocol { return &tlsEchoRecord{sp} }, conn, &loop.ServerOptions{TLS: pki.server})
+		if err != nil {
+			return err
+		}
+		if tr.GetExtraInfo("peercert") != nil {
+			t.Error("peercert of a client without a certificate: want nil")
+		}
+		if got := recvOnLoop(ctx, reply); got != "accepted" {
+			t.Errorf("client got %q", got)
+		}
+		if _, err := sp.lost.Await(ctx); err != nil {
+			return err
+		}
+		checkTrace(t, []string{"made", "data", "eof", "lost"}, sp.events)
+		return nil
+	})
+}
+
+// Mirrors test_events.py: test_create_unix_server_ssl and
+// test_create_ssl_unix_connection: CreateUnixServer and
+// CreateUnixConnection take the same TLS options as their TCP twins.
+func TestTLSUnixSocket(t *testing.T) {
+	pki, _ := testCerts(t)
+	runNet(t, func(ctx context.Context) error {
+		l := loopOf(ctx)
+		path := t.TempDir() + "/tls.sock"
+		var sp *recordProto
+		srv, err := l.CreateUnixServer(ctx, func() loop.BaseProtocol {
+			sp = newRecordProto(l)
+			return &tlsEchoRecord{sp}
+		}, path, &loop.ServerOptions{TLS: pki.server})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		cp := newRecordProto(l)
+		tr, _, err := l.CreateUnixConnection(ctx, func() loop.BaseProtocol { return cp }, path, &loop.ConnOptions{TLS: pki.client()})
+		if err != nil {
+			return err
+		}
+		tr.Write([]byte("unix"))
+		tlsWaitUntil(ctx, t, "the echo", func() bool { return cp.data.Len() == 4 })
+		tr.Close()
+		if _, err := cp.lost.Await(ctx); err != nil {
+			return err
+		}
+		_, err = sp.lost.Await(ctx)
+		return err
+	})
+}
+
+// bufProto is a BufferedProtocol with a small buffer that pauses reading
+// every so often, so that chunks are delivered in parts across pauses.
+type bufProto struct {
+	t       loop.Transport
+	buf     [777]byte
+	got     bytes.Buffer
+	updates int
+	lost    *loop.Future[error]
+}
+
+func (b *bufProto) ConnectionMade(t loop.Transport) { b.t = t }
+func (b *bufProto) GetBuffer(int) []byte            { return b.buf[:] }
+func (b *bufProto) BufferUpdated(n int) {
+	b.got.Write(b.buf[:n])
+	b.updates++
+	if b.updates%10 == 0 {
+		b.t.PauseReading()
+	}
+}
+func (b *bufProto) EOFReceived() bool        { return false }
+func (b *bufProto) ConnectionLost(err error) { b.lost.SetResult(err) }
+
+// Mirrors test_ssl.py: test_start_tls_client_buf_proto_1 and
+// test_buffered_proto.py: test_buffered_proto_create_connection: a
+// BufferedProtocol over TLS gets every byte, in order, through a buffer
+// smaller than a record, while it pauses and resumes reading in the middle
+// of chunks.
+func TestTLSBufferedProtocol(t *testing.T) {
+	pki, _ := testCerts(t)
+	runNet(t, func(ctx context.Context) error {
+		l := loopOf(ctx)
+		var sp *recordProto
+		srv, err := l.CreateServer(ctx, func() loop.BaseProtocol {
+			sp = newRecordProto(l)
+			return &tlsEchoRecord{sp}
+		}, "127.0.0.1:0", &loop.ServerOptions{TLS: pki.server})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		bp := &bufProto{lost: loop.NewFuture[error](l)}
+		tr, _, err := l.CreateConnection(ctx, func() loop.BaseProtocol { return bp }, srv.Addrs()[0].String(), &loop.ConnOptions{TLS: pki.client()})
+		if err != nil {
+			return err
+		}
+		msg := make([]byte, 300<<10)
+		for i := range msg {
+			msg[i] = byte(i % 251)
+		}
+		tr.Write(msg)
+		tlsWaitUntil(ctx, t, "the echo", func() bool {
+			if !tr.IsReading() {
+				tr.ResumeReading()
+			}
+			return bp.got.Len() >= len(msg)
+		})
+		if !bytes.Equal(bp.got.Bytes(), msg) {
+			t.Error("the echo differs")
+		}
+		tr.Close()
+		if _, err := bp.lost.Await(ctx); err != nil {
+			return err
+		}
+		_, err = sp.lost.Await(ctx)
+		return err
+	})
+}
