@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/asyncgo/asyncgo/loop"
+)
+
+// The echo server on streams, asyncio's upper layer: StartServer runs
+// handle as a new task for every connection, with a StreamReader and a
+// StreamWriter, the way
+//
+//	async def handle(reader, writer):
+//	    while data := await reader.read(65536):
+//	        writer.write(data)
+//	        await writer.drain()
+//	    writer.close()
+//	    await writer.wait_closed()
+//
+// does in Python. It echoes whatever arrives, as soon as it arrives; the
+// demo's client reads the echoes line by line (ReadLine).
+func handle(ctx context.Context, r *loop.StreamReader, w *loop.StreamWriter) error {
+	defer func() {
+		w.Close()
+		w.WaitClosed(ctx)
+	}()
+	for {
+		data, err := r.Read(ctx, 64<<10)
+		if err != nil {
+			return err
+		}
+		if len(data) == 0 {
+			return nil // EOF: the client closed its side
+		}
+		w.Write(data)
+		// Drain waits while the client reads slower than we write, so a
+		// slow client cannot make the server buffer without bound.
+		if err := w.Drain(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// serveStreams listens on addr and echoes each line back.
+func serveStreams(ctx context.Context, addr string) (*loop.Server, error) {
+	return loop.StartServer(ctx, handle, addr, nil)
+}
+
+// demo is the client side of the tutorial: open a connection, send lines,
+// read each echo, close.
+func demo(ctx context.Context, addr string) error {
+	r, w, err := loop.OpenConnection(ctx, addr, nil)
+	if err != nil {
+		return err
+	}
+	defer w.Close() // on an early return; closing twice does nothing
+	for _, msg := range []string{"hello", "asyncio in Go", "bye"} {
+		w.Write([]byte(msg + "\n"))
+		if err := w.Drain(ctx); err != nil {
+			return err
+		}
+		line, err := r.ReadLine(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("sent %q, got back %q\n", msg, line)
+	}
+	w.WriteEOF()
+	rest, err := r.Read(ctx, -1) // the server closes after our EOF
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return errors.New("unexpected data after the last echo")
+	}
+	fmt.Println("server closed the connection")
+	w.Close()
+	return w.WaitClosed(ctx)
+}
