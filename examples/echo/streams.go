@@ -13,7 +13,7 @@ import (
 // StreamWriter, the way
 //
 //	async def handle(reader, writer):
-//	    while data := await reader.read(65536):
+//	    while data := await reader.read(262144):
 //	        writer.write(data)
 //	        await writer.drain()
 //	    writer.close()
@@ -27,7 +27,7 @@ func handle(ctx context.Context, r *loop.StreamReader, w *loop.StreamWriter) err
 		w.WaitClosed(ctx)
 	}()
 	for {
-		data, err := r.Read(ctx, 64<<10)
+		data, err := r.Read(ctx, 256<<10)
 		if err != nil {
 			return err
 		}
