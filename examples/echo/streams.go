@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/asyncgo/asyncgo/loop"
 )
@@ -28,6 +29,9 @@ func handle(ctx context.Context, r *loop.StreamReader, w *loop.StreamWriter) err
 	}()
 	for {
 		data, err := r.Read(ctx, 256<<10)
+		if gone(err) {
+			return nil // the client reset the connection: its choice
+		}
 		if err != nil {
 			return err
 		}
@@ -37,10 +41,20 @@ func handle(ctx context.Context, r *loop.StreamReader, w *loop.StreamWriter) err
 		w.Write(data)
 		// Drain waits while the client reads slower than we write, so a
 		// slow client cannot make the server buffer without bound.
-		if err := w.Drain(ctx); err != nil {
+		if err := w.Drain(ctx); gone(err) {
+			return nil
+		} else if err != nil {
 			return err
 		}
 	}
+}
+
+// gone reports whether err says the client went away abruptly (a reset, a
+// broken pipe), which an echo server need not report: a failing handler
+// is reported to the loop's exception handler, as asyncio reports
+// "Unhandled exception in client_connected_cb".
+func gone(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // serveStreams listens on addr and echoes each line back.
