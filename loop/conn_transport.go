@@ -55,6 +55,7 @@ type connTransport struct {
 	hsTimeout   time.Duration
 	shTimeout   time.Duration
 	hsDone      bool
+	external    bool // counted in l.external while the handshake runs
 	state       tls.ConnectionState
 	connected   bool // the protocol has the connection: ConnectionLost is due
 	closing     bool // Close, Abort or an error: no more reading
@@ -166,7 +167,12 @@ func (l *Loop) newConnTransport(conn net.Conn, proto BaseProtocol, waiter *Futur
 		srv.attach(t)
 	}
 	l.addTransport(t)
-	if !t.handshake {
+	if t.handshake {
+		// A virtual clock waits for the handshake, as for other work
+		// running elsewhere, instead of jumping to the next timer.
+		l.external++
+		t.external = true
+	} else {
 		l.CallSoon(t.connectionMade)
 		if waiter != nil {
 			l.CallSoon(func() {
@@ -376,8 +382,17 @@ func (t *connTransport) release(c *connChunk) {
 	t.mu.Unlock()
 }
 
+// releaseExternal ends the virtual clock's wait for the handshake.
+func (t *connTransport) releaseExternal() {
+	if t.external {
+		t.external = false
+		t.l.external--
+	}
+}
+
 // handshakeDone runs on the loop when the handshake ends.
 func (t *connTransport) handshakeDone(err error, st *tls.ConnectionState) {
+	t.releaseExternal()
 	if t.lost {
 		return // aborted meanwhile; finish tells whom it concerns
 	}
@@ -590,6 +605,7 @@ func (t *connTransport) finish() {
 		return
 	}
 	t.finished = true
+	t.releaseExternal()
 	t.lost, t.closing = true, true
 	t.shut.Store(true)
 	t.raw.Close() // the writer closed it already after a Close
@@ -633,6 +649,7 @@ func (t *connTransport) forceClose() {
 		return
 	}
 	t.finished = true
+	t.releaseExternal()
 	t.lost, t.closing = true, true
 	t.connected = false
 	t.mu.Lock()

@@ -832,3 +832,44 @@ func TestTLSBufferedProtocol(t *testing.T) {
 		return err
 	})
 }
+
+// On the virtual clock a TLS handshake counts as work running elsewhere:
+// time stands still until it ends, so a virtual timeout around
+// CreateConnection does not fire while the goroutines shake hands (a
+// socket transport's connect is I/O the loop itself waits for).
+func TestTLSVirtualClockHandshake(t *testing.T) {
+	pki, _ := testCerts(t)
+	ignore := goleak.IgnoreCurrent()
+	err := loop.RunMain(context.Background(), func(ctx context.Context) error {
+		l := loopOf(ctx)
+		var sp *recordProto
+		srv, err := l.CreateServer(ctx, func() loop.BaseProtocol {
+			sp = newRecordProto(l)
+			return &tlsEchoRecord{sp}
+		}, "127.0.0.1:0", &loop.ServerOptions{TLS: pki.server})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		cp := newRecordProto(l)
+		var tr loop.Transport
+		err = loop.WithTimeout(ctx, 10*time.Millisecond, func(ctx context.Context) error {
+			var err error
+			tr, _, err = l.CreateConnection(ctx, func() loop.BaseProtocol { return cp }, srv.Addrs()[0].String(), &loop.ConnOptions{TLS: pki.client()})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		tr.Close()
+		if _, err := cp.lost.Await(ctx); err != nil {
+			return err
+		}
+		_, err = sp.lost.Await(ctx)
+		return err
+	}, loop.WithVirtualClock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, ignore)
+}
