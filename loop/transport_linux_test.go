@@ -79,21 +79,6 @@ func dialRead(t *testing.T, addr string, send []byte) <-chan []byte {
 	return out
 }
 
-// awaitChan receives from ch without blocking the loop.
-func awaitChan[T any](ctx context.Context, ch <-chan T) T {
-	for {
-		select {
-		case v := <-ch:
-			return v
-		default:
-			if err := loop.Sleep(ctx, time.Millisecond); err != nil {
-				var zero T
-				return zero
-			}
-		}
-	}
-}
-
 // Mirrors test_events.py: test_create_server: a protocol server echoes to
 // a plain client, and the callbacks come in asyncio's order: made, data,
 // eof, lost.
@@ -384,14 +369,12 @@ func TestServerWaitClosedAndCloseClients(t *testing.T) {
 			return err
 		}
 		addr := srv.Addrs()[0].String()
-		var clients []net.Conn
 		for range 3 {
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			clients = append(clients, c)
 		}
 		for len(protos) < 3 {
 			loop.Sleep(ctx, time.Millisecond)
