@@ -40,6 +40,18 @@ for impl in asyncio uvloop; do
 	"$PY" "$here/peers/executor.py" --loop="$impl" | tee -a "$out/$impl.jsonl" >&2
 done
 
+# net.sh owns the "## Issue 9: network I/O" section: keep it across this
+# rewrite (run net.sh again to refresh it).
+"$PY" - "$here/README.md" "$out/net_section.md" <<'PYEOF'
+import re, sys
+try:
+    text = open(sys.argv[1]).read()
+except FileNotFoundError:
+    text = ""
+m = re.search(r"^## Issue 9: network I/O\n.*?(?=^## |\Z)", text, re.S | re.M)
+open(sys.argv[2], "w").write(m.group(0) if m else "")
+PYEOF
+
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
 "$PY" "$here/report.py" \
@@ -56,5 +68,13 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
 	--info "python=$("$PY" -c 'import sys; print(sys.version.split()[0])') ($PY)" \
 	--info "uvloop=$("$PY" -c 'import uvloop; print(uvloop.__version__)') (Debian python3-uvloop)" \
 	--info "go test flags=-bench '$BENCH' -benchtime $BENCHTIME -count $COUNT -benchmem (median of the $COUNT runs)" \
-	>"$here/README.md"
+	>"$out/README.md"
+"$PY" - "$out/README.md" "$out/net_section.md" "$here/README.md" <<'PYEOF'
+import sys
+text, net = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+if net:
+    at = text.find("\n## Targets")
+    text = text[:at + 1] + net + text[at + 1:] if at >= 0 else text + "\n" + net
+open(sys.argv[3], "w").write(text)
+PYEOF
 echo "run.sh: wrote $here/README.md" >&2
