@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"syscall"
@@ -728,7 +729,7 @@ func TestStreamErrorsText(t *testing.T) {
 	if got := l.Error(); got != "loop: message" || !errors.Is(l, loop.ErrLimitOverrun) {
 		t.Errorf("LimitOverrunError %q", got)
 	}
-	if !errors.Is(loop.ErrConnectionLost, syscall.ECONNRESET) || loop.ErrConnectionLost.Error() != "loop: Connection lost" {
+	if err := fmt.Errorf("drain: %w", loop.ErrConnectionLost); !errors.Is(err, syscall.ECONNRESET) || loop.ErrConnectionLost.Error() != "loop: Connection lost" {
 		t.Errorf("ErrConnectionLost %v", loop.ErrConnectionLost)
 	}
 }
