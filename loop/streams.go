@@ -3,12 +3,14 @@ package loop
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // CPython's streams.py: StreamReader, StreamWriter, the protocol between
@@ -726,6 +728,44 @@ func (w *StreamWriter) Drain(ctx context.Context) error {
 		}
 	}
 	return w.proto.drainHelper(ctx)
+}
+
+// StartTLS is start_tls: it drains the writer, then upgrades the
+// connection to TLS in place ([Loop.StartTLS]), the server's side of the
+// handshake on a StartServer connection and the client's otherwise, and
+// the writer and its reader go on over the new transport. cfg is
+// asyncio's sslcontext; a client's names the server (ServerName, asyncio's
+// server_hostname) or sets InsecureSkipVerify. handshakeTimeout bounds the
+// handshake (0: asyncio's 60 s). Bytes already buffered by the reader were
+// received in plain text and stay in it. A failed handshake ends the
+// connection: StartTLS returns its error, and so do the reader's reads.
+func (w *StreamWriter) StartTLS(ctx context.Context, cfg *tls.Config, handshakeTimeout time.Duration) error {
+	p := w.proto
+	if err := w.Drain(ctx); err != nil {
+		return err
+	}
+	nt, err := p.l.StartTLS(ctx, w.transport, p, cfg, p.cb != nil, handshakeTimeout)
+	if err != nil {
+		return err
+	}
+	w.transport = nt
+	p.replaceWriter(w)
+	return nil
+}
+
+// replaceWriter is _replace_writer, after StartTLS: the protocol and the
+// reader follow the writer to its new transport (asyncio's reader keeps
+// pausing the old one, whose reading the TLS layer has taken over; here
+// the old one is gone).
+func (p *streamProtocol) replaceWriter(w *StreamWriter) {
+	if p.connLost {
+		return
+	}
+	p.writer, p.transport = w, w.transport
+	p.overTLS = w.transport.GetExtraInfo("sslcontext") != nil
+	if r := p.reader; r != nil {
+		r.transport, r.paused = w.transport, false
+	}
 }
 
 // ErrNilStreamCallback is returned by StartServer and StartUnixServer

@@ -3,6 +3,7 @@ package loop_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -1141,4 +1142,112 @@ func TestStreamLimitOption(t *testing.T) {
 		srv.Close()
 		return srv.WaitClosed(ctx)
 	})
+}
+
+// Mirrors test_streams.py: test_start_tls (3.11): a plain-text exchange,
+// then StreamWriter.StartTLS on both sides (the server's side of the
+// handshake in the StartServer callback), then lines over TLS through the
+// same reader and writer; and a client that does not trust the server's
+// certificate, whose StartTLS fails on both sides.
+func TestStreamStartTLS(t *testing.T) {
+	pki, other := testCerts(t)
+	for _, trusted := range []bool{true, false} {
+		t.Run(fmt.Sprintf("trusted=%v", trusted), func(t *testing.T) {
+			runNet(t, func(ctx context.Context) error {
+				reports := streamReports(ctx)
+				srv, res, err := streamServeOne(ctx, nil, func(ctx context.Context, r *loop.StreamReader, w *loop.StreamWriter) error {
+					line, err := r.ReadLine(ctx)
+					checkRead(t, "server: plain line", line, err, "STARTTLS\n")
+					w.Write([]byte("OK\n"))
+					if err := w.StartTLS(ctx, pki.server, 0); err != nil {
+						return err
+					}
+					if w.GetExtraInfo("sslcontext") == nil {
+						t.Error("server: no sslcontext after StartTLS")
+					}
+					for {
+						line, err := r.ReadLine(ctx)
+						if err != nil || len(line) == 0 {
+							return err
+						}
+						w.Write(bytes.ToUpper(line))
+						if err := w.Drain(ctx); err != nil {
+							return err
+						}
+					}
+				})
+				if err != nil {
+					return err
+				}
+				defer srv.Close()
+				r, w, err := loop.OpenConnection(ctx, srv.Addrs()[0].String(), &loop.ConnOptions{Limit: 100})
+				if err != nil {
+					return err
+				}
+				w.Write([]byte("STARTTLS\n"))
+				line, err := r.ReadLine(ctx)
+				checkRead(t, "client: plain reply", line, err, "OK\n")
+				cfg := pki.client()
+				if !trusted {
+					cfg = other.client()
+				}
+				err = w.StartTLS(ctx, cfg, 0)
+				if !trusted {
+					if err == nil {
+						t.Fatal("StartTLS with an untrusted certificate succeeded")
+					}
+					if _, rerr := r.ReadLine(ctx); rerr == nil {
+						t.Error("ReadLine after a failed StartTLS succeeded")
+					}
+					if serr, _ := res.Await(ctx); serr == nil {
+						t.Error("the server's StartTLS succeeded with a client that refused it")
+					}
+					w.Close()
+					w.WaitClosed(ctx)
+					srv.Close()
+					return srv.WaitClosed(ctx)
+				}
+				if err != nil {
+					return err
+				}
+				if tc, ok := w.GetExtraInfo("ssl_object").(*tls.Conn); !ok || !tc.ConnectionState().HandshakeComplete {
+					t.Errorf("ssl_object %v", w.GetExtraInfo("ssl_object"))
+				}
+				// Over TLS, and the flow control follows: a reply larger
+				// than twice the client's limit pauses the new transport,
+				// not the old one.
+				big := strings.Repeat("s", 1000) + "\n"
+				for _, msg := range []string{"secret\n", big} {
+					w.Write([]byte(msg))
+					if err := w.Drain(ctx); err != nil {
+						return err
+					}
+					if msg == big {
+						deadline := time.Now().Add(10 * time.Second)
+						for r.Buffered() < len(big) && time.Now().Before(deadline) {
+							loop.Sleep(ctx, time.Millisecond)
+						}
+						if w.Transport().IsReading() {
+							t.Errorf("the TLS transport reads on with %d bytes buffered, limit 100", r.Buffered())
+						}
+					}
+					reply, err := r.ReadExactly(ctx, len(msg))
+					checkRead(t, "client: TLS reply", reply, err, strings.ToUpper(msg))
+					if !w.Transport().IsReading() {
+						t.Error("the TLS transport stays paused after the read")
+					}
+				}
+				w.Close()
+				if err := w.WaitClosed(ctx); err != nil {
+					t.Errorf("WaitClosed = %v", err)
+				}
+				if serr, _ := res.Await(ctx); serr != nil {
+					t.Errorf("server: %v", serr)
+				}
+				checkNoStreamReports(t, reports)
+				srv.Close()
+				return srv.WaitClosed(ctx)
+			})
+		})
+	}
 }
