@@ -245,6 +245,11 @@ func (r *StreamReader) FeedData(p []byte) {
 		return
 	}
 	r.appendData(p)
+	r.fed()
+}
+
+// fed is the rest of FeedData, once the data is in the buffer.
+func (r *StreamReader) fed() {
 	if r.waiters.n > 0 {
 		if r.want < 0 || r.want > r.Buffered() {
 			// The waiting read needs more than this: waking it (and
@@ -266,12 +271,13 @@ func (r *StreamReader) appendData(p []byte) {
 			// Room enough once the consumed head is dropped, and little
 			// to move: compact.
 			r.arr = r.arr[:copy(r.arr, r.arr[r.off:])]
+			r.off, r.lent = 0, false
 		} else {
-			n := make([]byte, live, max(2*cap(r.arr), live+len(p)))
-			copy(n, r.arr[r.off:])
-			r.arr = n
+			// A new array: append's, which it need not zero first.
+			r.arr = append(r.arr[r.off:len(r.arr):len(r.arr)], p...)
+			r.off, r.lent = 0, false
+			return
 		}
-		r.off, r.lent = 0, false
 	}
 	r.arr = append(r.arr, p...)
 }
@@ -584,6 +590,54 @@ func (p *streamProtocol) ConnectionMade(t Transport) {
 	})
 }
 
+// directRead is the room the reader must have for a transport to read
+// into its buffer (bufferedStreamProtocol) rather than into the loop's
+// shared buffer, copied from there.
+const directRead = 16 << 10
+
+// bufferedStreamProtocol is a streamProtocol that a socket transport reads
+// through as a BufferedProtocol: straight into the reader's buffer when a
+// ReadExactly has reserved room there (a large frame then costs no copy
+// out of the loop's read buffer), else into the loop's shared buffer, fed
+// to the reader as DataReceived would.
+type bufferedStreamProtocol struct {
+	*streamProtocol
+	direct bool // the last GetBuffer was the reader's own room
+}
+
+func (b *bufferedStreamProtocol) GetBuffer(int) []byte {
+	if r := b.reader; r != nil && !r.eof {
+		if room := r.arr[len(r.arr):cap(r.arr)]; len(room) >= directRead {
+			b.direct = true
+			return room
+		}
+	}
+	b.direct = false
+	return b.l.readBuffer()
+}
+
+func (b *bufferedStreamProtocol) BufferUpdated(n int) {
+	r := b.reader
+	if r == nil || n == 0 {
+		return
+	}
+	if b.direct {
+		r.arr = r.arr[:len(r.arr)+n]
+		r.fed()
+		return
+	}
+	r.FeedData(b.l.readBuffer()[:n])
+}
+
+// asProtocol is the protocol a transport gets: the buffered kind for a
+// socket transport, the plain one over TLS.
+func (p *streamProtocol) asProtocol(tls bool) BaseProtocol {
+	if tls {
+		return p
+	}
+	return &bufferedStreamProtocol{streamProtocol: p}
+}
+
 func (p *streamProtocol) DataReceived(data []byte) {
 	if p.reader != nil {
 		p.reader.FeedData(data)
@@ -772,9 +826,13 @@ func (p *streamProtocol) replaceWriter(w *StreamWriter) {
 // given a nil callback.
 var ErrNilStreamCallback = errors.New("loop: nil client_connected_cb")
 
-func streamFactory(ctx context.Context, l *Loop, cb func(context.Context, *StreamReader, *StreamWriter) error, limit int) func() BaseProtocol {
+func streamFactory(ctx context.Context, l *Loop, cb func(context.Context, *StreamReader, *StreamWriter) error, opts *ServerOptions) func() BaseProtocol {
+	limit, overTLS := 0, false
+	if opts != nil {
+		limit, overTLS = opts.Limit, opts.TLS != nil
+	}
 	return func() BaseProtocol {
-		return newStreamProtocol(l, NewStreamReader(limit), cb, ctx)
+		return newStreamProtocol(l, NewStreamReader(limit), cb, ctx).asProtocol(overTLS)
 	}
 }
 
@@ -793,7 +851,7 @@ func StartServer(ctx context.Context, cb func(ctx context.Context, r *StreamRead
 	if cb == nil {
 		return nil, ErrNilStreamCallback
 	}
-	return l.CreateServer(ctx, streamFactory(ctx, l, cb, serverLimit(opts)), addr, opts)
+	return l.CreateServer(ctx, streamFactory(ctx, l, cb, opts), addr, opts)
 }
 
 // StartUnixServer is asyncio.start_unix_server: StartServer on the Unix
@@ -806,14 +864,7 @@ func StartUnixServer(ctx context.Context, cb func(ctx context.Context, r *Stream
 	if cb == nil {
 		return nil, ErrNilStreamCallback
 	}
-	return l.CreateUnixServer(ctx, streamFactory(ctx, l, cb, serverLimit(opts)), path, opts)
-}
-
-func serverLimit(opts *ServerOptions) int {
-	if opts == nil {
-		return 0
-	}
-	return opts.Limit
+	return l.CreateUnixServer(ctx, streamFactory(ctx, l, cb, opts), path, opts)
 }
 
 // OpenConnection is asyncio.open_connection: CreateConnection to addr,
@@ -835,13 +886,14 @@ func openStream(ctx context.Context, addr string, opts *ConnOptions,
 	if err != nil {
 		return nil, nil, err
 	}
-	limit := 0
+	limit, overTLS := 0, false
 	if opts != nil {
-		limit = opts.Limit
+		limit, overTLS = opts.Limit, opts.TLS != nil
 	}
 	r := NewStreamReader(limit)
 	p := newStreamProtocol(l, r, nil, nil)
-	t, _, err := create(l, ctx, func() BaseProtocol { return p }, addr, opts)
+	proto := p.asProtocol(overTLS)
+	t, _, err := create(l, ctx, func() BaseProtocol { return proto }, addr, opts)
 	if err != nil {
 		return nil, nil, err
 	}

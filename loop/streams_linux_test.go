@@ -1251,3 +1251,56 @@ func TestStreamStartTLS(t *testing.T) {
 		})
 	}
 }
+
+// benchStreamEcho runs b.N round trips of a size-byte message over one
+// connection to a StartServer echo server (Read, Write, Drain: the
+// examples/echo handler), the client reading each echo with ReadExactly.
+func benchStreamEcho(b *testing.B, size int) {
+	err := loop.RunMain(context.Background(), func(ctx context.Context) error {
+		srv, err := loop.StartServer(ctx, func(ctx context.Context, r *loop.StreamReader, w *loop.StreamWriter) error {
+			defer w.Close()
+			for {
+				data, err := r.Read(ctx, 256<<10)
+				if err != nil || len(data) == 0 {
+					return nil
+				}
+				w.Write(data)
+				if err := w.Drain(ctx); err != nil {
+					return nil
+				}
+			}
+		}, "127.0.0.1:0", nil)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		r, w, err := loop.OpenConnection(ctx, srv.Addrs()[0].String(), nil)
+		if err != nil {
+			return err
+		}
+		msg := bytes.Repeat([]byte("e"), size)
+		b.SetBytes(int64(size))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			w.Write(msg)
+			if err := w.Drain(ctx); err != nil {
+				return err
+			}
+			if _, err := r.ReadExactly(ctx, size); err != nil {
+				return err
+			}
+		}
+		b.StopTimer()
+		w.Close()
+		w.WaitClosed(ctx)
+		srv.Close()
+		return srv.WaitClosed(ctx)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+func BenchmarkStreamEcho64(b *testing.B)   { benchStreamEcho(b, 64) }
+func BenchmarkStreamEcho2MiB(b *testing.B) { benchStreamEcho(b, 2<<20) }

@@ -976,3 +976,21 @@ func TestStreamReadOutsideTask(t *testing.T) {
 		t.Errorf("ReadLine = %q %v", line, err)
 	}
 }
+
+// BenchmarkStreamReaderLines feeds 64-byte lines and reads them back with
+// ReadLine, without a wait: the buffer's own cost.
+func BenchmarkStreamReaderLines(b *testing.B) {
+	_, _ = loop.Run(context.Background(), func(ctx context.Context) (struct{}, error) {
+		r := loop.NewStreamReader(0)
+		line := append(bytes.Repeat([]byte("l"), 63), '\n')
+		b.SetBytes(int64(len(line)))
+		b.ReportAllocs()
+		for range b.N {
+			r.FeedData(line)
+			if _, err := r.ReadLine(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return struct{}{}, nil
+	})
+}
