@@ -74,6 +74,7 @@ type LimitOverrunError struct {
 	Consumed int
 }
 
+// Error returns the message after the package's prefix.
 func (e *LimitOverrunError) Error() string { return "loop: " + e.Msg }
 
 // Is reports whether target is ErrLimitOverrun.
@@ -91,6 +92,7 @@ type IncompleteReadError struct {
 	Expected int
 }
 
+// Error returns asyncio's text: the bytes read and the bytes expected.
 func (e *IncompleteReadError) Error() string {
 	exp := "undefined"
 	if e.Expected >= 0 {
@@ -161,6 +163,7 @@ func (r *StreamReader) Limit() int { return r.limit }
 // Buffered returns the number of bytes in the buffer, not yet read.
 func (r *StreamReader) Buffered() int { return len(r.arr) - r.off }
 
+// String is asyncio's repr: "<StreamReader 4 bytes eof limit=123 ...>".
 func (r *StreamReader) String() string {
 	info := []string{"StreamReader"}
 	if n := r.Buffered(); n > 0 {
@@ -716,6 +719,7 @@ type StreamWriter struct {
 	reader    *StreamReader
 }
 
+// String is asyncio's repr: "<StreamWriter transport=... reader=...>".
 func (w *StreamWriter) String() string {
 	s := fmt.Sprintf("<StreamWriter transport=%v", w.transport)
 	if w.reader != nil {

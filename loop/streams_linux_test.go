@@ -1304,3 +1304,73 @@ func benchStreamEcho(b *testing.B, size int) {
 
 func BenchmarkStreamEcho64(b *testing.B)   { benchStreamEcho(b, 64) }
 func BenchmarkStreamEcho2MiB(b *testing.B) { benchStreamEcho(b, 2<<20) }
+
+// Mirrors test_streams.py: test_open_connection_no_loop_ssl and
+// test_start_server over TLS (ssl=): the same handler and client, the
+// handshake done before the callback runs; EOF over TLS closes the
+// transport (StreamReaderProtocol.eof_received returns False over SSL).
+func TestStreamStartServerTLS(t *testing.T) {
+	pki, _ := testCerts(t)
+	runNet(t, func(ctx context.Context) error {
+		reports := streamReports(ctx)
+		srv, err := loop.StartServer(ctx, streamHandleClient, "127.0.0.1:0", &loop.ServerOptions{TLS: pki.server})
+		if err != nil {
+			return err
+		}
+		r, w, err := loop.OpenConnection(ctx, srv.Addrs()[0].String(), &loop.ConnOptions{TLS: pki.client()})
+		if err != nil {
+			return err
+		}
+		if w.GetExtraInfo("sslcontext") == nil || w.CanWriteEOF() {
+			t.Error("not a TLS writer")
+		}
+		msg, err := streamLineClient(ctx, r, w)
+		if err != nil || msg != "hello world!\n" {
+			t.Errorf("client got %q, %v", msg, err)
+		}
+		srv.Close()
+		if err := srv.WaitClosed(ctx); err != nil {
+			return err
+		}
+		checkNoStreamReports(t, reports)
+		return nil
+	})
+}
+
+// Mirrors test_server.py: test_start_server_1 (start_serving=False, then
+// serve_forever, ended by cancelling its task): connections are served
+// only once ServeForever runs, and the server is closed when it ends.
+func TestStreamServeForever(t *testing.T) {
+	runNet(t, func(ctx context.Context) error {
+		reports := streamReports(ctx)
+		srv, err := loop.StartServer(ctx, streamHandleClient, "127.0.0.1:0", &loop.ServerOptions{NoStartServing: true})
+		if err != nil {
+			return err
+		}
+		if srv.IsServing() {
+			t.Error("IsServing with NoStartServing")
+		}
+		serving := loop.Go(ctx, srv.ServeForever)
+		loop.Sleep(ctx, 0)
+		if !srv.IsServing() {
+			t.Error("not serving under ServeForever")
+		}
+		r, w, err := loop.OpenConnection(ctx, srv.Addrs()[0].String(), nil)
+		if err != nil {
+			return err
+		}
+		msg, err := streamLineClient(ctx, r, w)
+		if err != nil || msg != "hello world!\n" {
+			t.Errorf("client got %q, %v", msg, err)
+		}
+		serving.Cancel()
+		if _, err := serving.Await(ctx); !errors.Is(err, loop.ErrCancelled) {
+			t.Errorf("ServeForever = %v; want cancelled", err)
+		}
+		if srv.IsServing() || len(srv.Sockets()) != 0 {
+			t.Error("the server is open after ServeForever was cancelled")
+		}
+		checkNoStreamReports(t, reports)
+		return nil
+	})
+}
