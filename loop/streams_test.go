@@ -420,7 +420,7 @@ func TestStreamReadUntilMultiChunks1(t *testing.T) {
 }
 
 // Mirrors test_streams.py: test_readuntil_eof.
-func TestStreamReadUntilEOF2(t *testing.T) {
+func TestStreamReadUntilSepEOF(t *testing.T) {
 	inTask(t, func(ctx context.Context) {
 		r := loop.NewStreamReader(0)
 		r.FeedData([]byte("some dataAA"))
