@@ -286,7 +286,7 @@ func (r *StreamReader) appendData(p []byte) {
 }
 
 // reserve makes room for n buffered bytes without a reallocation on the
-// way, for ReadExactly.
+// way, for a ReadExactly of a large frame.
 func (r *StreamReader) reserve(n int) {
 	if cap(r.arr)-r.off >= n {
 		return
@@ -498,7 +498,10 @@ func (r *StreamReader) Read(ctx context.Context, n int) ([]byte, error) {
 // ReadExactly is readexactly(n): exactly n bytes, or, at EOF before
 // them, an *IncompleteReadError with what was buffered (the buffer is
 // emptied) and Expected n. The limit does not bound it. A negative n is
-// ErrReadExactlyNegative; 0 returns an empty slice.
+// ErrReadExactlyNegative; 0 returns an empty slice. Over a socket, once a
+// quarter of a large frame has arrived the reader makes room for all of it
+// and the transport reads the rest straight into it; its memory grows with
+// what arrives, never with n alone.
 func (r *StreamReader) ReadExactly(ctx context.Context, n int) ([]byte, error) {
 	if n < 0 {
 		return nil, ErrReadExactlyNegative
@@ -513,7 +516,6 @@ func (r *StreamReader) ReadExactly(ctx context.Context, n int) ([]byte, error) {
 		if r.eof {
 			return nil, &IncompleteReadError{Partial: r.take(r.Buffered()), Expected: n}
 		}
-		r.reserve(n)
 		if err := r.waitData(ctx, "ReadExactly", n); err != nil {
 			return nil, err
 		}
@@ -610,6 +612,13 @@ type bufferedStreamProtocol struct {
 
 func (b *bufferedStreamProtocol) GetBuffer(int) []byte {
 	if r := b.reader; r != nil && !r.eof {
+		// A ReadExactly waits for a large frame: once a quarter of it
+		// is here, make room for all of it. (Not at once: a peer that
+		// sends a 4-byte length would make the reader allocate the rest.)
+		live := r.Buffered()
+		if need := r.want - live; need > directRead && r.waiters.n > 0 && cap(r.arr)-len(r.arr) < need && live >= r.want/4 {
+			r.reserve(r.want)
+		}
 		if room := r.arr[len(r.arr):cap(r.arr)]; len(room) >= directRead {
 			b.direct = true
 			return room

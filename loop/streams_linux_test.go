@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -1372,5 +1373,47 @@ func TestStreamServeForever(t *testing.T) {
 		}
 		checkNoStreamReports(t, reports)
 		return nil
+	})
+}
+
+// A ReadExactly of a huge frame (a length a peer chose) allocates with what
+// arrives, not with what it asked for: a peer that claims 1 GiB and sends
+// 100 kB costs about 100 kB. Mirrors test_streams.py: test_readexactly_eof
+// with a frame size no asyncio reader would preallocate either.
+func TestStreamReadExactlyHugeFrame(t *testing.T) {
+	runNet(t, func(ctx context.Context) error {
+		var before, after runtime.MemStats
+		srv, res, err := streamServeOne(ctx, nil, func(ctx context.Context, r *loop.StreamReader, w *loop.StreamWriter) error {
+			runtime.ReadMemStats(&before)
+			_, err := r.ReadExactly(ctx, 1<<30)
+			runtime.ReadMemStats(&after)
+			var ie *loop.IncompleteReadError
+			if !errors.As(err, &ie) || len(ie.Partial) != 100000 || ie.Expected != 1<<30 {
+				t.Errorf("ReadExactly = %v", err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		peer := streamGoPeer(srv.Addrs()[0].String(), func(c *net.TCPConn) error {
+			for range 10 {
+				if _, err := c.Write(bytes.Repeat([]byte("h"), 10000)); err != nil {
+					return err
+				}
+				time.Sleep(time.Millisecond)
+			}
+			return nil
+		})
+		if _, err := res.Await(ctx); err != nil {
+			return err
+		}
+		awaitChan(ctx, peer)
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+			t.Errorf("ReadExactly(1 GiB) of a 100 kB stream allocated %d bytes", grew)
+		}
+		srv.Close()
+		return srv.WaitClosed(ctx)
 	})
 }
