@@ -563,7 +563,7 @@ func (p *streamProtocol) ConnectionMade(t Transport) {
 	if p.reader != nil {
 		p.reader.SetTransport(t)
 	}
-	p.overTLS = t.GetExtraInfo("sslcontext") != nil
+	p.overTLS = t.GetExtraInfo("ssl_object") != nil
 	if p.cb == nil {
 		return
 	}
@@ -829,7 +829,7 @@ func (p *streamProtocol) replaceWriter(w *StreamWriter) {
 		return
 	}
 	p.writer, p.transport = w, w.transport
-	p.overTLS = w.transport.GetExtraInfo("sslcontext") != nil
+	p.overTLS = w.transport.GetExtraInfo("ssl_object") != nil
 	if r := p.reader; r != nil {
 		r.transport, r.paused = w.transport, false
 	}
