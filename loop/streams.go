@@ -495,6 +495,31 @@ func (r *StreamReader) Read(ctx context.Context, n int) ([]byte, error) {
 	return data, nil
 }
 
+// ReadInto is Read for a buffer of the caller's, the Go form of read(n)
+// (Python's readinto): it waits until data is buffered or EOF, copies up to
+// len(p) bytes into p and returns how many; 0 with a nil error is EOF (for a
+// non-empty p). It allocates nothing, so a loop that reuses p, as
+// examples/echo does, reads a stream with no garbage per read; Read hands
+// out a slice of its own each time. Cancelled or timed out, it has taken
+// nothing.
+func (r *StreamReader) ReadInto(ctx context.Context, p []byte) (int, error) {
+	if r.exc != nil {
+		return 0, r.exc
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if r.Buffered() == 0 && !r.eof {
+		if err := r.waitData(ctx, "ReadInto", 0); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, r.arr[r.off:])
+	r.discard(n)
+	r.maybeResumeTransport()
+	return n, nil
+}
+
 // ReadExactly is readexactly(n): exactly n bytes, or, at EOF before
 // them, an *IncompleteReadError with what was buffered (the buffer is
 // emptied) and Expected n. The limit does not bound it. A negative n is

@@ -994,3 +994,66 @@ func BenchmarkStreamReaderLines(b *testing.B) {
 		return struct{}{}, nil
 	})
 }
+
+// ReadInto, the allocation-free Read: it waits for data, fills at most
+// len(p), leaves the rest buffered, returns 0 at EOF; a timed-out one takes
+// nothing; an exception set on the reader is returned.
+func TestStreamReadInto(t *testing.T) {
+	inTask(t, func(ctx context.Context) {
+		r := loop.NewStreamReader(0)
+		buf := make([]byte, 4)
+		tctx, cancel := context.WithTimeout(ctx, time.Millisecond)
+		if _, err := r.ReadInto(tctx, buf); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("ReadInto with nothing buffered and a deadline = %v", err)
+		}
+		cancel()
+		feedStreamSoon(ctx, r, true, "line1", "line2")
+		n, err := r.ReadInto(ctx, buf)
+		if err != nil || string(buf[:n]) != "line" {
+			t.Errorf("ReadInto = %q, %v; want line", buf[:n], err)
+		}
+		checkStreamBuffer(t, r, "1line2")
+		var all []byte
+		for {
+			n, err := r.ReadInto(ctx, buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+			all = append(all, buf[:n]...)
+		}
+		if string(all) != "1line2" || !r.AtEOF() {
+			t.Errorf("read %q to EOF; AtEOF %v", all, r.AtEOF())
+		}
+		if n, err := r.ReadInto(ctx, nil); n != 0 || err != nil {
+			t.Errorf("ReadInto(nil) = %d, %v", n, err)
+		}
+		r2 := loop.NewStreamReader(0)
+		r2.SetException(errors.New("boom"))
+		if _, err := r2.ReadInto(ctx, buf); err == nil || err.Error() != "boom" {
+			t.Errorf("ReadInto after SetException = %v", err)
+		}
+	})
+}
+
+// ReadInto allocates nothing in steady state.
+func TestStreamReadIntoAllocs(t *testing.T) {
+	inTask(t, func(ctx context.Context) {
+		r := loop.NewStreamReader(0)
+		chunk := make([]byte, 1000)
+		buf := make([]byte, 600)
+		r.FeedData(chunk)
+		r.ReadInto(ctx, buf)
+		r.ReadInto(ctx, buf)
+		allocs := testing.AllocsPerRun(100, func() {
+			r.FeedData(chunk)
+			r.ReadInto(ctx, buf)
+			r.ReadInto(ctx, buf)
+		})
+		if allocs != 0 {
+			t.Errorf("FeedData + ReadInto allocate %v per round", allocs)
+		}
+	})
+}
