@@ -56,6 +56,13 @@ func benchEcho(b *testing.B, addr string, size, conns int) {
 	b.StopTimer()
 }
 
+// flowEcho is echoProto with flow control: a client that sends faster
+// than it reads is not read from until it has caught up.
+type flowEcho struct{ echoProto }
+
+func (f *flowEcho) PauseWriting()  { f.t.PauseReading() }
+func (f *flowEcho) ResumeWriting() { f.t.ResumeReading() }
+
 // serveLoopEcho runs a Protocol echo server on a loop of its own until
 // the returned stop is called.
 func serveLoopEcho(b *testing.B) (addr string, stop func()) {
@@ -66,7 +73,7 @@ func serveLoopEcho(b *testing.B) (addr string, stop func()) {
 		defer close(done)
 		loop.RunMain(ctx, func(ctx context.Context) error {
 			l := loopOf(ctx)
-			srv, err := l.CreateServer(ctx, func() loop.BaseProtocol { return &echoProto{} }, "127.0.0.1:0", nil)
+			srv, err := l.CreateServer(ctx, func() loop.BaseProtocol { return &flowEcho{} }, "127.0.0.1:0", nil)
 			if err != nil {
 				close(ready)
 				return err

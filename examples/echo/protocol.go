@@ -22,6 +22,15 @@ func (p *echoProtocol) ConnectionMade(t loop.Transport) { p.t = t }
 
 func (p *echoProtocol) DataReceived(data []byte) { p.t.Write(data) }
 
+// PauseWriting and ResumeWriting (the optional loop.WriteFlowControl) are
+// called when the transport's write buffer crosses its water marks: a
+// client that sends faster than it reads is not read from until it has
+// caught up, so the server buffers at most about the high-water mark per
+// connection. Without them an echo server would buffer all a client sends.
+func (p *echoProtocol) PauseWriting() { p.t.PauseReading() }
+
+func (p *echoProtocol) ResumeWriting() { p.t.ResumeReading() }
+
 // serveProtocol listens on addr with a fresh echoProtocol per connection.
 func serveProtocol(ctx context.Context, addr string) (*loop.Server, error) {
 	l, err := loop.RunningLoop(ctx)
