@@ -174,7 +174,7 @@ func (s *Server) Close() {
 	s.serving = false
 	delete(s.l.transports, loopTransport(s))
 	if s.forever != nil && !s.forever.Done() {
-		s.forever.Cancel()
+		s.forever.SetResult(struct{}{})
 	}
 	if s.active == 0 {
 		s.wakeup()
@@ -222,8 +222,10 @@ func (s *Server) wakeup() {
 }
 
 // ServeForever is serve_forever: it starts serving if need be and waits
-// until the server is closed or ctx's task is cancelled, which closes the
-// server and waits for it (WaitClosed) before returning the cancellation.
+// until the server is closed or ctx's task is cancelled; either way it then
+// closes the server and waits for it (WaitClosed: until its last
+// connection is gone) before it returns: nil after a Close, the
+// cancellation otherwise. asyncio raises CancelledError in both cases.
 func (s *Server) ServeForever(ctx context.Context) error {
 	if s.forever != nil {
 		return fmt.Errorf("%w: %v", ErrServeForeverTwice, s)
@@ -236,10 +238,7 @@ func (s *Server) ServeForever(ctx context.Context) error {
 	}
 	s.forever = NewFuture[struct{}](s.l)
 	defer func() { s.forever = nil }()
-	_, err := s.forever.Await(ctx)
-	if s.sockets == nil && errors.Is(err, ErrCancelled) && CurrentTask(ctx) != nil && CurrentTask(ctx).Cancelling() == 0 {
-		return nil // Close ended it
-	}
+	_, err := s.forever.Await(ctx) // nil: Close ended it
 	s.Close()
 	if werr := s.WaitClosed(ctx); werr != nil && err == nil {
 		err = werr

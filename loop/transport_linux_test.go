@@ -565,3 +565,42 @@ func TestTransportCloseFlushesAbortDrops(t *testing.T) {
 		})
 	}
 }
+
+// Mirrors test_server.py: test_serve_forever's close path: Close from
+// another task ends ServeForever, which returns nil once the server's last
+// connection is gone (asyncio raises CancelledError there).
+func TestServerServeForeverEndedByClose(t *testing.T) {
+	runNet(t, func(ctx context.Context) error {
+		l := loopOf(ctx)
+		var protos []*recordProto
+		srv, err := l.CreateServer(ctx, func() loop.BaseProtocol {
+			p := newRecordProto(l)
+			protos = append(protos, p)
+			return p
+		}, "127.0.0.1:0", nil)
+		if err != nil {
+			return err
+		}
+		c, err := net.Dial("tcp", srv.Addrs()[0].String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		forever := loop.Go(ctx, srv.ServeForever)
+		for len(protos) == 0 {
+			loop.Sleep(ctx, time.Millisecond)
+		}
+		srv.Close()
+		for range 5 {
+			loop.Sleep(ctx, time.Millisecond)
+		}
+		if forever.Done() {
+			t.Fatal("ServeForever returned while a connection was open")
+		}
+		srv.CloseClients()
+		if _, err := forever.Await(ctx); err != nil {
+			t.Errorf("ServeForever ended by Close = %v; want nil", err)
+		}
+		return nil
+	})
+}
