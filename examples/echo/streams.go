@@ -24,13 +24,19 @@ import (
 // demo's client reads the echoes line by line (ReadLine).
 //
 // r.Read(ctx, n) would be the literal port; ReadInto is the same read into
-// a buffer the handler reuses, so the echo makes no garbage per read.
-func handle(ctx context.Context, r *loop.StreamReader, w *loop.StreamWriter) error {
+// a buffer of ours, so the echo makes no garbage per read. All the
+// handlers of the server share one buffer: between the ReadInto that fills
+// it and the Write that copies what the socket does not take there is no
+// await, so no other task of the loop runs in between (no mutex needed,
+// as in asyncio), and 10,000 idle clients cost no buffer each.
+type echoServer struct{ buf []byte }
+
+func (e *echoServer) handle(ctx context.Context, r *loop.StreamReader, w *loop.StreamWriter) error {
 	defer func() {
 		w.Close()
 		w.WaitClosed(ctx)
 	}()
-	buf := make([]byte, 256<<10)
+	buf := e.buf
 	for {
 		n, err := r.ReadInto(ctx, buf)
 		data := buf[:n]
@@ -64,7 +70,8 @@ func gone(err error) bool {
 
 // serveStreams listens on addr and echoes each line back.
 func serveStreams(ctx context.Context, addr string) (*loop.Server, error) {
-	return loop.StartServer(ctx, handle, addr, nil)
+	e := &echoServer{buf: make([]byte, 256<<10)}
+	return loop.StartServer(ctx, e.handle, addr, nil)
 }
 
 // demo is the client side of the tutorial: open a connection, send lines,
