@@ -44,8 +44,8 @@ type connTransport struct {
 	proto  BaseProtocol
 	p      Protocol
 	bp     BufferedProtocol
-	flow   WriteFlowControl
 	server *Server
+	flowControl
 	waiter *Future[struct{}]
 	laddr  net.Addr
 	raddr  net.Addr
@@ -65,8 +65,6 @@ type connTransport struct {
 	eof         bool // WriteEOF was called
 	rpaused     bool
 	wsize       int
-	high, low   int
-	wpaused     bool
 	inq         []connEvent // read, not yet delivered (paused)
 	delivering  bool
 	drainQueued bool
@@ -847,17 +845,12 @@ func (t *connTransport) IsReading() bool { return !t.rpaused && !t.closing }
 
 // SetWriteBufferLimits implements Transport.
 func (t *connTransport) SetWriteBufferLimits(high, low int) error {
-	h, lo, err := setLimits(high, low)
-	if err != nil {
+	if err := t.setLimits(high, low); err != nil {
 		return err
 	}
-	t.high, t.low = h, lo
 	t.maybePauseProtocol()
 	return nil
 }
-
-// WriteBufferLimits implements Transport.
-func (t *connTransport) WriteBufferLimits() (low, high int) { return t.low, t.high }
 
 // WriteBufferSize implements Transport: bytes given to Write that the
 // writer goroutine has not yet reported sent.
@@ -877,33 +870,9 @@ func (t *connTransport) SetProtocol(p BaseProtocol) error {
 // Protocol implements Transport.
 func (t *connTransport) Protocol() BaseProtocol { return t.proto }
 
-func (t *connTransport) maybePauseProtocol() {
-	if t.wsize <= t.high || t.wpaused {
-		return
-	}
-	t.wpaused = true
-	if t.flow != nil {
-		defer t.recoverFlow("protocol.pause_writing() failed")
-		t.flow.PauseWriting()
-	}
-}
+func (t *connTransport) maybePauseProtocol() { t.pauseIfAbove(t.wsize, t.l, t, t.proto) }
 
-func (t *connTransport) maybeResumeProtocol() {
-	if !t.wpaused || t.wsize > t.low {
-		return
-	}
-	t.wpaused = false
-	if t.flow != nil {
-		defer t.recoverFlow("protocol.resume_writing() failed")
-		t.flow.ResumeWriting()
-	}
-}
-
-func (t *connTransport) recoverFlow(msg string) {
-	if r := recover(); r != nil {
-		t.l.CallExceptionHandler(ExceptionContext{Message: msg, Err: newPanicError(r), Transport: t, Protocol: t.proto})
-	}
-}
+func (t *connTransport) maybeResumeProtocol() { t.resumeIfBelow(t.wsize, t.l, t, t.proto) }
 
 // ConnectNetConn adopts c, a connection that has no descriptor or must stay
 // a net.Conn (a net.Pipe, a *tls.Conn or a connection from a library that

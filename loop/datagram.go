@@ -77,7 +77,7 @@ type datagramTransport struct {
 	sock  *Socket
 	fd    int
 	proto DatagramProtocol
-	flow  WriteFlowControl
+	flowControl
 
 	address net.Addr      // the RemoteAddr asked for: SendTo's only destination
 	addrSA  unix.Sockaddr // address as a sockaddr
@@ -87,8 +87,6 @@ type datagramTransport struct {
 	queue     []dgram // queue[qhead:] waits for the socket, in order
 	qhead     int
 	qsize     int // bytes queued, udpHeaderSize per datagram included
-	high, low int
-	wpaused   bool
 	writerOn  bool
 	closing   bool
 	connLost  int
@@ -769,44 +767,13 @@ func (t *datagramTransport) WriteBufferSize() int { return t.qsize }
 // SetWriteBufferLimits is set_write_buffer_limits, as for a stream
 // [Transport].
 func (t *datagramTransport) SetWriteBufferLimits(high, low int) error {
-	h, lo, err := setLimits(high, low)
-	if err != nil {
+	if err := t.setLimits(high, low); err != nil {
 		return err
 	}
-	t.high, t.low = h, lo
 	t.maybePauseProtocol()
 	return nil
 }
 
-// WriteBufferLimits is get_write_buffer_limits: (low, high).
-func (t *datagramTransport) WriteBufferLimits() (low, high int) { return t.low, t.high }
+func (t *datagramTransport) maybePauseProtocol() { t.pauseIfAbove(t.qsize, t.l, t, t.proto) }
 
-func (t *datagramTransport) maybePauseProtocol() {
-	if t.qsize <= t.high || t.wpaused {
-		return
-	}
-	t.wpaused = true
-	if t.flow != nil {
-		defer t.recoverFlow("protocol.pause_writing() failed")
-		t.flow.PauseWriting()
-	}
-}
-
-func (t *datagramTransport) maybeResumeProtocol() {
-	if !t.wpaused || t.qsize > t.low {
-		return
-	}
-	t.wpaused = false
-	if t.flow != nil {
-		defer t.recoverFlow("protocol.resume_writing() failed")
-		t.flow.ResumeWriting()
-	}
-}
-
-// recoverFlow reports a panic in pause_writing or resume_writing, which
-// asyncio reports and survives.
-func (t *datagramTransport) recoverFlow(msg string) {
-	if r := recover(); r != nil {
-		t.l.CallExceptionHandler(ExceptionContext{Message: msg, Err: newPanicError(r), Transport: t, Protocol: t.proto})
-	}
-}
+func (t *datagramTransport) maybeResumeProtocol() { t.resumeIfBelow(t.qsize, t.l, t, t.proto) }

@@ -22,13 +22,11 @@ type socketTransport struct {
 	proto  BaseProtocol
 	p      Protocol
 	bp     BufferedProtocol
-	flow   WriteFlowControl
 	server *Server
+	flowControl
 
 	wbuf      []byte // bytes not yet sent: wbuf[whead:]
 	whead     int
-	high, low int
-	wpaused   bool // the protocol was told to pause writing
 	writerOn  bool
 	rpaused   bool
 	closing   bool
@@ -487,17 +485,12 @@ func (t *socketTransport) IsReading() bool { return !t.rpaused && !t.closing }
 
 // SetWriteBufferLimits implements Transport.
 func (t *socketTransport) SetWriteBufferLimits(high, low int) error {
-	h, lo, err := setLimits(high, low)
-	if err != nil {
+	if err := t.setLimits(high, low); err != nil {
 		return err
 	}
-	t.high, t.low = h, lo
 	t.maybePauseProtocol()
 	return nil
 }
-
-// WriteBufferLimits implements Transport.
-func (t *socketTransport) WriteBufferLimits() (low, high int) { return t.low, t.high }
 
 // WriteBufferSize implements Transport.
 func (t *socketTransport) WriteBufferSize() int { return len(t.wbuf) - t.whead }
@@ -516,34 +509,10 @@ func (t *socketTransport) SetProtocol(p BaseProtocol) error {
 // Protocol implements Transport.
 func (t *socketTransport) Protocol() BaseProtocol { return t.proto }
 
-func (t *socketTransport) maybePauseProtocol() {
-	if t.WriteBufferSize() <= t.high || t.wpaused {
-		return
-	}
-	t.wpaused = true
-	if t.flow != nil {
-		defer t.recoverFlow("protocol.pause_writing() failed")
-		t.flow.PauseWriting()
-	}
-}
+func (t *socketTransport) maybePauseProtocol() { t.pauseIfAbove(t.WriteBufferSize(), t.l, t, t.proto) }
 
 func (t *socketTransport) maybeResumeProtocol() {
-	if !t.wpaused || t.WriteBufferSize() > t.low {
-		return
-	}
-	t.wpaused = false
-	if t.flow != nil {
-		defer t.recoverFlow("protocol.resume_writing() failed")
-		t.flow.ResumeWriting()
-	}
-}
-
-// recoverFlow reports a panic in pause_writing or resume_writing, which
-// asyncio reports and survives.
-func (t *socketTransport) recoverFlow(msg string) {
-	if r := recover(); r != nil {
-		t.l.CallExceptionHandler(ExceptionContext{Message: msg, Err: newPanicError(r), Transport: t, Protocol: t.proto})
-	}
+	t.resumeIfBelow(t.WriteBufferSize(), t.l, t, t.proto)
 }
 
 // detachSocket takes the socket out of the transport for StartTLS: the

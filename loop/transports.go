@@ -107,6 +107,64 @@ type DatagramTransport interface {
 	WriteBufferSize() int
 }
 
+// flowControl is the transport half of asyncio's flow control
+// (_FlowControlMixin): the water marks, whether the protocol has been told
+// to pause writing, and its callbacks if it has any. Every transport
+// embeds one and calls pauseIfAbove after buffering, resumeIfBelow after
+// sending.
+type flowControl struct {
+	flow      WriteFlowControl
+	high, low int
+	wpaused   bool // the protocol was told to pause writing
+}
+
+// WriteBufferLimits is get_write_buffer_limits: (low, high).
+func (f *flowControl) WriteBufferLimits() (low, high int) { return f.low, f.high }
+
+// setLimits is set_write_buffer_limits without the pause check that
+// follows it.
+func (f *flowControl) setLimits(high, low int) error {
+	h, lo, err := setLimits(high, low)
+	if err != nil {
+		return err
+	}
+	f.high, f.low = h, lo
+	return nil
+}
+
+// pauseIfAbove is _maybe_pause_protocol for a buffer of size bytes.
+func (f *flowControl) pauseIfAbove(size int, l *Loop, t BaseTransport, proto any) {
+	if size <= f.high || f.wpaused {
+		return
+	}
+	f.wpaused = true
+	if f.flow != nil {
+		f.call(l, t, proto, f.flow.PauseWriting, "protocol.pause_writing() failed")
+	}
+}
+
+// resumeIfBelow is _maybe_resume_protocol.
+func (f *flowControl) resumeIfBelow(size int, l *Loop, t BaseTransport, proto any) {
+	if !f.wpaused || size > f.low {
+		return
+	}
+	f.wpaused = false
+	if f.flow != nil {
+		f.call(l, t, proto, f.flow.ResumeWriting, "protocol.resume_writing() failed")
+	}
+}
+
+// call runs a flow-control callback; a panic in it is reported, and the
+// transport goes on, as asyncio's.
+func (f *flowControl) call(l *Loop, t BaseTransport, proto any, fn func(), msg string) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.CallExceptionHandler(ExceptionContext{Message: msg, Err: newPanicError(r), Transport: t, Protocol: proto})
+		}
+	}()
+	fn()
+}
+
 // setLimits computes asyncio's _set_write_buffer_limits.
 func setLimits(high, low int) (int, int, error) {
 	if high < 0 {
