@@ -47,8 +47,7 @@ type connTransport struct {
 	server *Server
 	flowControl
 	waiter *Future[struct{}]
-	laddr  net.Addr
-	raddr  net.Addr
+	addrs
 
 	// On the loop's goroutine.
 	handshake   bool // a TLS handshake runs before the connection is made
@@ -139,7 +138,7 @@ func (l *Loop) newConnTransport(conn net.Conn, proto BaseProtocol, waiter *Futur
 	t := &connTransport{
 		l: l, conn: conn, raw: conn, cfg: cs.cfg,
 		proto: proto, p: sp, bp: bp, server: srv, waiter: waiter,
-		laddr: conn.LocalAddr(), raddr: conn.RemoteAddr(),
+		addrs:     addrs{laddr: conn.LocalAddr(), raddr: conn.RemoteAddr()},
 		handshake: cs.handshake, prefix: cs.prefix, connected: cs.startTLS,
 		bufSize: connReadSize,
 	}
@@ -696,21 +695,13 @@ func (t *connTransport) Abort() { t.abortWith(nil) }
 // IsClosing implements BaseTransport.
 func (t *connTransport) IsClosing() bool { return t.closing }
 
-// LocalAddr implements BaseTransport.
-func (t *connTransport) LocalAddr() net.Addr { return t.laddr }
-
-// RemoteAddr implements BaseTransport.
-func (t *connTransport) RemoteAddr() net.Addr { return t.raddr }
-
 // GetExtraInfo implements BaseTransport: "peername", "sockname", "socket"
 // (always nil: there is no *Socket under a net.Conn), and for TLS
 // "sslcontext", "ssl_object", "peercert" and "cipher".
 func (t *connTransport) GetExtraInfo(name string) any {
 	switch name {
-	case "peername":
-		return t.raddr
-	case "sockname":
-		return t.laddr
+	case "peername", "sockname":
+		return t.addrInfo(name)
 	case "sslcontext":
 		if t.cfg != nil {
 			return t.cfg

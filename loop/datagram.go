@@ -91,10 +91,9 @@ type datagramTransport struct {
 	closing   bool
 	connLost  int
 	connected bool // ConnectionMade ran
-	laddr     net.Addr
-	raddr     net.Addr
-	onRead    func()
-	onWrite   func()
+	addrs
+	onRead  func()
+	onWrite func()
 }
 
 // CreateDatagramEndpoint is create_datagram_endpoint: it makes a datagram
@@ -735,21 +734,12 @@ func (t *datagramTransport) forceClose() {
 // IsClosing implements BaseTransport.
 func (t *datagramTransport) IsClosing() bool { return t.closing }
 
-// LocalAddr implements BaseTransport: the socket's name.
-func (t *datagramTransport) LocalAddr() net.Addr { return t.laddr }
-
-// RemoteAddr implements BaseTransport: the connected peer, nil if the
-// socket is not connected.
-func (t *datagramTransport) RemoteAddr() net.Addr { return t.raddr }
-
 // GetExtraInfo implements BaseTransport: "peername" (nil if not
 // connected), "sockname" and "socket" (the *Socket, nil once closed).
 func (t *datagramTransport) GetExtraInfo(name string) any {
 	switch name {
-	case "peername":
-		return t.raddr
-	case "sockname":
-		return t.laddr
+	case "peername", "sockname":
+		return t.addrInfo(name)
 	case "socket":
 		if t.sock == nil {
 			return nil

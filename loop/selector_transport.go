@@ -3,7 +3,6 @@ package loop
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -33,10 +32,9 @@ type socketTransport struct {
 	eof       bool
 	connLost  int
 	connected bool // ConnectionMade ran
-	laddr     net.Addr
-	raddr     net.Addr
-	onRead    func()
-	onWrite   func()
+	addrs
+	onRead  func()
+	onWrite func()
 }
 
 // maxReadSize is asyncio's max_size for one recv of a transport: 256 KiB.
@@ -314,19 +312,11 @@ func (t *socketTransport) Abort() { t.forceCloseErr(nil) }
 // IsClosing implements BaseTransport.
 func (t *socketTransport) IsClosing() bool { return t.closing }
 
-// LocalAddr implements BaseTransport.
-func (t *socketTransport) LocalAddr() net.Addr { return t.laddr }
-
-// RemoteAddr implements BaseTransport.
-func (t *socketTransport) RemoteAddr() net.Addr { return t.raddr }
-
 // GetExtraInfo implements BaseTransport.
 func (t *socketTransport) GetExtraInfo(name string) any {
 	switch name {
-	case "peername":
-		return t.raddr
-	case "sockname":
-		return t.laddr
+	case "peername", "sockname":
+		return t.addrInfo(name)
 	case "socket":
 		if t.sock == nil {
 			return nil

@@ -107,6 +107,23 @@ type DatagramTransport interface {
 	WriteBufferSize() int
 }
 
+// addrs are a transport's socket addresses, read once when it is made.
+type addrs struct{ laddr, raddr net.Addr }
+
+// LocalAddr implements BaseTransport: the socket's name (sockname).
+func (a *addrs) LocalAddr() net.Addr { return a.laddr }
+
+// RemoteAddr implements BaseTransport: the peer (peername), nil if none.
+func (a *addrs) RemoteAddr() net.Addr { return a.raddr }
+
+// addrInfo is get_extra_info's "peername" or "sockname".
+func (a *addrs) addrInfo(name string) any {
+	if name == "peername" {
+		return a.raddr
+	}
+	return a.laddr
+}
+
 // flowControl is the transport half of asyncio's flow control
 // (_FlowControlMixin): the water marks, whether the protocol has been told
 // to pause writing, and its callbacks if it has any. Every transport
