@@ -592,7 +592,16 @@ func (l *Loop) connectWith(ctx context.Context, factory func() BaseProtocol, soc
 		sock.Close()
 		return nil, nil, errors.New("loop: nil protocol factory")
 	}
-	proto := factory()
+	var proto BaseProtocol
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				sock.Close() // the factory's panic goes on; the socket does not leak
+				panic(r)
+			}
+		}()
+		proto = factory()
+	}()
 	waiter := NewFuture[struct{}](l)
 	t, err := l.makeTransport(sock, proto, waiter, nil, tp)
 	if err != nil {

@@ -2,7 +2,11 @@
 
 package loop
 
-import "golang.org/x/sys/unix"
+import (
+	"math"
+
+	"golang.org/x/sys/unix"
+)
 
 // Off Linux the poller is poll(2), asyncio's PollSelector: the set is
 // passed whole to every call, and a sleeping loop blocks its goroutine's
@@ -56,7 +60,7 @@ func (p *poller) ctl(fd int, old, ev uint8) error {
 func (p *poller) wait(timeout int64) {
 	ms := -1
 	if timeout >= 0 {
-		ms = int((timeout + 999_999) / 1_000_000)
+		ms = int(min((timeout+999_999)/1_000_000, math.MaxInt32)) // poll(2) takes a C int
 	}
 	p.n = 0
 	p.got = p.got[:0]

@@ -77,6 +77,9 @@ func (l *Loop) setIO(fd int, ev uint8, fn func(), owner any) (had bool, err erro
 		if fn == nil {
 			return false, nil
 		}
+		if l.closed.Load() {
+			return false, ErrLoopClosed // a closed loop opens no poller again
+		}
 		if err := l.openPoller(); err != nil {
 			return false, err
 		}

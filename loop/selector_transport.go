@@ -426,7 +426,7 @@ func (t *socketTransport) writeReady() {
 		return
 	}
 	t.maybeResumeProtocol()
-	if t.WriteBufferSize() == 0 {
+	if t.WriteBufferSize() == 0 && t.connLost == 0 {
 		t.setWriter(false)
 		if t.closing {
 			t.connLost++
