@@ -269,6 +269,9 @@ func (s *Server) forceClose() { s.Close() }
 // each given a transport at once.
 func (s *Server) accept(lsock *Socket) {
 	for range s.backlog {
+		if lsock.closed {
+			return // a factory closed the server meanwhile
+		}
 		fd, _, err := sysAccept(lsock.fd)
 		if err != nil {
 			switch err {
