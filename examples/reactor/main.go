@@ -1,0 +1,249 @@
+// Command reactor is the seed's server, asyncgo's flagship example: one
+// asyncio-style loop accepts TCP connections and reads messages of up to
+// 2 MiB from them, a pool of worker processes processes the messages in
+// parallel, and each reply goes back on its connection, in order. The loop
+// never blocks: it only moves bytes and counts; the work, and even the
+// encoding of a large message for its worker, happens elsewhere.
+//
+//	go run ./examples/reactor -demo          # serve, drive itself for 3 s, print a summary
+//	go run ./examples/reactor                # serve on 127.0.0.1:8888 until SIGINT/SIGTERM
+//	go run ./examples/reactor -cpu 1ms -workers 2
+//
+// # Wire format
+//
+// A frame is a 4-byte big-endian length and then that many bytes. The
+// client sends messages, one frame each, of at most -max-size bytes (0 is
+// a valid message); the server answers each with one frame whose payload
+// starts with a status byte: 0 and the job's result, or 1 and a UTF-8 error
+// message. Replies come in the order of the messages on their connection;
+// a client may send many messages before reading (pipelining).
+//
+// A frame declared longer than -max-size gets an error reply naming its
+// size and the cap, after the replies owed before it, and its connection
+// closes: the stream cannot be parsed past a frame the server will not
+// read. A connection whose client closes in the middle of a frame is
+// closed after the replies owed; no other connection notices either.
+//
+// # The job
+//
+// The example's job (job.go) is the message's 32-byte SHA-256 digest;
+// -cpu adds a fixed cost per message: the worker hashes until its thread
+// has spent that much CPU time (its own clock, so an oversubscribed machine
+// makes a message neither cheaper nor dearer). To process messages your way,
+// replace digestJob and Digest in job.go with your own function registered
+// with executor.Register at package level (the worker processes, re-executions
+// of this binary, must know it before executor.Init runs in main); an error
+// it returns becomes a status-1 reply with its text.
+//
+// # Flags
+//
+//	-addr ADDR        listen address (127.0.0.1:8888)
+//	-workers N        worker processes (the number of CPUs)
+//	-max-size BYTES   largest message (2097152, 2 MiB)
+//	-cpu DURATION     CPU time the job adds per message (0)
+//	-inflight K       messages a connection may have accepted and not yet
+//	                  answered (16); at K the server reads no more from it
+//	-queue N          messages admitted and not yet processed, over all
+//	                  connections (256)
+//	-queue-bytes B    their bytes (67108864, 64 MiB)
+//	-grace DURATION   how long SIGINT/SIGTERM waits for the replies owed (10s)
+//	-demo             serve on a free port and drive the server with the load
+//	                  generator for -demo-time (3s), then print a summary and exit
+//
+// # Backpressure and memory
+//
+// Nothing grows without a bound. A connection with K messages unanswered is
+// not read from (its messages wait in the kernel's buffers and then in the
+// client). A message is admitted to the global bound when its header arrives,
+// before its bytes are read, and leaves it when its job ends: -queue bounds
+// the jobs submitted to the pool and the messages being read, -queue-bytes
+// their bytes, since 2 MiB messages times a large count is a lot of memory (a
+// message larger than -queue-bytes is let in alone). A connection that finds
+// the bound full waits its turn, first come first served, not read from. A
+// client that does not read its replies fills its connection's write buffer
+// past the high-water mark, and the server stops reading that connection
+// until the client catches up. Message buffers are reused (a stream of 2 MiB
+// messages allocates almost nothing per message), and a paused connection
+// holds at most one read's worth (64 KiB) of bytes not parsed yet.
+//
+// # Failures and shutdown
+//
+// A worker process that dies (killed, crashed) breaks its pool, as Python's
+// ProcessPoolExecutor does: every message pending in it gets an error reply,
+// the server replaces the pool once and shuts the broken one down, and goes
+// on serving. SIGINT or SIGTERM starts a drain: stop accepting, read nothing
+// more, answer every message already read (or, after -grace, close the
+// connections still owed replies), shut the pool down, exit 0. A second
+// signal closes every connection at once.
+//
+// # The layer
+//
+// Each connection is an asyncio.BufferedProtocol (conn in server.go): the
+// loop reads small frames into one buffer the server shares, and the bulk
+// of a large message straight into that message's own buffer, which then
+// goes to the pool without a copy on the loop. Completions come back as
+// callbacks on the loop. Streams (a task per connection, ReadExactly and
+// Drain) are the simpler layer; see README of docs/bench for the numbers
+// that chose this one.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/asyncgo/asyncgo/executor"
+	"github.com/asyncgo/asyncgo/loop"
+)
+
+func main() {
+	executor.Init() // in a worker process this serves the pool and never returns
+
+	cfg, demo, demoTime, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "reactor:", err)
+		os.Exit(2)
+	}
+	h := hooks{signals: true}
+	if demo {
+		cfg.addr = "127.0.0.1:0"
+		h.drive = func(ctx context.Context, addr string) error {
+			return drive(ctx, addr, demoTime, os.Stdout, progressTo(os.Stderr))
+		}
+	} else {
+		h.listening = func(s *server) {
+			fmt.Printf("reactor: listening on %v with %d worker processes\n", s.srv.Addrs()[0], s.cfg.workers)
+		}
+	}
+	if err := run(context.Background(), cfg, os.Stderr, h); err != nil {
+		fmt.Fprintln(os.Stderr, "reactor:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (cfg config, demo bool, demoTime time.Duration, err error) {
+	fs := flag.NewFlagSet("reactor", flag.ContinueOnError)
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8888", "listen address")
+	fs.IntVar(&cfg.workers, "workers", runtime.NumCPU(), "worker processes")
+	fs.IntVar(&cfg.maxSize, "max-size", 2<<20, "largest message, in bytes")
+	fs.DurationVar(&cfg.cpu, "cpu", 0, "CPU time the job adds per message")
+	fs.IntVar(&cfg.inflight, "inflight", 16, "messages per connection accepted and not yet answered")
+	fs.IntVar(&cfg.queue, "queue", 256, "messages admitted and not yet processed, all connections")
+	fs.IntVar(&cfg.queueBytes, "queue-bytes", 64<<20, "bytes of the messages admitted and not yet processed")
+	fs.DurationVar(&cfg.grace, "grace", 10*time.Second, "how long a drain waits for the replies owed")
+	fs.BoolVar(&demo, "demo", false, "serve on a free port, drive the server for -demo-time, print a summary, exit")
+	fs.DurationVar(&demoTime, "demo-time", 3*time.Second, "how long -demo drives the server")
+	if err = fs.Parse(args); err != nil {
+		return
+	}
+	switch {
+	case fs.NArg() > 0:
+		err = fmt.Errorf("unexpected arguments %q", fs.Args())
+	case cfg.workers < 1 || cfg.inflight < 1 || cfg.queue < 1:
+		err = errors.New("-workers, -inflight and -queue must be at least 1")
+	case cfg.maxSize < 0 || cfg.maxSize > 1<<30:
+		err = errors.New("-max-size must be between 0 and 1 GiB")
+	case cfg.queueBytes < 1:
+		err = errors.New("-queue-bytes must be at least 1")
+	case cfg.cpu < 0 || cfg.grace < 0 || demoTime <= 0:
+		err = errors.New("-cpu and -grace must not be negative, -demo-time must be positive")
+	}
+	return
+}
+
+// hooks are what main and the tests add to a run.
+type hooks struct {
+	signals   bool                                         // SIGINT/SIGTERM drain the server
+	listening func(s *server)                              // called on the loop once the server listens
+	drive     func(ctx context.Context, addr string) error // run off the loop, then drain (the demo)
+}
+
+// run serves cfg until ctx is done, a signal (h.signals) or the end of
+// h.drive, then drains: it returns nil once every connection is closed and
+// the pool is shut down.
+func run(ctx context.Context, cfg config, log io.Writer, h hooks) error {
+	return loop.RunMain(context.WithoutCancel(ctx), func(lctx context.Context) error {
+		l, err := loop.RunningLoop(lctx)
+		if err != nil {
+			return err
+		}
+		s, err := newServer(l, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			// Off the loop: Shutdown waits for the worker processes; the
+			// results of calls still running reach the loop meanwhile.
+			_, _ = loop.ToThread(lctx, func() (struct{}, error) {
+				s.pool.Shutdown(true, false)
+				s.retiring.Wait()
+				return struct{}{}, nil
+			})
+		}()
+		s.srv, err = l.CreateServer(lctx, s.newConn, cfg.addr, nil)
+		if err != nil {
+			return err
+		}
+		defer s.srv.Close()
+		if h.signals {
+			stop := onSignals(l, s.shutdown, s.abort)
+			defer stop()
+		}
+		stopWatch := context.AfterFunc(ctx, func() { _ = l.CallSoonThreadsafe(s.shutdown) })
+		defer stopWatch()
+		if h.listening != nil {
+			h.listening(s)
+		}
+		var driven *loop.Task[struct{}]
+		if h.drive != nil {
+			addr := s.srv.Addrs()[0].String()
+			driven = loop.Go(lctx, func(ctx context.Context) error {
+				defer s.shutdown()
+				_, err := loop.ToThread(ctx, func() (struct{}, error) { return struct{}{}, h.drive(ctx, addr) })
+				return err
+			})
+		}
+		if _, err := s.stopping.Await(lctx); err != nil {
+			return err
+		}
+		err = loop.WithTimeout(lctx, cfg.grace, s.srv.WaitClosed)
+		if errors.Is(err, loop.ErrTimeout) {
+			fmt.Fprintf(log, "reactor: replies still owed after %v: closing their connections\n", cfg.grace)
+			s.abort()
+			err = s.srv.WaitClosed(lctx)
+		}
+		if err != nil {
+			return err
+		}
+		if driven != nil {
+			if _, err := driven.Await(lctx); err != nil {
+				return err
+			}
+			s.summary(os.Stdout)
+		}
+		return nil
+	})
+}
+
+// abort closes every connection at once (a second signal, or the end of
+// the grace period).
+func (s *server) abort() {
+	s.shutdown()
+	s.srv.AbortClients()
+}
+
+// summary prints the server's side of a run.
+func (s *server) summary(w io.Writer) {
+	st := &s.stats
+	fmt.Fprintf(w, "server: %d connections, %d replies (%d errors), %d pool rebuilds, peak %d messages / %.1f MiB admitted\n",
+		st.conns.Load(), st.replies.Load()+st.errReplies.Load(), st.errReplies.Load(), st.rebuilds.Load(),
+		st.peakJobs.Load(), float64(st.peakBytes.Load())/(1<<20))
+}

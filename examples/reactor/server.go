@@ -1,0 +1,583 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asyncgo/asyncgo/executor"
+	"github.com/asyncgo/asyncgo/executor/processpool"
+	"github.com/asyncgo/asyncgo/loop"
+)
+
+// config is the server's settings, the flags parsed.
+type config struct {
+	addr       string
+	workers    int
+	maxSize    int           // largest message accepted, bytes
+	cpu        time.Duration // the job's added CPU cost per message
+	inflight   int           // per connection: messages accepted and not yet answered
+	queue      int           // messages admitted and not yet processed, all connections
+	queueBytes int           // their bytes
+	grace      time.Duration // how long a drain waits for replies before it aborts
+}
+
+const (
+	// readSize is the server's one read buffer, shared by every
+	// connection: between the read that fills it and the copy of what
+	// is left when a connection stops mid-way there is no await, so no
+	// other connection uses it meanwhile.
+	readSize = 64 << 10
+	// directRead: the rest of a message at least this large is read
+	// straight into the message's own buffer, with no copy.
+	directRead = 16 << 10
+)
+
+// server is the reactor: the listening socket, its connections, the pool
+// and the global admission bound. Everything here belongs to the loop's
+// goroutine except stats, which anyone may read.
+type server struct {
+	cfg     config
+	l       *loop.Loop
+	srv     *loop.Server
+	log     io.Writer
+	scratch []byte
+	free    bufPool
+
+	pool     *processpool.Pool
+	gen      int            // pool generation: rebuild once per broken pool
+	retiring sync.WaitGroup // goroutines shutting broken pools down
+
+	conns    map[*conn]struct{}
+	jobs     int     // messages admitted (from their header) and not yet processed
+	bytes    int     // their bytes
+	waiters  []*conn // connections waiting for admission, first come first served
+	draining bool
+	stopping *loop.Future[struct{}] // set when the drain starts
+
+	stats stats
+}
+
+// stats are counters for the summary and the tests; written on the loop,
+// readable from any goroutine.
+type stats struct {
+	conns, replies, errReplies, rebuilds atomic.Int64
+	jobs, bytes                          atomic.Int64 // now
+	peakJobs, peakBytes                  atomic.Int64
+	peakPend                             atomic.Int64 // the most unparsed bytes a paused connection held
+}
+
+func newServer(l *loop.Loop, cfg config, log io.Writer) (*server, error) {
+	s := &server{
+		cfg:      cfg,
+		l:        l,
+		log:      log,
+		scratch:  make([]byte, readSize),
+		conns:    make(map[*conn]struct{}),
+		stopping: loop.NewFuture[struct{}](l),
+	}
+	s.free.keep = min(cfg.queueBytes, 64<<20)
+	var err error
+	if s.pool, err = s.newPool(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *server) newPool() (*processpool.Pool, error) {
+	return processpool.New(processpool.Options{MaxWorkers: s.cfg.workers})
+}
+
+// newConn is the protocol factory: one conn per accepted connection.
+func (s *server) newConn() loop.BaseProtocol {
+	return &conn{s: s, want: -1, reqs: newRing(s.cfg.inflight)}
+}
+
+// admit takes room for a message of size bytes in the global bound, or
+// queues c to be given it later (grant) and returns false. A message is
+// counted from its header on, so the bound covers messages being read as
+// well as those queued in the pool or running there.
+func (s *server) admit(c *conn, size int) bool {
+	if len(s.waiters) > 0 || !s.fits(size) {
+		s.waiters = append(s.waiters, c)
+		return false
+	}
+	s.take(size)
+	return true
+}
+
+// fits reports whether one more message of size bytes fits the bound; a
+// message larger than the whole byte bound is let in alone.
+func (s *server) fits(size int) bool {
+	return s.jobs < s.cfg.queue && (s.bytes+size <= s.cfg.queueBytes || s.jobs == 0)
+}
+
+func (s *server) take(size int) {
+	s.jobs++
+	s.bytes += size
+	s.stats.jobs.Store(int64(s.jobs))
+	s.stats.bytes.Store(int64(s.bytes))
+	if int64(s.jobs) > s.stats.peakJobs.Load() {
+		s.stats.peakJobs.Store(int64(s.jobs))
+	}
+	if int64(s.bytes) > s.stats.peakBytes.Load() {
+		s.stats.peakBytes.Store(int64(s.bytes))
+	}
+}
+
+// release gives back a message's room and lets waiting connections in.
+func (s *server) release(size int) {
+	s.jobs--
+	s.bytes -= size
+	s.stats.jobs.Store(int64(s.jobs))
+	s.stats.bytes.Store(int64(s.bytes))
+	for len(s.waiters) > 0 && s.fits(s.waiters[0].want) {
+		c := s.waiters[0]
+		s.waiters[0] = nil
+		s.waiters = s.waiters[1:]
+		size := c.want
+		c.want = -1
+		s.take(size)
+		c.start(size)
+		c.pump()
+	}
+}
+
+func (s *server) unwait(c *conn) {
+	for i, w := range s.waiters {
+		if w == c {
+			s.waiters = append(s.waiters[:i], s.waiters[i+1:]...)
+			return
+		}
+	}
+}
+
+// submit sends r's message to the pool: executor.Submit and WrapFuture,
+// the two halves of loop.RunInExecutor, which needs a task's ctx that a
+// protocol callback does not have. A pool found broken is rebuilt and the
+// message submitted to the new one.
+func (s *server) submit(r *request) {
+	call := digestJob.Bind(Job{Msg: r.buf, CPU: s.cfg.cpu})
+	cf, err := executor.Submit(s.pool, call)
+	if errors.Is(err, executor.ErrBrokenExecutor) {
+		s.rebuild(s.gen)
+		cf, err = executor.Submit(s.pool, call)
+	}
+	if err != nil {
+		s.l.CallSoon(func() { s.done(r, Digest{}, err) })
+		return
+	}
+	r.gen, r.cf = s.gen, cf
+	loop.WrapFuture(s.l, cf).AddDoneCallback(r.onDone)
+}
+
+func (r *request) onDone(f *loop.Future[Digest]) {
+	if f.Cancelled() {
+		r.c.s.done(r, Digest{}, loop.ErrCancelled)
+		return
+	}
+	sum, err := f.Result()
+	r.c.s.done(r, sum, err)
+}
+
+// done is the end of r's job: its room in the bound is given back, its
+// buffer reused, its reply queued.
+func (s *server) done(r *request, sum Digest, err error) {
+	size := len(r.buf)
+	reuse := true
+	switch {
+	case err == nil:
+		r.sum = sum
+	case errors.Is(err, executor.ErrBrokenProcessPool):
+		// The pool may still be encoding the message for the worker that
+		// died: the buffer is the garbage collector's now.
+		reuse = false
+		s.rebuild(r.gen)
+		r.status, r.errMsg = 1, "reactor: the worker process running this message died: "+err.Error()
+	default:
+		// The job's own error (a *executor.RemoteError: the worker
+		// decoded the message), a cancellation (not started), a refusal.
+		r.status, r.errMsg = 1, err.Error()
+	}
+	if reuse {
+		s.free.put(r.buf)
+	}
+	r.buf, r.cf, r.done = nil, nil, true
+	r.c.flush()
+	s.release(size)
+}
+
+// rebuild replaces the pool of generation gen, broken, with a new one, and
+// shuts the broken one down off the loop. Every future of a broken pool
+// fails, each calling rebuild: only the first, of the current generation,
+// rebuilds.
+func (s *server) rebuild(gen int) {
+	if gen != s.gen || s.draining {
+		return
+	}
+	p, err := s.newPool()
+	if err != nil {
+		fmt.Fprintf(s.log, "reactor: cannot rebuild the process pool: %v\n", err)
+		return
+	}
+	old := s.pool
+	s.pool = p
+	s.gen++
+	s.stats.rebuilds.Add(1)
+	fmt.Fprintln(s.log, "reactor: a worker process died; the process pool is rebuilt")
+	s.retiring.Add(1)
+	go func() {
+		defer s.retiring.Done()
+		old.Shutdown(true, false)
+	}()
+}
+
+// shutdown starts the drain: stop accepting, read no more, answer what was
+// accepted, close each connection once it is answered.
+func (s *server) shutdown() {
+	if s.draining {
+		return
+	}
+	s.draining = true
+	s.srv.Close()
+	for c := range s.conns {
+		c.stop()
+	}
+	_ = s.stopping.SetResult(struct{}{})
+}
+
+// request is one message from its header to its reply.
+type request struct {
+	c      *conn
+	buf    []byte // the message; nil once its job is done
+	fill   int    // bytes of buf read so far
+	gen    int    // the pool generation it was submitted to
+	cf     *executor.Future[Digest]
+	done   bool
+	status byte
+	sum    Digest
+	errMsg string
+}
+
+// conn is one connection's protocol, an asyncio.BufferedProtocol: the
+// transport reads into the buffer GetBuffer returns, the server's shared
+// one or, for the rest of a large message, the message's own buffer.
+type conn struct {
+	s    *server
+	t    loop.Transport
+	reqs ring     // accepted and not yet answered, in order
+	cur  *request // the message being read: the last of reqs
+	hdr  [4]byte  // a frame header being read
+	nhdr int
+	want int    // the size of a message waiting for admission, or -1
+	pend []byte // bytes read but not parsed while the connection waits
+
+	direct      bool // the last GetBuffer was cur's own buffer
+	reading     bool
+	writePaused bool // the client reads its replies slower than they come
+	closing     bool // no more messages: close once every reply is sent
+	lost        bool
+	out         []byte
+}
+
+func (c *conn) ConnectionMade(t loop.Transport) {
+	c.t, c.reading = t, true
+	c.s.conns[c] = struct{}{}
+	c.s.stats.conns.Add(1)
+	if c.s.draining {
+		c.stop()
+	}
+}
+
+func (c *conn) GetBuffer(int) []byte {
+	if r := c.cur; r != nil && len(r.buf)-r.fill >= directRead {
+		c.direct = true
+		return r.buf[r.fill:]
+	}
+	c.direct = false
+	return c.s.scratch
+}
+
+func (c *conn) BufferUpdated(n int) {
+	if !c.direct {
+		c.consume(c.s.scratch[:n])
+		return
+	}
+	r := c.cur
+	if r.fill += n; r.fill == len(r.buf) {
+		c.cur = nil
+		c.s.submit(r)
+	}
+	c.update()
+}
+
+// consume parses frames out of data. It stops at the per-connection bound
+// (K accepted and unanswered) or the global one, keeping the rest in pend.
+func (c *conn) consume(data []byte) {
+	for len(data) > 0 && !c.closing {
+		if r := c.cur; r != nil {
+			k := copy(r.buf[r.fill:], data)
+			data = data[k:]
+			if r.fill += k; r.fill == len(r.buf) {
+				c.cur = nil
+				c.s.submit(r)
+			}
+			continue
+		}
+		if c.want >= 0 || c.reqs.len() >= c.s.cfg.inflight {
+			break
+		}
+		k := copy(c.hdr[c.nhdr:], data)
+		data = data[k:]
+		if c.nhdr += k; c.nhdr < len(c.hdr) {
+			break
+		}
+		c.nhdr = 0
+		c.header(int(binary.BigEndian.Uint32(c.hdr[:])))
+	}
+	c.keep(data)
+	c.update()
+}
+
+func (c *conn) header(size int) {
+	if size > c.s.cfg.maxSize {
+		c.reject(size)
+		return
+	}
+	if !c.s.admit(c, size) {
+		c.want = size
+		return
+	}
+	c.start(size)
+}
+
+// start begins reading a message of size bytes, admitted.
+func (c *conn) start(size int) {
+	r := &request{c: c, buf: c.s.free.get(size)}
+	c.reqs.push(r)
+	if size == 0 {
+		c.s.submit(r)
+		return
+	}
+	c.cur = r
+}
+
+// reject answers a frame over the cap with an error, after the replies
+// owed before it, and closes the connection: the rest of the stream
+// cannot be parsed without reading the frame, which is what the cap
+// refuses.
+func (c *conn) reject(size int) {
+	c.reqs.push(&request{c: c, done: true, status: 1, errMsg: fmt.Sprintf(
+		"reactor: frame of %d bytes is over the cap of %d bytes (-max-size)", size, c.s.cfg.maxSize)})
+	c.closing = true
+	c.pend = nil
+	c.flush()
+}
+
+// keep holds unparsed bytes until the connection may go on; rest may be
+// a tail of pend itself.
+func (c *conn) keep(rest []byte) {
+	switch {
+	case len(rest) == 0 || c.closing:
+		c.pend = c.pend[:0]
+	case cap(c.pend) >= len(rest):
+		c.pend = c.pend[:len(rest)]
+		copy(c.pend, rest)
+	default:
+		c.pend = append([]byte(nil), rest...)
+	}
+	if n := int64(len(c.pend)); n > c.s.stats.peakPend.Load() {
+		c.s.stats.peakPend.Store(n)
+	}
+}
+
+// pump goes on after a wait: parse what was kept, then read again.
+func (c *conn) pump() {
+	if c.lost {
+		return
+	}
+	if len(c.pend) > 0 {
+		c.consume(c.pend)
+		return
+	}
+	c.update()
+}
+
+// update reads from the socket only while the connection may take a
+// message: under its bound, not waiting for admission, nothing kept, and
+// its client reading its replies.
+func (c *conn) update() {
+	if c.lost {
+		return
+	}
+	read := !c.closing && !c.writePaused && len(c.pend) == 0 && c.want < 0 &&
+		(c.cur != nil || c.reqs.len() < c.s.cfg.inflight)
+	if read == c.reading {
+		return
+	}
+	c.reading = read
+	if read {
+		c.t.ResumeReading()
+	} else {
+		c.t.PauseReading()
+	}
+}
+
+// flush writes the replies that are ready, in order, in one write, and
+// closes a closing connection once nothing is owed.
+func (c *conn) flush() {
+	out := c.out[:0]
+	for c.reqs.len() > 0 && c.reqs.first().done {
+		r := c.reqs.pop()
+		if r.status == 0 {
+			out = binary.BigEndian.AppendUint32(out, uint32(1+len(r.sum)))
+			out = append(out, 0)
+			out = append(out, r.sum[:]...)
+			c.s.stats.replies.Add(1)
+		} else {
+			out = binary.BigEndian.AppendUint32(out, uint32(1+len(r.errMsg)))
+			out = append(out, 1)
+			out = append(out, r.errMsg...)
+			c.s.stats.errReplies.Add(1)
+		}
+	}
+	if cap(out) <= 64<<10 {
+		c.out = out[:0]
+	}
+	if c.lost {
+		return
+	}
+	if len(out) > 0 {
+		_, _ = c.t.Write(out) // fails only once the connection is lost
+	}
+	if c.closing && c.reqs.len() == 0 {
+		c.t.Close()
+		return
+	}
+	c.pump()
+}
+
+// dropPartial forgets a message not read to its end.
+func (c *conn) dropPartial() {
+	if r := c.cur; r != nil {
+		c.cur = nil
+		c.reqs.dropLast()
+		c.s.free.put(r.buf)
+		c.s.release(len(r.buf))
+	}
+	if c.want >= 0 {
+		c.want = -1
+		c.s.unwait(c)
+	}
+	c.nhdr = 0
+	c.pend = nil
+}
+
+// stop is the drain for one connection: it reads nothing more and closes
+// once the messages it accepted are answered.
+func (c *conn) stop() {
+	c.dropPartial()
+	c.closing = true
+	if c.reqs.len() == 0 {
+		c.t.Close()
+		return
+	}
+	c.update()
+}
+
+// EOFReceived: the client has sent all it will. A message cut short is
+// dropped; the connection stays open for the replies still owed.
+func (c *conn) EOFReceived() bool {
+	c.dropPartial()
+	c.closing = true
+	c.reading = false
+	return c.reqs.len() > 0
+}
+
+func (c *conn) ConnectionLost(error) {
+	c.lost = true
+	c.dropPartial()
+	delete(c.s.conns, c)
+	// Results still to come are dropped; calls not started yet are
+	// cancelled (their buffers were never read, so they are reused).
+	for i := range c.reqs.len() {
+		if r := c.reqs.at(i); r.cf != nil {
+			r.cf.Cancel()
+		}
+	}
+}
+
+// PauseWriting: the client does not read its replies as fast as they
+// come, so read no more of its messages until it has caught up; the
+// write buffer then holds at most the high-water mark and K replies.
+func (c *conn) PauseWriting() {
+	c.writePaused = true
+	c.update()
+}
+
+func (c *conn) ResumeWriting() {
+	c.writePaused = false
+	c.pump()
+}
+
+// ring is a connection's FIFO of requests, of fixed capacity K.
+type ring struct {
+	a          []*request
+	head, size int
+}
+
+func newRing(k int) ring { return ring{a: make([]*request, k)} }
+
+func (q *ring) len() int          { return q.size }
+func (q *ring) first() *request   { return q.a[q.head] }
+func (q *ring) at(i int) *request { return q.a[(q.head+i)%len(q.a)] }
+func (q *ring) push(r *request)   { q.a[(q.head+q.size)%len(q.a)] = r; q.size++ }
+func (q *ring) dropLast()         { q.size--; q.a[(q.head+q.size)%len(q.a)] = nil }
+func (q *ring) pop() (r *request) {
+	r, q.a[q.head] = q.a[q.head], nil
+	q.head = (q.head + 1) % len(q.a)
+	q.size--
+	return r
+}
+
+// bufPool keeps message buffers for reuse, by power-of-two size class, up
+// to keep bytes in all: a stream of 2 MiB messages reuses the same few
+// buffers instead of allocating (and zeroing) 2 MiB for each.
+type bufPool struct {
+	classes [64][][]byte
+	held    int
+	keep    int
+}
+
+const minClass = 9 // 512 bytes
+
+func class(n int) int { return max(bits.Len(uint(n-1)), minClass) }
+
+func (p *bufPool) get(n int) []byte {
+	if n == 0 {
+		return nil
+	}
+	c := class(n)
+	if l := p.classes[c]; len(l) > 0 {
+		b := l[len(l)-1]
+		l[len(l)-1] = nil
+		p.classes[c] = l[:len(l)-1]
+		p.held -= cap(b)
+		return b[:n]
+	}
+	return make([]byte, n, 1<<c)
+}
+
+func (p *bufPool) put(b []byte) {
+	if cap(b) == 0 || p.held+cap(b) > p.keep || cap(b)&(cap(b)-1) != 0 {
+		return
+	}
+	c := class(cap(b))
+	p.classes[c] = append(p.classes[c], b[:0])
+	p.held += cap(b)
+}
