@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"bytes"
@@ -28,8 +28,8 @@ type worker struct {
 	conn       net.Conn
 	size       int
 	wbuf, rbuf []byte
-	hist       histogram // latencies of the measured messages, ns
-	err        error     // why the connection stopped early, if it did
+	hist       liveHist // latencies of the measured messages, ns
+	err        error    // why the connection stopped early, if it did
 
 	wstart chan struct{} // big messages: "write wbuf now"
 	wdone  chan error    // big messages: the write's result
@@ -147,7 +147,7 @@ func (w *worker) loop(t timing, first time.Time, errCount *atomic.Int64) {
 	}
 }
 
-func runEcho(cfg config) (*report, error) {
+func runEcho(cfg Config) (*Report, error) {
 	rep := newReport(cfg)
 	workers := make([]*worker, cfg.Conns)
 	for i := range workers {
@@ -163,7 +163,7 @@ func runEcho(cfg config) (*report, error) {
 		}
 	}
 	if len(live) == 0 {
-		return rep, fmt.Errorf("no connection to %s opened: %v", cfg.Addr, dialErrs[0])
+		return rep, fmt.Errorf("loadgen: no connection to %s opened: %v", cfg.Addr, dialErrs[0])
 	}
 	defer func() {
 		for _, w := range live {
@@ -207,14 +207,22 @@ func runEcho(cfg config) (*report, error) {
 		}
 	})
 	if cfg.Progress != nil {
-		aux.Go(func() { progress(cfg.Progress, start, live, &errCount, finished) })
+		snap := func(h *histogram) (uint64, int64) {
+			var n uint64
+			for _, w := range live {
+				n += w.count.Load()
+				w.hist.mergeInto(h)
+			}
+			return n, errCount.Load()
+		}
+		aux.Go(func() { progress(cfg.Progress, "req/s", start, snap, finished) })
 	}
 	wg.Wait()
 	close(finished)
 	aux.Wait()
 
 	window := endedAt.Sub(t.measureStart)
-	bySize := map[int]*sizeReport{}
+	bySize := map[int]*SizeReport{}
 	hists := map[int]*histogram{}
 	var all histogram
 	for _, w := range live {
@@ -223,13 +231,13 @@ func runEcho(cfg config) (*report, error) {
 		}
 		sr := bySize[w.size]
 		if sr == nil {
-			sr = &sizeReport{Size: w.size}
+			sr = &SizeReport{Size: w.size}
 			bySize[w.size] = sr
 			hists[w.size] = new(histogram)
 		}
 		sr.Conns++
-		hists[w.size].merge(&w.hist)
-		all.merge(&w.hist)
+		w.hist.mergeInto(hists[w.size])
+		w.hist.mergeInto(&all)
 	}
 	for _, size := range cfg.Sizes {
 		sr := bySize[size]
@@ -251,27 +259,4 @@ func runEcho(cfg config) (*report, error) {
 	lat := latencyOf(&all)
 	rep.Latency = &lat
 	return rep, nil
-}
-
-func progress(out io.Writer, start time.Time, live []*worker, errCount *atomic.Int64, finished <-chan struct{}) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	var last uint64
-	lastAt := start
-	for {
-		select {
-		case <-finished:
-			fmt.Fprint(out, "\r\033[K")
-			return
-		case now := <-tick.C:
-			var n uint64
-			for _, w := range live {
-				n += w.count.Load()
-			}
-			rate := float64(n-last) / now.Sub(lastAt).Seconds()
-			last, lastAt = n, now
-			fmt.Fprintf(out, "\r\033[K%6.1fs  %s req/s  %d echoed  %d errors",
-				now.Sub(start).Seconds(), human(rate), n, errCount.Load())
-		}
-	}
 }

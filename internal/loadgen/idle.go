@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ func pingOnce(c net.Conn, msg, buf []byte) error {
 // runIdle opens cfg.Conns connections, echoes one message on each, holds
 // them for cfg.Hold, reads the server's RSS (with cfg.PID), then checks
 // that every one still echoes and closes them all.
-func runIdle(cfg config) (*report, error) {
+func runIdle(cfg Config) (*Report, error) {
 	rep := newReport(cfg)
 	size := cfg.Sizes[0]
 	msg := make([]byte, size)
@@ -47,7 +47,7 @@ func runIdle(cfg config) (*report, error) {
 	if cfg.PID > 0 {
 		kib, err := readRSS(cfg.PID)
 		if err != nil {
-			return nil, fmt.Errorf("server's RSS: %w", err)
+			return nil, fmt.Errorf("loadgen: the server's RSS: %w", err)
 		}
 		rep.PID, rep.RSSBeforeKiB = cfg.PID, kib
 	}
@@ -68,7 +68,7 @@ func runIdle(cfg config) (*report, error) {
 	}()
 	rep.Open = len(open)
 	if len(open) == 0 {
-		return rep, fmt.Errorf("no connection to %s opened: %v", cfg.Addr, errs[0])
+		return rep, fmt.Errorf("loadgen: no connection to %s opened: %v", cfg.Addr, errs[0])
 	}
 	if cfg.Progress != nil {
 		fmt.Fprintf(cfg.Progress, "%d connections open in %.2fs; holding them for %v\n", len(open), rep.ConnectS, cfg.Hold)
@@ -83,7 +83,7 @@ func runIdle(cfg config) (*report, error) {
 	if cfg.PID > 0 {
 		kib, err := readRSS(cfg.PID)
 		if err != nil {
-			return nil, fmt.Errorf("server's RSS: %w", err)
+			return nil, fmt.Errorf("loadgen: the server's RSS: %w", err)
 		}
 		rep.RSSAfterKiB = kib
 		rep.RSSBytesPerConn = float64(rep.RSSAfterKiB-rep.RSSBeforeKiB) * 1024 / float64(len(open))

@@ -1,10 +1,9 @@
-package main
+package loadgen
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -88,8 +87,8 @@ func (s *echoServer) close() {
 
 func (s *echoServer) addr() string { return s.ln.Addr().String() }
 
-func testConfig(addr string) config {
-	return config{
+func testConfig(addr string) Config {
+	return Config{
 		Mode:            "echo",
 		Addr:            addr,
 		Conns:           4,
@@ -103,7 +102,7 @@ func testConfig(addr string) config {
 	}
 }
 
-func checkEcho(t *testing.T, rep *report, err error) {
+func checkEcho(t *testing.T, rep *Report, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +132,7 @@ func checkEcho(t *testing.T, rep *report, err error) {
 func TestEchoClosedLoop(t *testing.T) {
 	s := startEchoServer(t)
 	cfg := testConfig(s.addr())
-	rep, err := run(cfg)
+	rep, err := Run(context.Background(), cfg)
 	checkEcho(t, rep, err)
 	if rep.Open != cfg.Conns || len(rep.PerSize) != 1 || rep.PerSize[0].Conns != cfg.Conns {
 		t.Errorf("report: %+v", rep)
@@ -143,14 +142,11 @@ func TestEchoClosedLoop(t *testing.T) {
 	}
 
 	// The JSON report and the table.
-	path := filepath.Join(t.TempDir(), "r.json")
-	if err := rep.writeJSON(path); err != nil {
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := js.Bytes()
 	var got map[string]any
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
@@ -164,7 +160,9 @@ func TestEchoClosedLoop(t *testing.T) {
 		t.Errorf("JSON p999 %v", p999)
 	}
 	var table bytes.Buffer
-	rep.writeTable(&table)
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
 	if !strings.Contains(table.String(), "p999 µs") || !strings.Contains(table.String(), "errors: 0") {
 		t.Errorf("table:\n%s", table.String())
 	}
@@ -175,7 +173,7 @@ func TestEchoSizeMix(t *testing.T) {
 	s := startEchoServer(t)
 	cfg := testConfig(s.addr())
 	cfg.Sizes = []int{64, 2 << 20}
-	rep, err := run(cfg)
+	rep, err := Run(context.Background(), cfg)
 	checkEcho(t, rep, err)
 	if len(rep.PerSize) != 2 || rep.PerSize[0].Size != 64 || rep.PerSize[1].Size != 2<<20 ||
 		rep.PerSize[0].Conns != 2 || rep.PerSize[1].Conns != 2 {
@@ -190,7 +188,7 @@ func TestEchoRate(t *testing.T) {
 	s := startEchoServer(t)
 	cfg := testConfig(s.addr())
 	cfg.Rate = 2000
-	rep, err := run(cfg)
+	rep, err := Run(context.Background(), cfg)
 	checkEcho(t, rep, err)
 	// 2,000/s for 0.3 s is 600 messages; a fixed rate cannot exceed its schedule.
 	if rep.Requests > 700 {
@@ -201,7 +199,7 @@ func TestEchoRate(t *testing.T) {
 func TestEchoCorrupted(t *testing.T) {
 	s := startEchoServer(t)
 	s.corrupt.Store(true)
-	rep, err := run(testConfig(s.addr()))
+	rep, err := Run(context.Background(), testConfig(s.addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +215,7 @@ func TestEchoNoServer(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	rep, err := run(testConfig(addr))
+	rep, err := Run(context.Background(), testConfig(addr))
 	if err == nil || rep.Errors != 4 {
 		t.Fatalf("err %v, report %+v", err, rep)
 	}
@@ -243,7 +241,7 @@ func TestEchoUnix(t *testing.T) {
 		}
 	})
 	defer s.close()
-	rep, err := run(testConfig("unix:" + path))
+	rep, err := Run(context.Background(), testConfig("unix:"+path))
 	checkEcho(t, rep, err)
 }
 
@@ -253,7 +251,7 @@ func TestIdle(t *testing.T) {
 	cfg.Mode = "idle"
 	cfg.Conns = 200
 	cfg.PID = os.Getpid() // the test process is the server here
-	rep, err := run(cfg)
+	rep, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +262,9 @@ func TestIdle(t *testing.T) {
 		t.Errorf("RSS %d -> %d KiB", rep.RSSBeforeKiB, rep.RSSAfterKiB)
 	}
 	var table bytes.Buffer
-	rep.writeTable(&table)
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
 	if !strings.Contains(table.String(), "bytes per connection") {
 		t.Errorf("table:\n%s", table.String())
 	}
@@ -277,34 +277,10 @@ func TestInterrupt(t *testing.T) {
 	intr := make(chan struct{})
 	cfg.Interrupt = intr
 	time.AfterFunc(300*time.Millisecond, func() { close(intr) })
-	rep, err := run(cfg)
+	rep, err := Run(context.Background(), cfg)
 	checkEcho(t, rep, err)
 	if !rep.Interrupted || rep.DurationS > 60 {
 		t.Errorf("interrupted %v after %.1fs", rep.Interrupted, rep.DurationS)
-	}
-}
-
-func TestParseFlags(t *testing.T) {
-	var out bytes.Buffer
-	cfg, js, err := parseFlags([]string{"-addr", "unix:/tmp/x", "-size", "64, 4KiB,2MiB", "-conns", "3", "-rate", "100", "-json", "r.json"}, &out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(cfg.Sizes, []int{64, 4096, 2 << 20}) || cfg.Conns != 3 || cfg.Rate != 100 || js != "r.json" || cfg.Mode != "echo" {
-		t.Errorf("config %+v, json %q", cfg, js)
-	}
-	for _, bad := range [][]string{
-		{"-size", "0"}, {"-size", "x"}, {"-size", "65MiB"}, {"-conns", "0"}, {"-mode", "flood"}, {"-d", "0s"}, {"extra"},
-	} {
-		if _, _, err := parseFlags(bad, &out); err == nil {
-			t.Errorf("%q: no error", bad)
-		}
-	}
-	if cfg, _, err := parseFlags([]string{"-mode", "idle", "-size", "0"}, &out); err != nil || cfg.Sizes[0] != 0 {
-		t.Errorf("idle with -size 0: %v %v", cfg.Sizes, err)
-	}
-	if _, _, err := parseFlags([]string{"-h"}, &out); !errors.Is(err, flag.ErrHelp) {
-		t.Errorf("-h: %v", err)
 	}
 }
 
@@ -362,7 +338,7 @@ func TestEchoAllocs(t *testing.T) {
 	cfg.Sizes = []int{64, 128 << 10}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	rep, err := run(cfg)
+	rep, err := Run(context.Background(), cfg)
 	runtime.ReadMemStats(&after)
 	checkEcho(t, rep, err)
 	mallocs := after.Mallocs - before.Mallocs
