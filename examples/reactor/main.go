@@ -164,6 +164,7 @@ type hooks struct {
 	signals   bool                                         // SIGINT/SIGTERM drain the server
 	listening func(s *server)                              // called on the loop once the server listens
 	drive     func(ctx context.Context, addr string) error // run off the loop, then drain (the demo)
+	opts      []loop.Option                                // the loop's options
 }
 
 // run serves cfg until ctx is done, a signal (h.signals) or the end of
@@ -230,7 +231,7 @@ func run(ctx context.Context, cfg config, log io.Writer, h hooks) error {
 			s.summary(os.Stdout)
 		}
 		return nil
-	})
+	}, h.opts...)
 }
 
 // abort closes every connection at once (a second signal, or the end of

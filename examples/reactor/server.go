@@ -66,10 +66,11 @@ type server struct {
 // stats are counters for the summary and the tests; written on the loop,
 // readable from any goroutine.
 type stats struct {
-	conns, replies, errReplies, rebuilds atomic.Int64
-	jobs, bytes                          atomic.Int64 // now
-	peakJobs, peakBytes                  atomic.Int64
-	peakPend                             atomic.Int64 // the most unparsed bytes a paused connection held
+	conns, replies, errReplies, dropped, rebuilds atomic.Int64
+	jobs, bytes                                   atomic.Int64 // now
+	peakJobs, peakBytes                           atomic.Int64
+	peakPend                                      atomic.Int64 // the most unparsed bytes a paused connection held
+	peakWbuf                                      atomic.Int64 // the largest write buffer a connection had
 }
 
 func newServer(l *loop.Loop, cfg config, log io.Writer) (*server, error) {
@@ -434,6 +435,10 @@ func (c *conn) flush() {
 	out := c.out[:0]
 	for c.reqs.len() > 0 && c.reqs.first().done {
 		r := c.reqs.pop()
+		if c.lost {
+			c.s.stats.dropped.Add(1) // the client is gone: its result is dropped
+			continue
+		}
 		if r.status == 0 {
 			out = binary.BigEndian.AppendUint32(out, uint32(1+len(r.sum)))
 			out = append(out, 0)
@@ -454,6 +459,9 @@ func (c *conn) flush() {
 	}
 	if len(out) > 0 {
 		_, _ = c.t.Write(out) // fails only once the connection is lost
+		if n := int64(c.t.WriteBufferSize()); n > c.s.stats.peakWbuf.Load() {
+			c.s.stats.peakWbuf.Store(n)
+		}
 	}
 	if c.closing && c.reqs.len() == 0 {
 		c.t.Close()
