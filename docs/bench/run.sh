@@ -40,16 +40,20 @@ for impl in asyncio uvloop; do
 	"$PY" "$here/peers/executor.py" --loop="$impl" | tee -a "$out/$impl.jsonl" >&2
 done
 
-# net.sh owns the "## Issue 9: network I/O" section: keep it across this
-# rewrite (run net.sh again to refresh it).
+# net.sh owns the "## Issue 9: network I/O" section and reactor.sh the
+# "## Issue 10: the reactor server" one: keep them across this rewrite (run
+# net.sh or reactor.sh again to refresh them).
 "$PY" - "$here/README.md" "$out/net_section.md" <<'PYEOF'
 import re, sys
 try:
     text = open(sys.argv[1]).read()
 except FileNotFoundError:
     text = ""
-m = re.search(r"^## Issue 9: network I/O\n.*?(?=^## |\Z)", text, re.S | re.M)
-open(sys.argv[2], "w").write(m.group(0) if m else "")
+kept = ""
+for heading in ("## Issue 9: network I/O", "## Issue 10: the reactor server"):
+    m = re.search("^" + re.escape(heading) + r"\n.*?(?=^## |\Z)", text, re.S | re.M)
+    kept += m.group(0) if m else ""
+open(sys.argv[2], "w").write(kept)
 PYEOF
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
