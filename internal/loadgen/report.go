@@ -67,7 +67,9 @@ func (s *SizeReport) fill(h *histogram, window time.Duration) {
 // Report is what one run measured, as the summary table (WriteTable) and
 // as JSON (WriteJSON, with the field names below). Errors counts every
 // problem; in reactor mode it is FailedConns + ReplyErrors + WrongDigests,
-// each of which is also counted on its own.
+// each of which is also counted on its own. Problems are counted over the
+// whole run, warmup included; rates and latencies are of the measured
+// window only.
 type Report struct {
 	Tool      string    `json:"tool"`
 	Mode      string    `json:"mode"`
