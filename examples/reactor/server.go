@@ -53,12 +53,14 @@ type server struct {
 	gen      int            // pool generation: rebuild once per broken pool
 	retiring sync.WaitGroup // goroutines shutting broken pools down
 
-	conns    map[*conn]struct{}
-	jobs     int     // messages admitted (from their header) and not yet processed
-	bytes    int     // their bytes
-	waiters  []*conn // connections waiting for admission, first come first served
-	draining bool
-	stopping *loop.Future[struct{}] // set when the drain starts
+	conns     map[*conn]struct{}
+	dirty     []*conn // connections with replies ready, flushed once per loop iteration
+	dirtyNext []*conn
+	jobs      int     // messages admitted (from their header) and not yet processed
+	bytes     int     // their bytes
+	waiters   []*conn // connections waiting for admission, first come first served
+	draining  bool
+	stopping  *loop.Future[struct{}] // set when the drain starts
 
 	stats stats
 }
@@ -209,8 +211,33 @@ func (s *server) done(r *request, sum Digest, err error) {
 		s.free.put(r.buf)
 	}
 	r.buf, r.cf, r.done = nil, nil, true
-	r.c.flush()
+	s.markDirty(r.c)
 	s.release(size)
+}
+
+// markDirty schedules c's flush. The completions the loop runs in one
+// iteration thus send their replies in one write per connection, a
+// syscall (and a wake-up of the client) saved for each reply but one.
+func (s *server) markDirty(c *conn) {
+	if c.dirty {
+		return
+	}
+	c.dirty = true
+	s.dirty = append(s.dirty, c)
+	if len(s.dirty) == 1 {
+		s.l.CallSoon(s.flushDirty)
+	}
+}
+
+func (s *server) flushDirty() {
+	cs := s.dirty
+	s.dirty = s.dirtyNext[:0]
+	for _, c := range cs {
+		c.dirty = false
+		c.flush()
+	}
+	clear(cs)
+	s.dirtyNext = cs[:0]
 }
 
 // rebuild replaces the pool of generation gen, broken, with a new one, and
@@ -279,6 +306,7 @@ type conn struct {
 	pend []byte // bytes read but not parsed while the connection waits
 
 	direct      bool // the last GetBuffer was cur's own buffer
+	dirty       bool // in server.dirty
 	reading     bool
 	writePaused bool // the client reads its replies slower than they come
 	closing     bool // no more messages: close once every reply is sent
