@@ -53,14 +53,18 @@ type server struct {
 	gen      int            // pool generation: rebuild once per broken pool
 	retiring sync.WaitGroup // goroutines shutting broken pools down
 
-	conns     map[*conn]struct{}
-	dirty     []*conn // connections with replies ready, flushed once per loop iteration
-	dirtyNext []*conn
-	jobs      int     // messages admitted (from their header) and not yet processed
-	bytes     int     // their bytes
-	waiters   []*conn // connections waiting for admission, first come first served
-	draining  bool
-	stopping  *loop.Future[struct{}] // set when the drain starts
+	conns       map[*conn]struct{}
+	dirty       []*conn // connections with replies ready, flushed once per loop iteration
+	dirtyNext   []*conn
+	queued      []*request // read and admitted, waiting for a call: queued[qhead:]
+	qhead       int
+	dispatching bool    // dispatch is scheduled
+	calls       int     // calls in the pool, not finished
+	jobs        int     // messages admitted (from their header) and not yet processed
+	bytes       int     // their bytes
+	waiters     []*conn // connections waiting for admission, first come first served
+	draining    bool
+	stopping    *loop.Future[struct{}] // set when the drain starts
 
 	stats stats
 }
@@ -151,6 +155,17 @@ func (s *server) release(size int) {
 	}
 }
 
+func (s *server) unqueue(r *request) {
+	for i, q := range s.queued[s.qhead:] {
+		if q == r {
+			i += s.qhead
+			s.queued = append(s.queued[:i], s.queued[i+1:]...)
+			r.queued = false
+			return
+		}
+	}
+}
+
 func (s *server) unwait(c *conn) {
 	for i, w := range s.waiters {
 		if w == c {
@@ -160,59 +175,118 @@ func (s *server) unwait(c *conn) {
 	}
 }
 
-// submit sends r's message to the pool: executor.Submit and WrapFuture,
-// the two halves of loop.RunInExecutor, which needs a task's ctx that a
+// enqueue queues r, read to its end, for the pool. Messages are sent in
+// batches, one call each, by dispatch, once per loop iteration: what
+// arrives while the pool is busy goes in the next call together.
+func (s *server) enqueue(r *request) {
+	r.queued = true
+	s.queued = append(s.queued, r)
+	if !s.dispatching {
+		s.dispatching = true
+		s.l.CallSoon(s.dispatch)
+	}
+}
+
+// dispatch sends the queued messages to the pool while fewer than
+// maxCalls calls are in it, as many messages per call as fit a batch.
+// maxCalls is two per worker: the second is waiting in the pool when the
+// first ends, so that a worker is never idle while the next call crosses
+// the loop.
+func (s *server) dispatch() {
+	s.dispatching = false
+	for s.calls < 2*s.cfg.workers && s.qhead < len(s.queued) {
+		q := s.queued[s.qhead:]
+		n, size := 0, 0
+		for n < len(q) && n < maxBatch && (n == 0 || size+len(q[n].buf) <= maxBatchBytes) {
+			size += len(q[n].buf)
+			n++
+		}
+		batch := make([]*request, n)
+		copy(batch, q)
+		clear(q[:n])
+		s.qhead += n
+		s.submit(batch)
+	}
+	if s.qhead == len(s.queued) {
+		s.queued, s.qhead = s.queued[:0], 0
+	}
+}
+
+const (
+	maxBatch      = 64      // messages in one call
+	maxBatchBytes = 1 << 20 // their bytes; a larger message goes alone
+)
+
+// call is one call in the pool: a batch of messages.
+type call struct {
+	s    *server
+	reqs []*request
+	gen  int // the pool generation it was submitted to
+}
+
+// submit sends a batch to the pool: executor.Submit and WrapFuture, the
+// two halves of loop.RunInExecutor, which needs a task's ctx that a
 // protocol callback does not have. A pool found broken is rebuilt and the
-// message submitted to the new one.
-func (s *server) submit(r *request) {
-	call := digestJob.Bind(Job{Msg: r.buf, CPU: s.cfg.cpu})
-	cf, err := executor.Submit(s.pool, call)
+// batch submitted to the new one.
+func (s *server) submit(reqs []*request) {
+	msgs := make([]Message, len(reqs))
+	for i, r := range reqs {
+		msgs[i] = r.buf
+		r.queued = false
+	}
+	c := &call{s: s, reqs: reqs}
+	s.calls++
+	job := batchJob.Bind(Batch{Msgs: msgs, CPU: s.cfg.cpu})
+	cf, err := executor.Submit(s.pool, job)
 	if errors.Is(err, executor.ErrBrokenExecutor) {
 		s.rebuild(s.gen)
-		cf, err = executor.Submit(s.pool, call)
+		cf, err = executor.Submit(s.pool, job)
 	}
 	if err != nil {
-		s.l.CallSoon(func() { s.done(r, Digest{}, err) })
+		s.l.CallSoon(func() { c.end(nil, err, true) })
 		return
 	}
-	r.gen, r.cf = s.gen, cf
-	loop.WrapFuture(s.l, cf).AddDoneCallback(r.onDone)
+	c.gen = s.gen
+	loop.WrapFuture(s.l, cf).AddDoneCallback(c.onDone)
 }
 
-func (r *request) onDone(f *loop.Future[Digest]) {
-	if f.Cancelled() {
-		r.c.s.done(r, Digest{}, loop.ErrCancelled)
-		return
+func (c *call) onDone(f *loop.Future[[]Result]) {
+	res, err := f.Result()
+	if err == nil && len(res) != len(c.reqs) {
+		err = fmt.Errorf("reactor: the job returned %d results for %d messages", len(res), len(c.reqs))
 	}
-	sum, err := f.Result()
-	r.c.s.done(r, sum, err)
+	// A call that failed for a worker that died may still be being
+	// encoded for it: its buffers are the garbage collector's now.
+	c.end(res, err, !errors.Is(err, executor.ErrBrokenProcessPool))
 }
 
-// done is the end of r's job: its room in the bound is given back, its
-// buffer reused, its reply queued.
-func (s *server) done(r *request, sum Digest, err error) {
-	size := len(r.buf)
-	reuse := true
-	switch {
-	case err == nil:
-		r.sum = sum
-	case errors.Is(err, executor.ErrBrokenProcessPool):
-		// The pool may still be encoding the message for the worker that
-		// died: the buffer is the garbage collector's now.
-		reuse = false
-		s.rebuild(r.gen)
-		r.status, r.errMsg = 1, "reactor: the worker process running this message died: "+err.Error()
-	default:
-		// The job's own error (a *executor.RemoteError: the worker
-		// decoded the message), a cancellation (not started), a refusal.
-		r.status, r.errMsg = 1, err.Error()
+// end is the end of a call: each message's room in the bound is given
+// back, its buffer reused, its reply queued.
+func (c *call) end(res []Result, err error, reuse bool) {
+	s := c.s
+	s.calls--
+	if errors.Is(err, executor.ErrBrokenProcessPool) {
+		s.rebuild(c.gen)
+		err = fmt.Errorf("reactor: the worker process running this message died: %w", err)
 	}
-	if reuse {
-		s.free.put(r.buf)
+	for i, r := range c.reqs {
+		switch {
+		case err != nil:
+			r.status, r.errMsg = 1, err.Error()
+		case res[i].Err != "":
+			r.status, r.errMsg = 1, res[i].Err
+		default:
+			r.result = res[i].Data
+		}
+		size := len(r.buf)
+		if reuse {
+			s.free.put(r.buf)
+		}
+		r.buf, r.done = nil, true
+		s.markDirty(r.c)
+		s.release(size)
 	}
-	r.buf, r.cf, r.done = nil, nil, true
-	s.markDirty(r.c)
-	s.release(size)
+	s.dispatch()
 }
 
 // markDirty schedules c's flush. The completions the loop runs in one
@@ -284,12 +358,11 @@ type request struct {
 	c      *conn
 	buf    []byte // the message; nil once its job is done
 	fill   int    // bytes of buf read so far
-	gen    int    // the pool generation it was submitted to
-	cf     *executor.Future[Digest]
+	queued bool   // in server.queued, not sent to the pool yet
 	done   bool
 	status byte
-	sum    Digest
-	errMsg string
+	result []byte // the job's result, for status 0
+	errMsg string // or its error, for status 1
 }
 
 // conn is one connection's protocol, an asyncio.BufferedProtocol: the
@@ -340,7 +413,7 @@ func (c *conn) BufferUpdated(n int) {
 	r := c.cur
 	if r.fill += n; r.fill == len(r.buf) {
 		c.cur = nil
-		c.s.submit(r)
+		c.s.enqueue(r)
 	}
 	c.update()
 }
@@ -354,7 +427,7 @@ func (c *conn) consume(data []byte) {
 			data = data[k:]
 			if r.fill += k; r.fill == len(r.buf) {
 				c.cur = nil
-				c.s.submit(r)
+				c.s.enqueue(r)
 			}
 			continue
 		}
@@ -390,7 +463,7 @@ func (c *conn) start(size int) {
 	r := &request{c: c, buf: c.s.free.get(size)}
 	c.reqs.push(r)
 	if size == 0 {
-		c.s.submit(r)
+		c.s.enqueue(r)
 		return
 	}
 	c.cur = r
@@ -461,6 +534,7 @@ func (c *conn) update() {
 // closes a closing connection once nothing is owed.
 func (c *conn) flush() {
 	out := c.out[:0]
+	var ok, failed int64
 	for c.reqs.len() > 0 && c.reqs.first().done {
 		r := c.reqs.pop()
 		if c.lost {
@@ -468,15 +542,15 @@ func (c *conn) flush() {
 			continue
 		}
 		if r.status == 0 {
-			out = binary.BigEndian.AppendUint32(out, uint32(1+len(r.sum)))
+			out = binary.BigEndian.AppendUint32(out, uint32(1+len(r.result)))
 			out = append(out, 0)
-			out = append(out, r.sum[:]...)
-			c.s.stats.replies.Add(1)
+			out = append(out, r.result...)
+			ok++
 		} else {
 			out = binary.BigEndian.AppendUint32(out, uint32(1+len(r.errMsg)))
 			out = append(out, 1)
 			out = append(out, r.errMsg...)
-			c.s.stats.errReplies.Add(1)
+			failed++
 		}
 	}
 	if cap(out) <= 64<<10 {
@@ -486,7 +560,14 @@ func (c *conn) flush() {
 		return
 	}
 	if len(out) > 0 {
-		_, _ = c.t.Write(out) // fails only once the connection is lost
+		if _, err := c.t.Write(out); err != nil {
+			// The client went away, which a connection not read from
+			// (paused) learns only now.
+			c.s.stats.dropped.Add(ok + failed)
+			return
+		}
+		c.s.stats.replies.Add(ok)
+		c.s.stats.errReplies.Add(failed)
 		if n := int64(c.t.WriteBufferSize()); n > c.s.stats.peakWbuf.Load() {
 			c.s.stats.peakWbuf.Store(n)
 		}
@@ -539,13 +620,18 @@ func (c *conn) ConnectionLost(error) {
 	c.lost = true
 	c.dropPartial()
 	delete(c.s.conns, c)
-	// Results still to come are dropped; calls not started yet are
-	// cancelled (their buffers were never read, so they are reused).
+	// Messages not sent to the pool yet are dropped now, the results of
+	// the others when they come.
 	for i := range c.reqs.len() {
-		if r := c.reqs.at(i); r.cf != nil {
-			r.cf.Cancel()
+		if r := c.reqs.at(i); r.queued {
+			c.s.unqueue(r)
+			size := len(r.buf)
+			c.s.free.put(r.buf)
+			r.buf, r.done = nil, true
+			c.s.release(size)
 		}
 	}
+	c.s.markDirty(c) // flush counts the results dropped
 }
 
 // PauseWriting: the client does not read its replies as fast as they
