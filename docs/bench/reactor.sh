@@ -19,10 +19,10 @@
 #   SERVERS=asyncgo WORKLOADS='triv1k cpu1ms' bash docs/bench/reactor.sh
 #   OUT=/tmp/reactor bash docs/bench/reactor.sh         # keep the reports in /tmp/reactor
 #
-# When examples/reactor has a -memstats flag, the asyncgo server is run with
-# it and the report shows the bytes it allocated per message (its line
-# "messages=N total_alloc=BYTES" on exit). A server that does not build, or
-# that does not start listening, is skipped and named in the report. Python
+# The bytes asyncgo's server allocates per 2 MiB message come from
+# examples/reactor's TestAllocsPer2MiBMessage (runtime.MemStats), run once
+# after the rounds. A server that does not build, or that does not start
+# listening, is skipped and named in the report. Python
 # is /usr/bin/python3 (Debian's), with Debian's python3-uvloop and
 # python3-matplotlib (installed if missing).
 set -euo pipefail
@@ -82,7 +82,6 @@ trap cleanup EXIT
 echo "reactor.sh: building loadgen and the reactor in $bin" >&2
 go build -o "$bin/loadgen" ./docs/bench/loadgen
 declare -A skip=()
-memstats=
 for s in $SERVERS; do
 	case $s in
 	asyncgo)
@@ -90,8 +89,6 @@ for s in $SERVERS; do
 			echo "reactor.sh: examples/reactor does not build; it is skipped:" >&2
 			sed 's/^/    /' "$out/build-asyncgo.log" | head -5 >&2
 			skip[$s]="examples/reactor does not build"
-		elif "$bin/reactor" -h 2>&1 | grep -q -- '-memstats'; then
-			memstats=-memstats
 		fi
 		;;
 	python-asyncio | python-uvloop) ;;
@@ -105,7 +102,7 @@ done
 server_cmd() { # server_cmd NAME ADDR CPU_SECONDS: sets cmd
 	local py=("$PY" "$here/peers/reactor_server.py" --addr "$2" --workers "$WORKERS" --max-size 2097152 --inflight "$SERVER_INFLIGHT" --cpu "$3")
 	case $1 in
-	asyncgo) cmd=("$bin/reactor" -addr "$2" -workers "$WORKERS" -max-size 2097152 -inflight "$SERVER_INFLIGHT" -queue "$QUEUE" -cpu "${3}s" $memstats) ;;
+	asyncgo) cmd=("$bin/reactor" -addr "$2" -workers "$WORKERS" -max-size 2097152 -inflight "$SERVER_INFLIGHT" -queue "$QUEUE" -cpu "${3}s") ;;
 	python-asyncio) cmd=("${py[@]}") ;;
 	python-uvloop) cmd=("${py[@]}" --uvloop) ;;
 	esac
@@ -195,6 +192,13 @@ for round in $(seq "$REPEAT"); do
 		done
 	done
 done
+
+if [[ " $SERVERS " == *" asyncgo "* ]] && [ -z "${skip[asyncgo]:-}" ]; then
+	echo "reactor.sh: go test -run TestAllocsPer2MiBMessage ./examples/reactor" >&2
+	go test -count=1 -run '^TestAllocsPer2MiBMessage$' -v ./examples/reactor >"$out/alloc.txt" 2>&1 ||
+		echo "reactor.sh: TestAllocsPer2MiBMessage failed (see the report)" >&2
+	grep 'allocated per' "$out/alloc.txt" >&2 || true
+fi
 
 args=()
 for s in $SERVERS; do
