@@ -339,7 +339,7 @@ func TestDemo(t *testing.T) {
 	t.Cleanup(func() { os.Args = args })
 	os.Args = []string{"reactor", "-demo", "-demo-time", "1s", "-workers", "2"}
 	out := exampletest.Stdout(t, main)
-	for _, want := range []string{"messages answered and checked", "msgs/s", "server: 12 connections", "(0 errors), 0 pool rebuilds"} {
+	for _, want := range []string{"12/12 connections", "digests checked", "2097152", "\nerrors: 0\n", "server: 12 connections", "(0 errors), 0 pool rebuilds"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the demo printed:\n%s\nwant a line with %q", out, want)
 		}
