@@ -200,8 +200,10 @@ func run(ctx context.Context, cfg config, log io.Writer, h hooks) error {
 		defer func() {
 			// Off the loop: Shutdown waits for the worker processes; the
 			// results of calls still running reach the loop meanwhile.
+			s.closed = true
+			pool := s.pool
 			_, _ = loop.ToThread(lctx, func() (struct{}, error) {
-				s.pool.Shutdown(true, false)
+				pool.Shutdown(true, false)
 				s.retiring.Wait()
 				return struct{}{}, nil
 			})

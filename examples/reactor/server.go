@@ -64,6 +64,7 @@ type server struct {
 	bytes       int     // their bytes
 	waiters     []*conn // connections waiting for admission, first come first served
 	draining    bool
+	closed      bool                   // the pool is being shut down for good: no rebuild
 	stopping    *loop.Future[struct{}] // set when the drain starts
 
 	stats stats
@@ -319,7 +320,7 @@ func (s *server) flushDirty() {
 // fails, each calling rebuild: only the first, of the current generation,
 // rebuilds.
 func (s *server) rebuild(gen int) {
-	if gen != s.gen || s.draining {
+	if gen != s.gen || s.closed {
 		return
 	}
 	p, err := s.newPool()
