@@ -191,7 +191,8 @@ func TestClientNeverReads(t *testing.T) {
 			t.Fatalf("the server took %d bytes of messages whose replies are never read", sent)
 		}
 	}
-	t.Logf("the server stopped reading after %d messages of the client's", sent/4)
+	t.Logf("the server stopped reading after %d messages of the client's; its largest write buffer held %d bytes",
+		sent/4, ts.s.stats.peakWbuf.Load())
 	if err := dial(t, ts.addr).roundTrip(payload(64<<10, 9)); err != nil {
 		t.Errorf("another client: %v", err)
 	}

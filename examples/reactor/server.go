@@ -188,17 +188,20 @@ func (s *server) enqueue(r *request) {
 	}
 }
 
-// dispatch sends the queued messages to the pool while fewer than
-// maxCalls calls are in it, as many messages per call as fit a batch.
-// maxCalls is two per worker: the second is waiting in the pool when the
-// first ends, so that a worker is never idle while the next call crosses
-// the loop.
+// dispatch sends the queued messages to the pool while fewer than two
+// calls per worker are in it (the second waits in the pool when the first
+// ends, so that a worker is never idle while the next call crosses the
+// loop), sharing them among the free calls, at most a batch each.
 func (s *server) dispatch() {
 	s.dispatching = false
 	for s.calls < 2*s.cfg.workers && s.qhead < len(s.queued) {
 		q := s.queued[s.qhead:]
+		// Share what waits among the free calls, so that the workers
+		// are busy together rather than one with a long batch.
+		free := 2*s.cfg.workers - s.calls
+		limit := min(maxBatch, (len(q)+free-1)/free)
 		n, size := 0, 0
-		for n < len(q) && n < maxBatch && (n == 0 || size+len(q[n].buf) <= maxBatchBytes) {
+		for n < len(q) && n < limit && (n == 0 || size+len(q[n].buf) <= maxBatchBytes) {
 			size += len(q[n].buf)
 			n++
 		}
@@ -420,7 +423,8 @@ func (c *conn) BufferUpdated(n int) {
 }
 
 // consume parses frames out of data. It stops at the per-connection bound
-// (K accepted and unanswered) or the global one, keeping the rest in pend.
+// (K accepted and unanswered), the global one, or a client behind on its
+// replies (writePaused), keeping the rest in pend.
 func (c *conn) consume(data []byte) {
 	for len(data) > 0 && !c.closing {
 		if r := c.cur; r != nil {
@@ -432,8 +436,8 @@ func (c *conn) consume(data []byte) {
 			}
 			continue
 		}
-		if c.want >= 0 || c.reqs.len() >= c.s.cfg.inflight {
-			break
+		if c.want >= 0 || c.writePaused || c.reqs.len() >= c.s.cfg.inflight {
+			break // wait for room: kept in pend until then
 		}
 		k := copy(c.hdr[c.nhdr:], data)
 		data = data[k:]
