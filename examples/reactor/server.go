@@ -94,6 +94,13 @@ func newServer(l *loop.Loop, cfg config, log io.Writer) (*server, error) {
 	if s.pool, err = s.newPool(); err != nil {
 		return nil, err
 	}
+	// Start the worker processes now, not on the first messages: an
+	// empty batch each (nobody waits for their results).
+	for range cfg.workers {
+		if _, err := executor.Submit(s.pool, batchJob.Bind(Batch{})); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
