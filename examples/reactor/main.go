@@ -60,7 +60,7 @@
 // not read from (its messages wait in the kernel's buffers and then in the
 // client). A message is admitted to the global bound when its header arrives,
 // before its bytes are read, and leaves it when its job ends: -queue bounds
-// the jobs submitted to the pool and the messages being read, -queue-bytes
+// the messages being read, waiting for a call or in the pool, -queue-bytes
 // their bytes, since 2 MiB messages times a large count is a lot of memory (a
 // message larger than -queue-bytes is let in alone). A connection that finds
 // the bound full waits its turn, first come first served, not read from. A
@@ -225,9 +225,13 @@ func run(ctx context.Context, cfg config, log io.Writer, h hooks) error {
 		var driven *loop.Task[struct{}]
 		if h.drive != nil {
 			addr := s.srv.Addrs()[0].String()
-			driven = loop.Go(lctx, func(ctx context.Context) error {
+			// A signal ends the drive early, as the drain begins.
+			ctx, s.onShutdown = context.WithCancel(ctx)
+			driven = loop.Go(lctx, func(tctx context.Context) error {
 				defer s.shutdown()
-				_, err := loop.ToThread(ctx, func() (struct{}, error) { return struct{}{}, h.drive(ctx, addr) })
+				// drive runs on a goroutine of its own: it gets run's ctx,
+				// not the task's, which is the loop's.
+				_, err := loop.ToThread(tctx, func() (struct{}, error) { return struct{}{}, h.drive(ctx, addr) })
 				return err
 			})
 		}

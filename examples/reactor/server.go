@@ -66,6 +66,7 @@ type server struct {
 	draining    bool
 	closed      bool                   // the pool is being shut down for good: no rebuild
 	stopping    *loop.Future[struct{}] // set when the drain starts
+	onShutdown  func()                 // called when the drain starts
 
 	stats stats
 }
@@ -357,6 +358,9 @@ func (s *server) shutdown() {
 		return
 	}
 	s.draining = true
+	if s.onShutdown != nil {
+		s.onShutdown()
+	}
 	s.srv.Close()
 	for c := range s.conns {
 		c.stop()
