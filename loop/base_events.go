@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/asyncgo/asyncgo/executor"
@@ -87,6 +88,9 @@ type Loop struct {
 
 	transports map[loopTransport]struct{} // open transports, closed at Close
 	rbuf       []byte                     // the read buffer transports share
+
+	signals map[syscall.Signal]*signalHandler // AddSignalHandler's
+	procs   int                               // subprocess transports whose child is unreaped
 
 	stopCB func() // l.Stop as a value, made once
 
@@ -526,6 +530,7 @@ func (l *Loop) Close() error {
 		w.fail(ErrLoopClosed)
 	}
 	l.closing = false
+	l.removeSignalHandlers()
 	l.closeTransports()
 	l.closePoller()
 	l.closeSelfPipe()

@@ -3,7 +3,20 @@ package loop
 import (
 	"context"
 	"errors"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
 )
+
+// ErrKeyboardInterrupt is Python's KeyboardInterrupt out of asyncio.run:
+// Run returns it when a SIGINT cancelled the main task and the main task
+// ended cancelled, or when a second SIGINT stopped the loop.
+var ErrKeyboardInterrupt = errors.New("loop: KeyboardInterrupt")
+
+// sigintOwner is held by the Run that handles SIGINT: asyncio installs
+// its handler only in the main thread, so one Run at a time here.
+var sigintOwner atomic.Bool
 
 // ErrRunNested is "asyncio.run() cannot be called from a running event
 // loop". Run detects it from a task's ctx; called from a plain callback
@@ -19,6 +32,16 @@ var ErrRunNested = errors.New("loop: Run() cannot be called from a running event
 // error); ctx's values are visible to every task. Errors that leftover
 // tasks return while being cancelled go to the exception handler, as
 // asyncio reports "unhandled exception during asyncio.run() shutdown".
+//
+// SIGINT (Ctrl-C), as asyncio.run since Python 3.11: while main runs, the
+// first SIGINT cancels the main task, and if main ends cancelled Run
+// returns ErrKeyboardInterrupt; a second SIGINT stops the loop at once
+// (the remaining tasks are still cancelled and awaited) and Run returns
+// ErrKeyboardInterrupt. Python installs this handler only in the main
+// thread and only while SIGINT has its default handler; here only one Run
+// at a time handles SIGINT (others leave it alone), and none does if the
+// program ignores SIGINT (signal.Ignore). Before the cleanup starts SIGINT
+// gets its default action back, unless the program asks for it elsewhere.
 func Run[T any](ctx context.Context, main func(ctx context.Context) (T, error), opts ...Option) (T, error) {
 	var zero T
 	if t := taskOf(ctx); t != nil && t.loop.IsRunning() {
@@ -34,15 +57,62 @@ func Run[T any](ctx context.Context, main func(ctx context.Context) (T, error), 
 			_ = l.CallSoonThreadsafe(func() { t.tc.cancel(context.Cause(ctx).Error(), true) })
 		})
 	}
+	interrupts, unhook := hookSigint(l, &t.tc)
 	err := l.RunUntilComplete(t)
+	unhook()
 	stop()
 	l.cancelAllTasks()
 	l.shutdownDefaultExecutor()
 	_ = l.Close()
+	n := interrupts.Load()
 	if errors.Is(err, ErrLoopStopped) {
+		if n > 1 {
+			return zero, ErrKeyboardInterrupt
+		}
 		return zero, err
 	}
+	if n > 0 && t.Cancelled() && t.Uncancel() == 0 {
+		return zero, ErrKeyboardInterrupt
+	}
 	return t.Result()
+}
+
+// hookSigint is Runner._on_sigint's installation: it returns the count of
+// SIGINTs seen and the function that uninstalls the handler.
+func hookSigint(l *Loop, tc *taskCore) (*atomic.Int32, func()) {
+	count := new(atomic.Int32)
+	if signal.Ignored(os.Interrupt) || !sigintOwner.CompareAndSwap(false, true) {
+		return count, func() {}
+	}
+	ch := make(chan os.Signal, 2)
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	signal.Notify(ch, syscall.SIGINT)
+	go func() {
+		defer close(exited)
+		for {
+			select {
+			case <-ch:
+				if count.Add(1) == 1 {
+					_ = l.CallSoonThreadsafe(func() {
+						if !tc.finished {
+							tc.cancel("", true)
+						}
+					})
+				} else {
+					_ = l.CallSoonThreadsafe(l.Stop)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return count, func() {
+		signal.Stop(ch)
+		close(done)
+		<-exited
+		sigintOwner.Store(false)
+	}
 }
 
 // RunMain is Run for a main that returns only an error, the usual

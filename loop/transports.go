@@ -45,12 +45,21 @@ type BaseTransport interface {
 	GetExtraInfo(name string) any
 }
 
-// Transport is asyncio.Transport: a bidirectional stream (TCP, a Unix
-// socket, TLS) read and written by the loop. Writes never block: what the
-// socket does not take at once is buffered and sent as it becomes
-// writable; the protocol is paused and resumed at the water marks
-// ([WriteFlowControl]).
-type Transport interface {
+// ReadTransport is asyncio.ReadTransport: the reading side of a stream
+// (a read pipe's transport, [Loop.ConnectReadPipe]).
+type ReadTransport interface {
+	BaseTransport
+
+	// PauseReading stops DataReceived calls until ResumeReading;
+	// IsReading reports which. Both are idempotent, as since Python 3.7.
+	PauseReading()
+	ResumeReading()
+	IsReading() bool
+}
+
+// WriteTransport is asyncio.WriteTransport: the writing side of a stream
+// (a write pipe's transport, [Loop.ConnectWritePipe]).
+type WriteTransport interface {
 	BaseTransport
 
 	// Write sends p or buffers what the kernel does not take; p may be
@@ -71,12 +80,6 @@ type Transport interface {
 	// called with nil, as asyncio's abort().
 	Abort()
 
-	// PauseReading stops DataReceived calls until ResumeReading;
-	// IsReading reports which. Both are idempotent, as since Python 3.7.
-	PauseReading()
-	ResumeReading()
-	IsReading() bool
-
 	// SetWriteBufferLimits sets the water marks: a negative high means the
 	// default (64 KiB, or 4x low if low is set), a negative low a quarter
 	// of high. It returns ErrBadWriteLimits unless high >= low >= 0.
@@ -86,6 +89,16 @@ type Transport interface {
 	// WriteBufferSize is get_write_buffer_size: bytes buffered, not yet
 	// taken by the kernel.
 	WriteBufferSize() int
+}
+
+// Transport is asyncio.Transport: a bidirectional stream (TCP, a Unix
+// socket, TLS) read and written by the loop. Writes never block: what the
+// socket does not take at once is buffered and sent as it becomes
+// writable; the protocol is paused and resumed at the water marks
+// ([WriteFlowControl]).
+type Transport interface {
+	ReadTransport
+	WriteTransport
 
 	// SetProtocol and Protocol are set_protocol and get_protocol: the
 	// transport's callbacks go to the new protocol from now on
