@@ -78,21 +78,33 @@ func processOne(msg []byte, cpu time.Duration) (r Result) {
 // arrives.
 type Message []byte
 
-// arena holds the messages of the batch a worker process runs.
-var arena []byte
+// arena holds the messages of the batch a worker process runs; need is
+// their bytes so far.
+var (
+	arena []byte
+	need  int
+)
 
-func resetArena() { arena = arena[:0] }
+// resetArena frees the arena for the next batch, with room for all of a
+// batch like this one.
+func resetArena() {
+	if cap(arena) < need {
+		arena = make([]byte, 0, need)
+	}
+	arena, need = arena[:0], 0
+}
 
 // GobEncode sends the bytes as they are (gob copies them into its own
 // buffer).
 func (m Message) GobEncode() ([]byte, error) { return m, nil }
 
 // GobDecode copies b, which is the decoder's, into the arena. When the
-// arena is full a larger one replaces it; the messages already in the old
-// one keep it alive until the batch is done.
+// arena is full a larger one replaces it (the messages already in the old
+// one keep it alive until the batch is done).
 func (m *Message) GobDecode(b []byte) error {
+	need += len(b)
 	if cap(arena)-len(arena) < len(b) {
-		arena = make([]byte, 0, max(2*cap(arena), len(arena)+len(b)))
+		arena = make([]byte, 0, max(2*cap(arena), len(b)))
 	}
 	start := len(arena)
 	arena = append(arena, b...)
