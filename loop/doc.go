@@ -324,5 +324,27 @@
 // calls; selector_transport.go the socket transport; base_events_net.go
 // create_server, create_connection and Server; protocols.go and
 // transports.go are their namesakes; sslproto.go is TLS, streams.go streams
-// and datagram.go UDP.
+// and datagram.go UDP. The OS half: unix_events.go is unix_events.py's
+// pipe transports (ConnectReadPipe, ConnectWritePipe) and unix_signals.go
+// its signal handlers; base_subprocess.go and subprocess.go are their
+// namesakes, with proc_linux.go (a pidfd in the poller) and proc_other.go
+// as the child watchers.
+//
+// # Subprocesses and signals
+//
+// [CreateSubprocessExec] and [CreateSubprocessShell] start a child with
+// its streams inherited, or [PIPE], [DEVNULL], [STDOUT] (stderr only) or
+// [StdioFile]; the [Process] has Stdin (a StreamWriter), Stdout and Stderr
+// (StreamReaders), Communicate, Wait, SendSignal, Terminate, Kill and a
+// ReturnCode that is minus the signal for a killed child, as Python's.
+// [Loop.SubprocessExec] and [Loop.SubprocessShell] are the protocol form
+// ([SubprocessProtocol]). On Linux the loop learns of a child's exit from
+// a pidfd in its poller and reaps it there: no thread or goroutine per
+// child, and signals go through the pidfd, never to a reused pid.
+// Cancelling Wait or Communicate kills nothing, as in asyncio.
+//
+// [Loop.AddSignalHandler] runs a callback on the loop for each signal
+// (never inside the signal delivery); [Run] turns the first SIGINT into
+// cancelling the main task ([ErrKeyboardInterrupt] when it ends
+// cancelled) and a second into an immediate stop, as asyncio.run.
 package loop
