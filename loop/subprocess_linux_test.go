@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"syscall"
@@ -932,4 +933,71 @@ func TestSubprocessStress(t *testing.T) {
 			t.Errorf("pid %d left", pid)
 		}
 	}
+}
+
+// Randomized, against the model "stdout is what went into stdin": random
+// write sizes (0 to 300 KiB), random Drains, random pauses of the stdout
+// reader, through cat. The pipe transports' buffers and flow control
+// must lose, duplicate or reorder nothing.
+func TestSubprocessPipesRandomized(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 10))
+	runNet(t, func(ctx context.Context) error {
+		p, err := loop.CreateSubprocessExec(ctx, "cat", nil, &loop.SubprocessOptions{Stdin: loop.PIPE, Stdout: loop.PIPE, Limit: 1 << 12})
+		if err != nil {
+			return err
+		}
+		l := loopOf(ctx)
+		var sent bytes.Buffer
+		reader := loop.CreateTask(l, func(ctx context.Context) ([]byte, error) {
+			var got []byte
+			for {
+				b, err := p.Stdout.Read(ctx, 1+rng.IntN(100<<10))
+				if err != nil {
+					return got, err
+				}
+				if len(b) == 0 {
+					return got, nil
+				}
+				got = append(got, b...)
+				if rng.IntN(8) == 0 {
+					if err := loop.Sleep(ctx, time.Millisecond); err != nil {
+						return got, err
+					}
+				}
+			}
+		})
+		for range 200 {
+			chunk := make([]byte, rng.IntN(300<<10))
+			for i := range chunk {
+				chunk[i] = byte(rng.IntN(256))
+			}
+			sent.Write(chunk)
+			if _, err := p.Stdin.Write(chunk); err != nil {
+				return err
+			}
+			if rng.IntN(3) == 0 {
+				if err := p.Stdin.Drain(ctx); err != nil {
+					return err
+				}
+			}
+		}
+		if err := p.Stdin.Drain(ctx); err != nil {
+			return err
+		}
+		p.Stdin.Close()
+		got, err := reader.Await(ctx)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, sent.Bytes()) {
+			t.Errorf("received %d bytes, sent %d (equal %v)", len(got), sent.Len(), bytes.Equal(got, sent.Bytes()))
+		}
+		code, err := p.Wait(ctx)
+		if code != 0 || err != nil {
+			t.Errorf("Wait = %d, %v", code, err)
+		}
+		return nil
+	})
 }
