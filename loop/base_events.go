@@ -90,7 +90,6 @@ type Loop struct {
 	rbuf       []byte                     // the read buffer transports share
 
 	signals map[syscall.Signal]*signalHandler // AddSignalHandler's
-	procs   int                               // subprocess transports whose child is unreaped
 
 	stopCB func() // l.Stop as a value, made once
 

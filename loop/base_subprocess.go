@@ -357,11 +357,9 @@ func lookPath(program string, env []string) (string, error) {
 		return program, nil
 	}
 	path, found := "", false
-	if env != nil {
-		for _, kv := range env {
-			if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-				path, found = v, true
-			}
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path, found = v, true
 		}
 	}
 	if !found {

@@ -14,16 +14,15 @@ import (
 // feed StreamReaders, stdin is a StreamWriter whose Drain follows the
 // stdin pipe's water marks.
 type subprocessStreamProtocol struct {
-	l          *Loop
-	limit      int
-	stdin      *StreamWriter
-	stdout     *StreamReader
-	stderr     *StreamReader
-	transport  SubprocessTransport
-	exited     bool
-	pipeFds    []int
-	flow       *streamProtocol // FlowControlMixin and the stdin close waiter
-	stdinError error
+	l         *Loop
+	limit     int
+	stdin     *StreamWriter
+	stdout    *StreamReader
+	stderr    *StreamReader
+	transport SubprocessTransport
+	exited    bool
+	pipeFds   []int
+	flow      *streamProtocol // FlowControlMixin and the stdin close waiter
 }
 
 func (p *subprocessStreamProtocol) ConnectionMade(t SubprocessTransport) {
