@@ -24,6 +24,19 @@ func selfSignal(t *testing.T, sig syscall.Signal) {
 	}
 }
 
+// unignoreSigint makes SIGINT deliverable for a Run test: a test binary
+// started in the background by a shell without job control inherits it
+// ignored, and Run leaves an ignored SIGINT alone (as asyncio.run).
+// Asking for it (signal.Notify) un-ignores it.
+func unignoreSigint(t *testing.T) {
+	if !signal.Ignored(syscall.SIGINT) {
+		return
+	}
+	guard := make(chan os.Signal, 4)
+	signal.Notify(guard, syscall.SIGINT)
+	t.Cleanup(func() { signal.Stop(guard) })
+}
+
 // test_check_signal: what cannot be a handled signal is refused.
 func TestSignalCheckSignal(t *testing.T) {
 	l := loop.New()
@@ -181,6 +194,7 @@ func TestSignalTwoLoops(t *testing.T) {
 // test_runners: test_interrupt_wait: the first SIGINT cancels the main
 // task awaiting a future; Run returns ErrKeyboardInterrupt.
 func TestRunInterruptWait(t *testing.T) {
+	unignoreSigint(t)
 	_, err := loop.Run(context.Background(), func(ctx context.Context) (int, error) {
 		loopOf(ctx).CallLater(10*time.Millisecond, func() { selfSignal(t, syscall.SIGINT) })
 		return loop.NewFuture[int](loopOf(ctx)).Await(ctx)
@@ -193,6 +207,7 @@ func TestRunInterruptWait(t *testing.T) {
 // test_interrupt_call_soon: a main task that only yields (Sleep(0)) is
 // cancelled too.
 func TestRunInterruptCallSoon(t *testing.T) {
+	unignoreSigint(t)
 	var sawCancel bool
 	err := loop.RunMain(context.Background(), func(ctx context.Context) error {
 		loopOf(ctx).CallLater(10*time.Millisecond, func() { selfSignal(t, syscall.SIGINT) })
@@ -211,6 +226,7 @@ func TestRunInterruptCallSoon(t *testing.T) {
 // test_interrupt_cancelled_task: a main task that catches its
 // cancellation (and uncancels) and returns a value: Run returns it.
 func TestRunInterruptCancelledTask(t *testing.T) {
+	unignoreSigint(t)
 	v, err := loop.Run(context.Background(), func(ctx context.Context) (string, error) {
 		loopOf(ctx).CallLater(10*time.Millisecond, func() { selfSignal(t, syscall.SIGINT) })
 		if err := loop.Sleep(ctx, time.Hour); err == nil {
@@ -227,6 +243,7 @@ func TestRunInterruptCancelledTask(t *testing.T) {
 // A second SIGINT stops the loop at once even if main ignores the first;
 // the leftover tasks are still cancelled and awaited.
 func TestRunSecondInterruptStops(t *testing.T) {
+	unignoreSigint(t)
 	var bgCancelled bool
 	err := loop.RunMain(context.Background(), func(ctx context.Context) error {
 		l := loopOf(ctx)

@@ -1,0 +1,81 @@
+// Command minireactor is the reactor (examples/reactor) cut to its bones,
+// the taste of asyncgo in the README: one loop accepts connections and
+// reads length-prefixed frames; each message's SHA-256 is computed in a
+// pool of worker processes through RunInExecutor, and the reply goes back
+// in order. Ctrl-C cancels the main task, as asyncio.run does.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/asyncgo/asyncgo/executor"
+	"github.com/asyncgo/asyncgo/executor/processpool"
+	"github.com/asyncgo/asyncgo/loop"
+)
+
+// digest runs in the worker processes: registered at package level, so
+// that a worker (this binary, re-executed) knows it too.
+var digest = executor.Register("minireactor.digest", func(msg []byte) ([]byte, error) {
+	sum := sha256.Sum256(msg)
+	return sum[:], nil
+})
+
+func main() {
+	executor.Init() // a worker process runs here and never returns
+	addr := flag.String("addr", "127.0.0.1:8888", "listen address")
+	flag.Parse()
+	if err := run(*addr); err != nil && !errors.Is(err, loop.ErrKeyboardInterrupt) {
+		fmt.Fprintln(os.Stderr, "minireactor:", err)
+		os.Exit(1)
+	}
+}
+
+func run(addr string) error {
+	pool, err := processpool.New(processpool.Options{MaxWorkers: 2})
+	if err != nil {
+		return err
+	}
+	defer pool.Shutdown(true, false)
+	return loop.RunMain(context.Background(), func(ctx context.Context) error {
+		srv, err := loop.StartServer(ctx, func(ctx context.Context, r *loop.StreamReader, w *loop.StreamWriter) error {
+			defer w.Close()
+			for {
+				hdr, err := r.ReadExactly(ctx, 4) // an await: other connections are served meanwhile
+				if err != nil {
+					return nil // the client is gone
+				}
+				n := binary.BigEndian.Uint32(hdr)
+				if n > 2<<20 {
+					return fmt.Errorf("a frame of %d bytes is over 2 MiB", n) // reported; the connection closes
+				}
+				msg, err := r.ReadExactly(ctx, int(n))
+				if err != nil {
+					return nil
+				}
+				reply := []byte{0}
+				sum, err := loop.RunInExecutor(ctx, pool, digest.Bind(msg)).Await(ctx)
+				if err != nil {
+					reply = []byte{1}
+					sum = []byte(err.Error())
+				}
+				reply = append(reply, sum...)
+				w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(reply))))
+				w.Write(reply)
+				if err := w.Drain(ctx); err != nil {
+					return nil
+				}
+			}
+		}, addr, nil)
+		if err != nil {
+			return err
+		}
+		fmt.Println("serving on", srv.Addrs()[0])
+		return srv.ServeForever(ctx)
+	})
+}
