@@ -19,13 +19,6 @@ import (
 	"github.com/asyncgo/asyncgo/loop"
 )
 
-// digest runs in the worker processes: registered at package level, so
-// that a worker (this binary, re-executed) knows it too.
-var digest = executor.Register("minireactor.digest", func(msg []byte) ([]byte, error) {
-	sum := sha256.Sum256(msg)
-	return sum[:], nil
-})
-
 func main() {
 	executor.Init() // a worker process runs here and never returns
 	addr := flag.String("addr", "127.0.0.1:8888", "listen address")
@@ -36,6 +29,7 @@ func main() {
 	}
 }
 
+// run serves on addr until SIGINT (Run cancels the main task).
 func run(addr string) error {
 	pool, err := processpool.New(processpool.Options{MaxWorkers: 2})
 	if err != nil {
@@ -43,39 +37,49 @@ func run(addr string) error {
 	}
 	defer pool.Shutdown(true, false)
 	return loop.RunMain(context.Background(), func(ctx context.Context) error {
-		srv, err := loop.StartServer(ctx, func(ctx context.Context, r *loop.StreamReader, w *loop.StreamWriter) error {
-			defer w.Close()
-			for {
-				hdr, err := r.ReadExactly(ctx, 4) // an await: other connections are served meanwhile
-				if err != nil {
-					return nil // the client is gone
-				}
-				n := binary.BigEndian.Uint32(hdr)
-				if n > 2<<20 {
-					return fmt.Errorf("a frame of %d bytes is over 2 MiB", n) // reported; the connection closes
-				}
-				msg, err := r.ReadExactly(ctx, int(n))
-				if err != nil {
-					return nil
-				}
-				reply := []byte{0}
-				sum, err := loop.RunInExecutor(ctx, pool, digest.Bind(msg)).Await(ctx)
-				if err != nil {
-					reply = []byte{1}
-					sum = []byte(err.Error())
-				}
-				reply = append(reply, sum...)
-				w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(reply))))
-				w.Write(reply)
-				if err := w.Drain(ctx); err != nil {
-					return nil
-				}
-			}
-		}, addr, nil)
+		srv, err := loop.StartServer(ctx, handler(pool), addr, nil)
 		if err != nil {
 			return err
 		}
 		fmt.Println("serving on", srv.Addrs()[0])
 		return srv.ServeForever(ctx)
 	})
+}
+
+// digest runs in the worker processes: registered at package level, so
+// that a worker (this binary, re-executed) knows it too.
+var digest = executor.Register("minireactor.digest", func(msg []byte) ([]byte, error) {
+	sum := sha256.Sum256(msg)
+	return sum[:], nil
+})
+
+// handler serves one connection: frames in, digests out, in order.
+func handler(pool executor.Executor) func(context.Context, *loop.StreamReader, *loop.StreamWriter) error {
+	return func(ctx context.Context, r *loop.StreamReader, w *loop.StreamWriter) error {
+		defer w.Close()
+		for {
+			hdr, err := r.ReadExactly(ctx, 4) // an await: the loop serves other connections meanwhile
+			if err != nil {
+				return nil // the client is gone
+			}
+			n := binary.BigEndian.Uint32(hdr)
+			if n > 2<<20 {
+				return fmt.Errorf("a frame of %d bytes is over 2 MiB", n) // reported; the connection closes
+			}
+			msg, err := r.ReadExactly(ctx, int(n))
+			if err != nil {
+				return nil
+			}
+			reply := []byte{0}
+			sum, err := loop.RunInExecutor(ctx, pool, digest.Bind(msg)).Await(ctx) // in a worker process
+			if err != nil {
+				reply, sum = []byte{1}, []byte(err.Error())
+			}
+			w.Write(binary.BigEndian.AppendUint32(nil, uint32(1+len(sum))))
+			w.Write(append(reply, sum...))
+			if err := w.Drain(ctx); err != nil { // asyncio's drain: waits only while the client is behind
+				return nil
+			}
+		}
+	}
 }

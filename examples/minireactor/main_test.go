@@ -103,3 +103,26 @@ func client(addr string, c int) error {
 	}
 	return nil
 }
+
+// TestReadmeShowsMiniReactor keeps the Go block of README.md compiling and
+// tested: it must be the tail of this example's main.go, verbatim.
+func TestReadmeShowsMiniReactor(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "```go\n")
+	if ok {
+		block, _, ok = strings.Cut(block, "```")
+	}
+	if !ok {
+		t.Fatal("README.md has no ```go block")
+	}
+	if !strings.HasSuffix(string(src), block) || len(block) < 500 {
+		t.Errorf("README.md's Go block is not the end of examples/minireactor/main.go; copy it from there")
+	}
+}
