@@ -89,7 +89,8 @@ type Loop struct {
 	transports map[loopTransport]struct{} // open transports, closed at Close
 	rbuf       []byte                     // the read buffer transports share
 
-	signals map[syscall.Signal]*signalHandler // AddSignalHandler's
+	signals   map[syscall.Signal]*signalHandler // AddSignalHandler's
+	runSigint func()                            // uninstalls Run's SIGINT handler, while Run has one
 
 	stopCB func() // l.Stop as a value, made once
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 )
@@ -42,6 +43,8 @@ var ErrRunNested = errors.New("loop: Run() cannot be called from a running event
 // at a time handles SIGINT (others leave it alone), and none does if the
 // program ignores SIGINT (signal.Ignore). Before the cleanup starts SIGINT
 // gets its default action back, unless the program asks for it elsewhere.
+// A handler the program sets for SIGINT on the loop (AddSignalHandler)
+// replaces Run's, as signal.signal replaces the Runner's in Python.
 func Run[T any](ctx context.Context, main func(ctx context.Context) (T, error), opts ...Option) (T, error) {
 	var zero T
 	if t := taskOf(ctx); t != nil && t.loop.IsRunning() {
@@ -107,11 +110,19 @@ func hookSigint(l *Loop, tc *taskCore) (*atomic.Int32, func()) {
 			}
 		}
 	}()
+	var once sync.Once
+	unhook := func() {
+		once.Do(func() {
+			signal.Stop(ch)
+			close(done)
+			<-exited
+			sigintOwner.Store(false)
+		})
+	}
+	l.runSigint = unhook
 	return count, func() {
-		signal.Stop(ch)
-		close(done)
-		<-exited
-		sigintOwner.Store(false)
+		l.runSigint = nil
+		unhook()
 	}
 }
 

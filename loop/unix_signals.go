@@ -75,6 +75,11 @@ func (l *Loop) AddSignalHandler(sig os.Signal, fn func()) error {
 	if l.closed.Load() {
 		return ErrLoopClosed
 	}
+	if s == syscall.SIGINT && l.runSigint != nil {
+		// Replaces Run's SIGINT handler, as in Python.
+		l.runSigint()
+		l.runSigint = nil
+	}
 	if h := l.signals[s]; h != nil {
 		h.fn = fn
 		return nil

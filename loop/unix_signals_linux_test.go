@@ -285,3 +285,30 @@ func TestRunSigintIgnored(t *testing.T) {
 		t.Errorf("Run = %d, %v", v, err)
 	}
 }
+
+// A SIGINT handler set on Run's loop replaces Run's: the first SIGINT runs
+// it and cancels nothing (Python: signal.signal replaces the Runner's).
+func TestRunSigintHandlerReplacesRunner(t *testing.T) {
+	unignoreSigint(t)
+	v, err := loop.Run(context.Background(), func(ctx context.Context) (string, error) {
+		l := loopOf(ctx)
+		got := loop.NewFuture[string](l)
+		if err := l.AddSignalHandler(syscall.SIGINT, func() { got.SetResult("mine") }); err != nil {
+			return "", err
+		}
+		defer l.RemoveSignalHandler(syscall.SIGINT)
+		selfSignal(t, syscall.SIGINT)
+		v, err := got.Await(ctx)
+		if err != nil {
+			return "", err
+		}
+		// Give a cancellation by Run's handler every chance to arrive.
+		if err := loop.Sleep(ctx, 20*time.Millisecond); err != nil {
+			return "", err
+		}
+		return v, nil
+	})
+	if err != nil || v != "mine" {
+		t.Errorf("Run = %q, %v; want the program's handler to win", v, err)
+	}
+}
