@@ -1,41 +1,33 @@
 package main
 
 import (
-	"os"
-	"os/signal"
 	"syscall"
 
 	"github.com/asyncgo/asyncgo/loop"
 )
 
 // onSignals runs drain on the loop at the first SIGINT or SIGTERM and
-// abort at the next one, until stop is called. The signals arrive on a
-// goroutine of os/signal's and cross into the loop through
-// CallSoonThreadsafe, its one thread-safe door (asyncio's
-// loop.add_signal_handler does the same with a self-pipe).
+// abort at the next one, until stop is called: asyncio's
+// loop.add_signal_handler, which runs the callbacks on the loop, never
+// inside the signal's delivery. Setting a SIGINT handler also replaces
+// loop.Run's own (which would cancel the main task), as in Python.
 func onSignals(l *loop.Loop, drain, abort func()) (stop func()) {
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	quit := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for n := 0; ; n++ {
-			select {
-			case <-ch:
-				fn := drain
-				if n > 0 {
-					fn = abort
-				}
-				_ = l.CallSoonThreadsafe(fn)
-			case <-quit:
-				return
-			}
+	n := 0
+	handler := func() {
+		n++
+		if n == 1 {
+			drain()
+		} else {
+			abort()
 		}
-	}()
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		if err := l.AddSignalHandler(sig, handler); err != nil {
+			panic(err) // only a closed loop refuses, and this one runs
+		}
+	}
 	return func() {
-		signal.Stop(ch)
-		close(quit)
-		<-done
+		l.RemoveSignalHandler(syscall.SIGINT)
+		l.RemoveSignalHandler(syscall.SIGTERM)
 	}
 }
