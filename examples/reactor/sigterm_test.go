@@ -15,10 +15,15 @@ import (
 	"testing"
 )
 
-// SIGTERM during load, to a server in a process of its own (this test
+// SIGTERM, or SIGINT (which loop.Run also turns into cancelling the main
+// task), during load, to a server in a process of its own (this test
 // binary running main): every message a client sent is answered or its
 // connection closed, the process exits 0, and no worker process is left.
-func TestSIGTERMDuringLoad(t *testing.T) {
+func TestSIGTERMDuringLoad(t *testing.T) { testSignalDuringLoad(t, syscall.SIGTERM) }
+
+func TestSIGINTDuringLoad(t *testing.T) { testSignalDuringLoad(t, syscall.SIGINT) }
+
+func testSignalDuringLoad(t *testing.T, sig syscall.Signal) {
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +113,7 @@ func TestSIGTERMDuringLoad(t *testing.T) {
 	if len(workers) == 0 {
 		t.Fatal("the server has no worker process under load")
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
@@ -129,7 +134,7 @@ func TestSIGTERMDuringLoad(t *testing.T) {
 			t.Errorf("worker process %d is left after the server exited (kill 0: %v)", pid, err)
 		}
 	}
-	t.Logf("%d of %d messages answered after SIGTERM; workers %v gone", total, clients*perClient, workers)
+	t.Logf("%d of %d messages answered after %v; workers %v gone", total, clients*perClient, sig, workers)
 }
 
 // children returns the pids of pid's child processes.
