@@ -90,7 +90,7 @@ type Loop struct {
 	rbuf       []byte                     // the read buffer transports share
 
 	signals   map[syscall.Signal]*signalHandler // AddSignalHandler's
-	runSigint func()                            // uninstalls Run's SIGINT handler, while Run has one
+	runSigint *sigintHook                       // Run's SIGINT handler, while Run has one
 
 	stopCB func() // l.Stop as a value, made once
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -67,7 +68,10 @@ type SubprocessOptions struct {
 	Dir string
 	// ExtraFiles is pass_fds: descriptors the child inherits as 3, 4, ...
 	// Every other descriptor of this process is closed in the child
-	// (close_fds=True, Python's default).
+	// (close_fds=True, Python's default): Go opens its own close-on-exec,
+	// and before each start the loop marks close-on-exec any descriptor
+	// 3 or above that is not (one this process inherited, or made with a
+	// raw syscall), as Python closes them in the child.
 	ExtraFiles []*os.File
 	// StartNewSession is start_new_session: the child calls setsid.
 	StartNewSession bool
@@ -178,7 +182,12 @@ type subprocessPipe struct {
 	disconnected bool
 }
 
-func (p *subprocessPipe) DataReceived(data []byte) { p.sp.proto.PipeDataReceived(p.fd, data) }
+// DataReceived passes the data on; a panic of the protocol is reported as
+// a callback's and leaves the pipe open, as asyncio's (which calls
+// pipe_data_received through call_soon's handle).
+func (p *subprocessPipe) DataReceived(data []byte) {
+	p.sp.callProto("protocol.pipe_data_received() call failed.", func() { p.sp.proto.PipeDataReceived(p.fd, data) })
+}
 
 func (p *subprocessPipe) ConnectionLost(err error) {
 	p.disconnected = true
@@ -251,8 +260,11 @@ func (l *Loop) subprocess(ctx context.Context, factory func() SubprocessProtocol
 		}
 	})
 	if _, err := waiter.Await(ctx); err != nil {
-		// asyncio: close (which kills the child) and let it be reaped.
+		// asyncio: close (which kills the child), wait for its end, and
+		// only then give up: nothing is left behind. The wait ignores
+		// ctx's end (it has ended); the child has been killed.
 		t.Close()
+		_, _ = t.wait(context.WithoutCancel(ctx))
 		return nil, nil, err
 	}
 	return t, proto, nil
@@ -314,7 +326,12 @@ func buildStdio(opts *SubprocessOptions) (*childFiles, error) {
 				c.closeAll()
 				return nil, fmt.Errorf("%w: StdioFile(nil)", ErrBadStdio)
 			}
-			c.child[i] = s.file.Fd()
+			fd, err := rawFD(s.file)
+			if err != nil {
+				c.closeAll()
+				return nil, err
+			}
+			c.child[i] = uintptr(fd)
 		case stdioPipe:
 			p, err := cloexecPipe()
 			if err != nil {
@@ -345,13 +362,37 @@ func buildStdio(opts *SubprocessOptions) (*childFiles, error) {
 			c.closeAll()
 			return nil, fmt.Errorf("%w: nil in ExtraFiles", ErrBadStdio)
 		}
-		c.child = append(c.child, f.Fd())
+		fd, err := rawFD(f)
+		if err != nil {
+			c.closeAll()
+			return nil, err
+		}
+		c.child = append(c.child, uintptr(fd))
 	}
 	return c, nil
 }
 
+// rawFD is f's descriptor, without the blocking mode os.File.Fd would
+// set on a file description the caller may share. The caller keeps f
+// alive (it is in the options) until the child has started.
+func rawFD(f *os.File) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if err := rc.Control(func(d uintptr) { fd = int(d) }); err != nil {
+		return -1, err
+	}
+	return fd, nil
+}
+
+// defPath is Python's os.defpath, the PATH of an env that has none.
+const defPath = "/bin:/usr/bin"
+
 // lookPath finds program as execvpe would: a name with a slash as it is,
-// any other in the PATH of env (or of this process).
+// any other in the PATH of env (os.defpath if env has none), or of this
+// process when env is nil, as Python's os.get_exec_path(env).
 func lookPath(program string, env []string) (string, error) {
 	if strings.Contains(program, "/") {
 		return program, nil
@@ -362,10 +403,14 @@ func lookPath(program string, env []string) (string, error) {
 			path, found = v, true
 		}
 	}
-	if !found {
+	switch {
+	case found:
+	case env != nil:
+		path = defPath
+	default:
 		var ok bool
 		if path, ok = os.LookupEnv("PATH"); !ok {
-			path = "/bin:/usr/bin"
+			path = defPath
 		}
 	}
 	for _, dir := range filepath.SplitList(path) {
@@ -385,6 +430,15 @@ func (l *Loop) startSubprocess(proto SubprocessProtocol, program string, argv []
 	if err != nil {
 		return nil, err
 	}
+	if opts.Dir != "" {
+		// Python names the directory in its FileNotFoundError; the exec
+		// would report the program.
+		if fi, err := os.Stat(opts.Dir); err != nil {
+			return nil, err
+		} else if !fi.IsDir() {
+			return nil, &os.PathError{Op: "chdir", Path: opts.Dir, Err: syscall.ENOTDIR}
+		}
+	}
 	files, err := buildStdio(opts)
 	if err != nil {
 		return nil, err
@@ -398,8 +452,13 @@ func (l *Loop) startSubprocess(proto SubprocessProtocol, program string, argv []
 		sys.Setpgid, sys.Pgid = true, opts.ProcessGroup
 	}
 	attr := &syscall.ProcAttr{Dir: opts.Dir, Env: env, Files: files.child, Sys: sys}
+	closeOnExec(files.child)
 	pid, w, err := spawn(path, argv, attr)
 	files.closeChild()
+	for _, f := range opts.ExtraFiles {
+		runtime.KeepAlive(f)
+	}
+	runtime.KeepAlive(opts)
 	if err != nil {
 		files.closeAll()
 		return nil, &os.PathError{Op: "fork/exec", Path: path, Err: err}

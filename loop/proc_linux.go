@@ -25,10 +25,33 @@ func cloexecPipe() ([2]int, error) {
 	return p, err
 }
 
+// closeOnExec is close_fds=True: one close_range(CLOSE_RANGE_CLOEXEC)
+// marks every descriptor 3 and above close-on-exec (Linux 5.11), else
+// markCloseOnExec does it one by one. The child's descriptors are dup'ed
+// into place by the fork, which clears the flag on the copies.
+func closeOnExec([]uintptr) {
+	if _, _, e := unix.Syscall(unix.SYS_CLOSE_RANGE, 3, ^uintptr(0), unix.CLOSE_RANGE_CLOEXEC); e != 0 {
+		markCloseOnExec()
+	}
+}
+
+// waitExitNoReap waits for pid's exit and leaves it a zombie.
+func waitExitNoReap(pid int) {
+	var info unix.Siginfo
+	for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+	}
+}
+
 func spawn(path string, argv []string, attr *syscall.ProcAttr) (int, procWatch, error) {
 	pidfd := -1
 	attr.Sys.PidFD = &pidfd
 	pid, _, err := syscall.StartProcess(path, argv, attr)
+	if err == syscall.ENOSYS || err == syscall.EINVAL || err == syscall.EPERM {
+		// A kernel or sandbox without CLONE_PIDFD: start it without.
+		attr.Sys.PidFD = nil
+		pid, _, err = syscall.StartProcess(path, argv, attr)
+		pidfd = -1
+	}
 	if err != nil {
 		return 0, procWatch{}, err
 	}
@@ -52,6 +75,8 @@ func (w *procWatch) watch(l *Loop, pid int, exited func(code int)) {
 		exited(code)
 	}, w); err != nil {
 		// The poller refused the pidfd: wait in a goroutine instead.
+		unix.Close(w.pidfd)
+		w.pidfd = -1
 		w.th = &threadWatch{}
 		w.th.watch(l, pid, exited)
 	}
@@ -88,7 +113,14 @@ func (w *procWatch) signal(pid int, sig syscall.Signal) error {
 	if w.reaped || w.pidfd < 0 {
 		return nil
 	}
-	if err := unix.PidfdSendSignal(w.pidfd, sig, nil, 0); err != nil && err != unix.ESRCH {
+	err := unix.PidfdSendSignal(w.pidfd, sig, nil, 0)
+	if err == unix.ENOSYS || err == unix.EPERM {
+		// A sandbox that refuses pidfd_send_signal: the pid is still the
+		// child's, since only the loop's goroutine reaps it, and it is
+		// the goroutine signalling.
+		err = unix.Kill(pid, sig)
+	}
+	if err != nil && err != unix.ESRCH {
 		return os.NewSyscallError("pidfd_send_signal", err)
 	}
 	return nil

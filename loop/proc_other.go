@@ -20,6 +20,15 @@ func cloexecPipe() ([2]int, error) {
 	return p, nil
 }
 
+// closeOnExec is close_fds=True (see markCloseOnExec).
+func closeOnExec([]uintptr) { markCloseOnExec() }
+
+// waitExitNoReap cannot wait without reaping here (no waitid WNOWAIT in
+// Go's syscall off Linux): the reaper's wait4 is then the wait, and a
+// signal sent in the instant between its return and the mark of the
+// reap could reach a reused pid.
+func waitExitNoReap(int) {}
+
 func spawn(path string, argv []string, attr *syscall.ProcAttr) (int, procWatch, error) {
 	pid, _, err := syscall.StartProcess(path, argv, attr)
 	return pid, procWatch{th: &threadWatch{}}, err

@@ -1,8 +1,12 @@
 package loop
 
 import (
+	"os"
+	"strconv"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // threadWatch is asyncio's ThreadedChildWatcher: a goroutine blocked in
@@ -20,8 +24,13 @@ func (w *threadWatch) watch(l *Loop, pid int, exited func(code int)) {
 	w.done = make(chan struct{})
 	go func() {
 		defer close(w.done)
+		// Wait for the exit without reaping where the system can (waitid
+		// WNOWAIT), then reap under the lock signal takes: the pid stays
+		// the child's while a signal may be sent to it.
+		waitExitNoReap(pid)
 		var ws syscall.WaitStatus
 		code := 255
+		w.mu.Lock()
 		for {
 			_, err := syscall.Wait4(pid, &ws, 0, nil)
 			if err == syscall.EINTR {
@@ -32,7 +41,6 @@ func (w *threadWatch) watch(l *Loop, pid int, exited func(code int)) {
 			}
 			break
 		}
-		w.mu.Lock()
 		w.reaped, w.code = true, code
 		w.mu.Unlock()
 		_ = l.CallSoonThreadsafe(func() { exited(code) })
@@ -65,4 +73,28 @@ func exitCode(ws syscall.WaitStatus) int {
 		return -int(ws.Signal())
 	}
 	return 255
+}
+
+// markCloseOnExec marks close-on-exec every descriptor 3 or above that
+// is not: what close_fds=True closes in the child. Go opens its own
+// descriptors close-on-exec; this catches those this process inherited
+// or made with raw syscalls. The child's own descriptors are dup'ed into
+// place by the fork, which clears the flag on the copies.
+func markCloseOnExec() {
+	for _, dir := range []string{"/proc/self/fd", "/dev/fd"} {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			fd, err := strconv.Atoi(e.Name())
+			if err != nil || fd < 3 {
+				continue
+			}
+			if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+				_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, flags|unix.FD_CLOEXEC)
+			}
+		}
+		return
+	}
 }

@@ -60,14 +60,14 @@ func Run[T any](ctx context.Context, main func(ctx context.Context) (T, error), 
 			_ = l.CallSoonThreadsafe(func() { t.tc.cancel(context.Cause(ctx).Error(), true) })
 		})
 	}
-	interrupts, unhook := hookSigint(l, &t.tc)
+	hook := hookSigint(l, &t.tc)
 	err := l.RunUntilComplete(t)
-	unhook()
+	hook.release()
 	stop()
 	l.cancelAllTasks()
 	l.shutdownDefaultExecutor()
 	_ = l.Close()
-	n := interrupts.Load()
+	n := hook.interrupts()
 	if errors.Is(err, ErrLoopStopped) {
 		if n > 1 {
 			return zero, ErrKeyboardInterrupt
@@ -80,50 +80,94 @@ func Run[T any](ctx context.Context, main func(ctx context.Context) (T, error), 
 	return t.Result()
 }
 
-// hookSigint is Runner._on_sigint's installation: it returns the count of
-// SIGINTs seen and the function that uninstalls the handler.
-func hookSigint(l *Loop, tc *taskCore) (*atomic.Int32, func()) {
-	count := new(atomic.Int32)
+// sigintHook is Runner._on_sigint's handler for one Run: installed while
+// main runs, stepped aside from while the program has its own SIGINT
+// handler on the loop (AddSignalHandler), back when that is removed.
+type sigintHook struct {
+	l     *Loop
+	tc    *taskCore
+	count atomic.Int32
+	ch    chan os.Signal
+	done  chan struct{}
+	wg    sync.WaitGroup
+	armed bool // loop goroutine: the hook acts on what it posted
+}
+
+// hookSigint installs Run's SIGINT handler, if SIGINT is not ignored and
+// no other Run holds it; nil otherwise.
+func hookSigint(l *Loop, tc *taskCore) *sigintHook {
 	if signal.Ignored(os.Interrupt) || !sigintOwner.CompareAndSwap(false, true) {
-		return count, func() {}
+		return nil
 	}
-	ch := make(chan os.Signal, 2)
-	done := make(chan struct{})
-	exited := make(chan struct{})
-	signal.Notify(ch, syscall.SIGINT)
+	h := &sigintHook{l: l, tc: tc}
+	h.install()
+	l.runSigint = h
+	return h
+}
+
+func (h *sigintHook) install() {
+	if h.ch != nil {
+		return
+	}
+	h.ch = make(chan os.Signal, 2)
+	h.done = make(chan struct{})
+	h.armed = true
+	signal.Notify(h.ch, syscall.SIGINT)
+	ch, done := h.ch, h.done
+	h.wg.Add(1)
 	go func() {
-		defer close(exited)
+		defer h.wg.Done()
 		for {
 			select {
 			case <-ch:
-				if count.Add(1) == 1 {
-					_ = l.CallSoonThreadsafe(func() {
-						if !tc.finished {
-							tc.cancel("", true)
-						}
-					})
-				} else {
-					_ = l.CallSoonThreadsafe(l.Stop)
-				}
+				h.l.CallSoonThreadsafe(h.fire)
 			case <-done:
 				return
 			}
 		}
 	}()
-	var once sync.Once
-	unhook := func() {
-		once.Do(func() {
-			signal.Stop(ch)
-			close(done)
-			<-exited
-			sigintOwner.Store(false)
-		})
+}
+
+// fire is _on_sigint, on the loop: the first SIGINT cancels the main
+// task, the next stops the loop. After the hook is uninstalled (Run's
+// cleanup has begun) a late one does nothing.
+func (h *sigintHook) fire() {
+	if !h.armed {
+		return
 	}
-	l.runSigint = unhook
-	return count, func() {
-		l.runSigint = nil
-		unhook()
+	if h.count.Add(1) == 1 && !h.tc.finished {
+		h.tc.cancel("", true)
+		return
 	}
+	h.l.Stop()
+}
+
+func (h *sigintHook) uninstall() {
+	if h.ch == nil {
+		return
+	}
+	h.armed = false
+	signal.Stop(h.ch)
+	close(h.done)
+	h.wg.Wait()
+	h.ch = nil
+}
+
+// release ends the hook for good, at the end of Run's main.
+func (h *sigintHook) release() {
+	if h == nil {
+		return
+	}
+	h.uninstall()
+	h.l.runSigint = nil
+	sigintOwner.Store(false)
+}
+
+func (h *sigintHook) interrupts() int32 {
+	if h == nil {
+		return 0
+	}
+	return h.count.Load()
 }
 
 // RunMain is Run for a main that returns only an error, the usual

@@ -142,6 +142,9 @@ func CreateSubprocessExec(ctx context.Context, program string, args []string, op
 // CreateSubprocessShell is asyncio.create_subprocess_shell: cmd runs under
 // /bin/sh -c. Quoting the command is the caller's job (Python's
 // shlex.quote); a command built from untrusted input is a shell injection.
+// The Process is the shell: Kill and Terminate reach the shell only, not
+// the commands it started (end cmd with exec, or start a new session and
+// signal its group), and Wait waits for every holder of the pipes.
 func CreateSubprocessShell(ctx context.Context, cmd string, opts *SubprocessOptions) (*Process, error) {
 	l, err := taskLoop(ctx)
 	if err != nil {
@@ -212,14 +215,11 @@ func (p *Process) Kill() error { return p.t.Kill() }
 // BrokenPipe and ConnectionReset are ignored, as asyncio), reads stdout
 // and stderr to EOF at the same time (so a large output cannot deadlock),
 // then waits for the child. stdout and stderr are nil for a stream that
-// is not a PIPE. input must be nil unless Stdin is a PIPE.
+// is not a PIPE. Without a stdin PIPE input is ignored, as in asyncio.
 //
 // Cancelling it kills nothing: the child runs on, what was read is lost,
 // as in asyncio; call Kill and Wait to end it.
 func (p *Process) Communicate(ctx context.Context, input []byte) (stdout, stderr []byte, err error) {
-	if input != nil && p.Stdin == nil {
-		return nil, nil, fmt.Errorf("%w: input given but stdin is not a PIPE", ErrBadStdio)
-	}
 	l := p.t.l
 	var tasks []*Task[[]byte]
 	var outT, errT *Task[[]byte]

@@ -526,8 +526,12 @@ func TestSubprocessInvalidArgs(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if _, _, err := p.Communicate(ctx, []byte("x")); !errors.Is(err, loop.ErrBadStdio) {
+		// asyncio ignores the input without a stdin PIPE.
+		if _, _, err := p.Communicate(ctx, []byte("x")); err != nil {
 			t.Errorf("input without a stdin PIPE: %v", err)
+		}
+		if _, err := loop.CreateSubprocessExec(ctx, "true", nil, &loop.SubprocessOptions{Dir: "/nonexistent-asyncgo"}); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "/nonexistent-asyncgo") {
+			t.Errorf("missing cwd: %v; want an error naming it", err)
 		}
 		_, err = p.Wait(ctx)
 		return err
@@ -778,7 +782,7 @@ func TestSubprocessTransportCloseKills(t *testing.T) {
 	runNet(t, func(ctx context.Context) error {
 		l := loopOf(ctx)
 		proto := &subprocessEvents{done: loop.NewFuture[struct{}](l)}
-		tr, _, err := l.SubprocessShell(ctx, func() loop.SubprocessProtocol { return proto }, "sleep 60", nil)
+		tr, _, err := l.SubprocessShell(ctx, func() loop.SubprocessProtocol { return proto }, "exec sleep 60", nil)
 		if err != nil {
 			return err
 		}
@@ -861,7 +865,7 @@ func TestSubprocessProtocolPanic(t *testing.T) {
 	if _, err := task.Result(); err != nil {
 		t.Fatal(err)
 	}
-	if len(reports) != 1 || !strings.Contains(reports[0], "data_received") {
+	if len(reports) != 1 || !strings.Contains(reports[0], "pipe_data_received") {
 		t.Errorf("reports %q", reports)
 	}
 }
@@ -997,6 +1001,79 @@ func TestSubprocessPipesRandomized(t *testing.T) {
 		code, err := p.Wait(ctx)
 		if code != 0 || err != nil {
 			t.Errorf("Wait = %d, %v", code, err)
+		}
+		return nil
+	})
+}
+
+// close_fds=True: a descriptor this process holds without close-on-exec
+// (a raw dup) does not reach the child.
+func TestSubprocessCloseFds(t *testing.T) {
+	fd, err := syscall.Dup(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	runNet(t, func(ctx context.Context) error {
+		p, err := loop.CreateSubprocessExec(ctx, "ls", []string{"/proc/self/fd"}, &loop.SubprocessOptions{Stdout: loop.PIPE})
+		if err != nil {
+			return err
+		}
+		out, _, err := p.Communicate(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for _, f := range strings.Fields(string(out)) {
+			if f == fmt.Sprint(fd) {
+				t.Errorf("the child inherited fd %d: %s", fd, out)
+			}
+		}
+		return nil
+	})
+}
+
+// A start whose ctx has already ended (a deadline passed) kills the
+// child and waits for its end before it returns: no transport, pipe or
+// process is left (runNet counts the descriptors).
+func TestSubprocessStartCtxEnded(t *testing.T) {
+	runNet(t, func(ctx context.Context) error {
+		l := loopOf(ctx)
+		var lost []string
+		l.SetExceptionHandler(func(_ *loop.Loop, c loop.ExceptionContext) { lost = append(lost, c.Message) })
+		dctx, cancel := context.WithCancel(ctx)
+		cancel()
+		proto := &subprocessEvents{done: loop.NewFuture[struct{}](l)}
+		_, _, err := l.SubprocessExec(dctx, func() loop.SubprocessProtocol { return proto }, "sleep", []string{"60"}, pipes())
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("SubprocessExec with an ended ctx = %v", err)
+		}
+		if !proto.done.Done() {
+			t.Fatal("SubprocessExec returned before ConnectionLost")
+		}
+		if got := proto.events; got[0] != "made" || got[len(got)-1] != "lost <nil>" {
+			t.Errorf("events %v", got)
+		}
+		if len(lost) != 0 {
+			t.Errorf("reports %q", lost)
+		}
+		return nil
+	})
+}
+
+// PATH: a name is looked up in Env's PATH, and in os.defpath when Env has
+// none (Python's os.get_exec_path(env)).
+func TestSubprocessExecPathFromEnv(t *testing.T) {
+	runNet(t, func(ctx context.Context) error {
+		p, err := loop.CreateSubprocessExec(ctx, "true", nil, &loop.SubprocessOptions{Env: []string{"X=1"}})
+		if err != nil {
+			return fmt.Errorf("true in os.defpath: %w", err)
+		}
+		if _, err := p.Wait(ctx); err != nil {
+			return err
+		}
+		_, err = loop.CreateSubprocessExec(ctx, "true", nil, &loop.SubprocessOptions{Env: []string{"PATH=" + t.TempDir()}})
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("true with an empty PATH: %v", err)
 		}
 		return nil
 	})

@@ -57,6 +57,7 @@ type pipeEnd struct {
 	closing  bool
 	connLost bool
 	made     bool
+	self     loopTransport // the outer transport, as the loop's registry knows it
 }
 
 // closeFile closes the descriptor exactly once.
@@ -67,6 +68,11 @@ func (e *pipeEnd) closeFile() {
 		e.file.Close()
 		e.file = nil
 	}
+}
+
+func (e *pipeEnd) register(t loopTransport) {
+	e.self = t
+	e.l.addTransport(t)
 }
 
 // IsClosing implements BaseTransport.
@@ -93,7 +99,7 @@ func (e *pipeEnd) forceClose() {
 	e.closing = true
 	e.connLost = true
 	e.closeFile()
-	delete(e.l.transports, loopTransport(e))
+	delete(e.l.transports, e.self)
 }
 
 // lose is _call_connection_lost: the protocol hears of the end, then the
@@ -101,7 +107,7 @@ func (e *pipeEnd) forceClose() {
 func (e *pipeEnd) lose(err error) {
 	defer func() {
 		e.closeFile()
-		delete(e.l.transports, loopTransport(e))
+		delete(e.l.transports, e.self)
 	}()
 	if e.made {
 		e.proto.ConnectionLost(err)
@@ -180,11 +186,10 @@ func (l *Loop) ConnectReadPipe(ctx context.Context, factory func() Protocol, f *
 func (l *Loop) newReadPipe(f *os.File, fd int, p Protocol) *readPipeTransport {
 	t := &readPipeTransport{pipeEnd: pipeEnd{l: l, file: f, fd: fd, proto: p}, p: p}
 	t.onReady = t.readReady
-	l.addTransport(&t.pipeEnd)
+	t.register(t)
+	// ConnectionMade runs even if the transport is closed before it: it
+	// was queued first, so it comes before ConnectionLost, as asyncio's.
 	l.CallSoon(func() {
-		if t.connLost {
-			return
-		}
 		t.made = true
 		defer t.recoverProto("protocol.connection_made() call failed.", t)
 		t.proto.ConnectionMade(t)
@@ -327,7 +332,7 @@ func (l *Loop) newWritePipe(f *os.File, fd int, p BaseProtocol) *writePipeTransp
 	t.high, t.low, _ = setLimits(-1, -1)
 	t.onWrite = t.writeReady
 	t.onRead = t.readReady
-	l.addTransport(&t.pipeEnd)
+	t.register(t)
 	// asyncio watches the end for reading only on pipes and sockets; a
 	// character device would poll readable with data of its own.
 	watch := true
@@ -338,9 +343,6 @@ func (l *Loop) newWritePipe(f *os.File, fd int, p BaseProtocol) *writePipeTransp
 		l.setIO(fd, evRead, t.onRead, &t.pipeEnd)
 	}
 	l.CallSoon(func() {
-		if t.connLost {
-			return
-		}
 		t.made = true
 		defer t.recoverProto("protocol.connection_made() call failed.", t)
 		t.proto.ConnectionMade(t)

@@ -75,11 +75,6 @@ func (l *Loop) AddSignalHandler(sig os.Signal, fn func()) error {
 	if l.closed.Load() {
 		return ErrLoopClosed
 	}
-	if s == syscall.SIGINT && l.runSigint != nil {
-		// Replaces Run's SIGINT handler, as in Python.
-		l.runSigint()
-		l.runSigint = nil
-	}
 	if h := l.signals[s]; h != nil {
 		h.fn = fn
 		return nil
@@ -90,6 +85,12 @@ func (l *Loop) AddSignalHandler(sig os.Signal, fn func()) error {
 	h := &signalHandler{fn: fn, ch: make(chan os.Signal, 8), done: make(chan struct{})}
 	l.signals[s] = h
 	signal.Notify(h.ch, s)
+	if s == syscall.SIGINT && l.runSigint != nil {
+		// Replaces Run's SIGINT handler, as signal.signal replaces the
+		// Runner's in Python; after ours is listening, so that no SIGINT
+		// finds nobody and takes the default action.
+		l.runSigint.uninstall()
+	}
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
@@ -127,6 +128,11 @@ func (l *Loop) RemoveSignalHandler(sig os.Signal) (bool, error) {
 		return false, nil
 	}
 	delete(l.signals, s)
+	if s == syscall.SIGINT && l.runSigint != nil {
+		// Python restores default_int_handler, which raises
+		// KeyboardInterrupt in the Runner: here Run's handler comes back.
+		l.runSigint.install()
+	}
 	h.stop()
 	return true, nil
 }

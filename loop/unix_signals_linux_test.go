@@ -3,6 +3,7 @@ package loop_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"strings"
@@ -310,5 +311,26 @@ func TestRunSigintHandlerReplacesRunner(t *testing.T) {
 	})
 	if err != nil || v != "mine" {
 		t.Errorf("Run = %q, %v; want the program's handler to win", v, err)
+	}
+}
+
+// Removing the program's SIGINT handler brings Run's back (Python
+// restores default_int_handler, whose KeyboardInterrupt the Runner
+// handles): the next SIGINT cancels the main task.
+func TestRunSigintHandlerRemovedRestoresRunner(t *testing.T) {
+	unignoreSigint(t)
+	_, err := loop.Run(context.Background(), func(ctx context.Context) (int, error) {
+		l := loopOf(ctx)
+		if err := l.AddSignalHandler(syscall.SIGINT, func() {}); err != nil {
+			return 0, err
+		}
+		if ok, err := l.RemoveSignalHandler(syscall.SIGINT); !ok || err != nil {
+			return 0, fmt.Errorf("RemoveSignalHandler = %v, %v", ok, err)
+		}
+		selfSignal(t, syscall.SIGINT)
+		return loop.NewFuture[int](l).Await(ctx)
+	})
+	if !errors.Is(err, loop.ErrKeyboardInterrupt) {
+		t.Errorf("Run = %v; want ErrKeyboardInterrupt", err)
 	}
 }
