@@ -78,8 +78,9 @@
 // on serving. SIGINT or SIGTERM starts a drain: stop accepting, read nothing
 // more, answer every message already read (or, after -grace, close the
 // connections still owed replies), shut the pool down, exit 0. A second
-// SIGTERM closes every connection at once; a second SIGINT stops the loop
-// at once, as asyncio.run's does, and the server exits 130.
+// signal closes every connection at once. (The server's SIGINT handler
+// replaces loop.Run's, which would cancel the main task, as
+// loop.add_signal_handler replaces asyncio.run's.)
 //
 // # How it is built
 //
@@ -147,9 +148,6 @@ func main() {
 	}
 	if err := run(context.Background(), cfg, os.Stderr, h); err != nil {
 		fmt.Fprintln(os.Stderr, "reactor:", err)
-		if errors.Is(err, loop.ErrKeyboardInterrupt) {
-			os.Exit(130) // a second SIGINT: the shell's code for one
-		}
 		os.Exit(1)
 	}
 }
@@ -246,19 +244,14 @@ func run(ctx context.Context, cfg config, log io.Writer, h hooks) error {
 				return err
 			})
 		}
-		if err := s.waitDrain(lctx, func(ctx context.Context) error {
-			_, err := s.stopping.Await(ctx)
-			return err
-		}); err != nil {
+		if _, err := s.stopping.Await(lctx); err != nil {
 			return err
 		}
-		err = s.waitDrain(lctx, func(ctx context.Context) error {
-			return loop.WithTimeout(ctx, cfg.grace, s.srv.WaitClosed)
-		})
+		err = loop.WithTimeout(lctx, cfg.grace, s.srv.WaitClosed)
 		if errors.Is(err, loop.ErrTimeout) {
 			fmt.Fprintf(log, "reactor: replies still owed after %v: closing their connections\n", cfg.grace)
 			s.abort()
-			err = s.waitDrain(lctx, s.srv.WaitClosed)
+			err = s.srv.WaitClosed(lctx)
 		}
 		if err != nil {
 			return err
@@ -271,22 +264,6 @@ func run(ctx context.Context, cfg config, log io.Writer, h hooks) error {
 		}
 		return nil
 	}, h.opts...)
-}
-
-// waitDrain runs wait in the main task until it returns other than
-// cancelled. loop.Run cancels the main task at the first SIGINT, as
-// asyncio.run does; the server takes that as the signal to drain, as it
-// takes SIGTERM: the task uncancels itself and waits on. (A second SIGINT
-// stops the loop: Run returns ErrKeyboardInterrupt.)
-func (s *server) waitDrain(ctx context.Context, wait func(ctx context.Context) error) error {
-	for {
-		err := wait(ctx)
-		if !errors.Is(err, loop.ErrCancelled) {
-			return err
-		}
-		loop.CurrentTask(ctx).Uncancel()
-		s.shutdown()
-	}
 }
 
 // abort closes every connection at once (a second signal, or the end of

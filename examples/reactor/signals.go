@@ -8,11 +8,10 @@ import (
 )
 
 // onSignals runs drain on the loop at the first SIGINT or SIGTERM and
-// abort at the next one (loop.AddSignalHandler: the callbacks run on the
-// loop, never inside the signal's delivery), until stop is called.
-//
-// loop.Run also hears SIGINT and cancels the main task with it; run
-// catches that cancellation and drains (see waitDrain).
+// abort at the next one, until stop is called: asyncio's
+// loop.add_signal_handler, which runs the callbacks on the loop, never
+// inside the signal's delivery. Setting a SIGINT handler also replaces
+// loop.Run's own (which would cancel the main task), as in Python.
 func onSignals(l *loop.Loop, drain, abort func()) (stop func(), err error) {
 	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
 	n := 0

@@ -13,10 +13,11 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
-// SIGTERM, or SIGINT (which loop.Run also turns into cancelling the main
-// task), during load, to a server in a process of its own (this test
+// SIGTERM, or SIGINT (whose handler must replace loop.Run's, which would
+// cancel the main task), during load, to a server in a process of its own (this test
 // binary running main): every message a client sent is answered or its
 // connection closed, the process exits 0, and no worker process is left.
 func TestSIGTERMDuringLoad(t *testing.T) { testSignalDuringLoad(t, syscall.SIGTERM) }
@@ -66,6 +67,7 @@ func testSignalDuringLoad(t *testing.T, sig syscall.Signal) {
 	var wg sync.WaitGroup
 	for i := range clients {
 		c := dial(t, addr)
+		c.SetDeadline(time.Now().Add(60 * time.Second)) // a hung server fails the test
 		msgs := make([][]byte, perClient)
 		for j := range msgs {
 			msgs[j] = payload(1000*j, i*1000+j)
@@ -124,7 +126,15 @@ func testSignalDuringLoad(t *testing.T, sig syscall.Signal) {
 		}
 		total += r.answered
 	}
-	err = cmd.Wait()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err = <-waited:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Signal(syscall.SIGQUIT) // its goroutines, on its stderr
+		<-waited
+		t.Fatalf("the server did not exit a minute after %v; stderr:\n%s", sig, stderr.String())
+	}
 	exited = true
 	if err != nil {
 		t.Errorf("the server exited with %v; want 0. stderr:\n%s", err, stderr.String())
