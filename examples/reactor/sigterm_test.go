@@ -31,6 +31,10 @@ func testSignalDuringLoad(t *testing.T, sig syscall.Signal) {
 	}
 	cmd := exec.Command(self, "-addr", "127.0.0.1:0", "-workers", "2", "-cpu", "5ms")
 	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	// The server dies with this test process, even one killed by go
+	// test's -timeout: an orphan would keep what it inherited (a lock
+	// file's descriptor, say).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
