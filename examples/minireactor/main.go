@@ -21,8 +21,9 @@ import (
 
 func main() {
 	executor.Init() // a worker process runs here and never returns
-	addr := flag.String("addr", "127.0.0.1:8888", "listen address")
-	flag.Parse()
+	flags := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
+	addr := flags.String("addr", "127.0.0.1:8888", "listen address")
+	flags.Parse(os.Args[1:])
 	if err := run(*addr); err != nil && !errors.Is(err, loop.ErrKeyboardInterrupt) {
 		fmt.Fprintln(os.Stderr, "minireactor:", err)
 		os.Exit(1)

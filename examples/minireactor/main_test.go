@@ -47,8 +47,10 @@ func TestMiniReactor(t *testing.T) {
 		os.Args = []string{"minireactor", "-addr", "127.0.0.1:0"}
 		main()
 	}()
+	// os.Stdout stays the pipe until main returns: the pool's spawner
+	// reads it for each worker it starts.
+	defer func() { os.Stdout = stdout }()
 	line, err := bufio.NewReader(r).ReadString('\n')
-	os.Stdout = stdout
 	if err != nil {
 		t.Fatal(err)
 	}
