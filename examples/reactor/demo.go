@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/asyncgo/asyncgo/internal/loadgen"
-	"golang.org/x/sys/unix"
 )
 
 // The demo's load: demoConns connections, each keeping demoInFlight
@@ -48,10 +47,10 @@ func drive(ctx context.Context, addr string, d time.Duration, out, progress io.W
 	return nil
 }
 
-// progressTo returns f if it is a terminal, for the live progress line,
-// and nil otherwise.
+// progressTo returns f if it is a terminal (a character device), for the
+// live progress line, and nil otherwise.
 func progressTo(f *os.File) io.Writer {
-	if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err != nil {
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
 		return nil
 	}
 	return f
