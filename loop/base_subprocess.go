@@ -253,18 +253,13 @@ func (l *Loop) subprocess(ctx context.Context, factory func() SubprocessProtocol
 	if err != nil {
 		return nil, nil, err
 	}
-	waiter := NewFuture[struct{}](l)
-	l.CallSoon(func() {
-		if !waiter.Done() {
-			waiter.SetResult(struct{}{})
-		}
-	})
-	if _, err := waiter.Await(ctx); err != nil {
+	if err := l.awaitMade(ctx, func() {
 		// asyncio: close (which kills the child), wait for its end, and
 		// only then give up: nothing is left behind. The wait ignores
 		// ctx's end (it has ended); the child has been killed.
 		t.Close()
 		_, _ = t.wait(context.WithoutCancel(ctx))
+	}); err != nil {
 		return nil, nil, err
 	}
 	return t, proto, nil

@@ -158,10 +158,7 @@ type readPipeTransport struct {
 // now on and closes it. Protocol.DataReceived's slice is valid only during
 // the call, as for sockets.
 func (l *Loop) ConnectReadPipe(ctx context.Context, factory func() Protocol, f *os.File) (ReadTransport, Protocol, error) {
-	if runningTask(ctx) == nil {
-		return nil, nil, ErrNotInTask
-	}
-	fd, err := pipeFD(f)
+	fd, err := pipeFDInTask(ctx, f)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -170,6 +167,25 @@ func (l *Loop) ConnectReadPipe(ctx context.Context, factory func() Protocol, f *
 		return nil, nil, ErrBadProtocol
 	}
 	t := l.newReadPipe(f, fd, p)
+	if err := l.awaitMade(ctx, t.Close); err != nil {
+		return nil, nil, err
+	}
+	return t, p, nil
+}
+
+// pipeFDInTask is the check both connect_*_pipe make: called from a task,
+// with a pipe.
+func pipeFDInTask(ctx context.Context, f *os.File) (int, error) {
+	if runningTask(ctx) == nil {
+		return -1, ErrNotInTask
+	}
+	return pipeFD(f)
+}
+
+// awaitMade waits one iteration, until the callbacks queued before it
+// (ConnectionMade) have run, as asyncio's waiter future; if ctx ends
+// first, abort undoes the connection.
+func (l *Loop) awaitMade(ctx context.Context, abort func()) error {
 	waiter := NewFuture[struct{}](l)
 	l.CallSoon(func() {
 		if !waiter.Done() {
@@ -177,10 +193,10 @@ func (l *Loop) ConnectReadPipe(ctx context.Context, factory func() Protocol, f *
 		}
 	})
 	if _, err := waiter.Await(ctx); err != nil {
-		t.Close()
-		return nil, nil, err
+		abort()
+		return err
 	}
-	return t, p, nil
+	return nil
 }
 
 func (l *Loop) newReadPipe(f *os.File, fd int, p Protocol) *readPipeTransport {
@@ -292,10 +308,7 @@ type writePipeTransport struct {
 // end goes away (with ErrBrokenPipe if data was still buffered). The
 // transport owns f from now on and closes it.
 func (l *Loop) ConnectWritePipe(ctx context.Context, factory func() BaseProtocol, f *os.File) (WriteTransport, BaseProtocol, error) {
-	if runningTask(ctx) == nil {
-		return nil, nil, ErrNotInTask
-	}
-	fd, err := pipeFD(f)
+	fd, err := pipeFDInTask(ctx, f)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -304,14 +317,7 @@ func (l *Loop) ConnectWritePipe(ctx context.Context, factory func() BaseProtocol
 		return nil, nil, ErrBadProtocol
 	}
 	t := l.newWritePipe(f, fd, p)
-	waiter := NewFuture[struct{}](l)
-	l.CallSoon(func() {
-		if !waiter.Done() {
-			waiter.SetResult(struct{}{})
-		}
-	})
-	if _, err := waiter.Await(ctx); err != nil {
-		t.Abort()
+	if err := l.awaitMade(ctx, t.Abort); err != nil {
 		return nil, nil, err
 	}
 	return t, p, nil
