@@ -19,10 +19,13 @@ workload.
 
 import argparse
 import json
-import math
 import os
 import re
 import sys
+
+# The number formatting of the network report, shared.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from netreport import fmt_ratio, num, rate, ratio, sig3  # noqa: E402
 
 HEADING = "## Issue 10: the reactor server"
 
@@ -95,40 +98,6 @@ def alloc_per_message(d):
     if m is None:
         return None, "the test printed no number" + (" (it failed)" if "FAIL" in text else "")
     return float(m.group(1)), ""
-
-
-def sig3(x):
-    x = float(f"{x:.3g}")
-    if x == 0:
-        return "0"
-    digits = max(0, 2 - int(math.floor(math.log10(abs(x)))))
-    return f"{x:,.{digits}f}"
-
-
-def rate(v):
-    if v is None:
-        return "—"
-    if v >= 999.5e3:
-        return f"{sig3(v / 1e6)} M"
-    if v >= 999.5:
-        return f"{sig3(v / 1e3)} k"
-    return sig3(v)
-
-
-def num(v):
-    return "—" if v is None else sig3(v)
-
-
-def ratio(a, b):
-    if a is None or b is None or b == 0:
-        return None
-    return a / b
-
-
-def fmt_ratio(r):
-    if r is None:
-        return "—"
-    return f"{r:.2f}x" if r < 10 else f"{r:.1f}x"
 
 
 def msgs(rep):
