@@ -45,13 +45,22 @@ func WrapFuture[T any](l *Loop, cf *executor.Future[T]) *Future[T] {
 // the loop's default ThreadPool) and returns a future to await. Awaiting
 // never blocks the loop. Cancelling the awaiting task cancels the call if
 // it has not started; a running call runs on. A Submit error (shut down,
-// broken pool) fails the future. ctx must come from a task of the loop.
+// broken pool) fails the future. ctx must come from a task of the loop;
+// from a callback (a Protocol's, say), use [RunInExecutorOn].
 func RunInExecutor[R any](ctx context.Context, ex executor.Executor, call executor.Call[R]) *Future[R] {
 	t := taskOf(ctx)
 	if t == nil {
 		panic(ErrNoRunningLoop)
 	}
-	l := t.loop
+	return RunInExecutorOn(t.loop, ex, call)
+}
+
+// RunInExecutorOn is loop.run_in_executor called on the loop itself, as
+// asyncio's method is, for code that has the loop but no task: a
+// Protocol's DataReceived, a CallSoon callback. It is RunInExecutor
+// otherwise; call it from the loop's goroutine only (asyncio:
+// call_soon_threadsafe first).
+func RunInExecutorOn[R any](l *Loop, ex executor.Executor, call executor.Call[R]) *Future[R] {
 	var cf *executor.Future[R]
 	var err error
 	switch {

@@ -163,6 +163,41 @@ func TestRunInExecutorProcessPool(t *testing.T) {
 	})
 }
 
+// RunInExecutorOn works from a plain callback (no task): loop.run_in_executor
+// called from a protocol's data_received, as the reactor does. Its future
+// is the loop's, and with a nil executor the default ThreadPool runs it.
+func TestRunInExecutorOnFromCallback(t *testing.T) {
+	p := newProcessPool(t, 1)
+	l := loop.New()
+	defer l.Close()
+	done := loop.NewFuture[int](l)
+	l.CallSoon(func() {
+		f := loop.RunInExecutorOn(l, p, bridgeTriple.Bind(14))
+		f.AddDoneCallback(func(f *loop.Future[int]) {
+			v, err := f.Result()
+			if err != nil {
+				done.SetErr(err)
+				return
+			}
+			g := loop.RunInExecutorOn(l, nil, bridgeTriple.Bind(v))
+			g.AddDoneCallback(func(g *loop.Future[int]) {
+				w, err := g.Result()
+				if err != nil {
+					done.SetErr(err)
+				} else {
+					done.SetResult(w)
+				}
+			})
+		})
+	})
+	if err := l.RunUntilComplete(done); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := done.Result(); v != 126 || err != nil {
+		t.Errorf("got %d, %v; want 126", v, err)
+	}
+}
+
 // gatedArg's encoding, in the parent, waits until encodeGate closes: it
 // stands for a large argument, whose encoding and write take long.
 type gatedArg struct{ N int }
