@@ -106,8 +106,9 @@
 // this took 1 KiB messages from 29,000 to 80,000 a second.
 //
 // Submitting from a protocol callback uses executor.Submit and
-// loop.WrapFuture, the two halves of loop.RunInExecutor (which wants a
-// task's ctx).
+// loop.WrapFuture, the two halves of loop.RunInExecutorOn (run_in_executor
+// from a callback), so that a pool found broken at the submit is rebuilt
+// and the batch resubmitted at once, rather than failed through its future.
 package main
 
 import (

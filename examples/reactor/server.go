@@ -237,9 +237,8 @@ type call struct {
 }
 
 // submit sends a batch to the pool: executor.Submit and WrapFuture, the
-// two halves of loop.RunInExecutor, which needs a task's ctx that a
-// protocol callback does not have. A pool found broken is rebuilt and the
-// batch submitted to the new one.
+// two halves of loop.RunInExecutorOn, kept apart so that a pool found
+// broken at the submit is rebuilt and the batch submitted to the new one.
 func (s *server) submit(reqs []*request) {
 	msgs := make([]Message, len(reqs))
 	for i, r := range reqs {
