@@ -195,17 +195,11 @@ func runEcho(cfg Config) (*Report, error) {
 	finished := make(chan struct{})
 	var aux sync.WaitGroup
 	endedAt := t.end
-	aux.Go(func() { // an interrupt ends the run early
-		select {
-		case <-finished:
-		case <-cfg.Interrupt:
-			endedAt = time.Now()
-			rep.Interrupted = true
-			for _, w := range live {
-				_ = w.conn.SetDeadline(endedAt)
-			}
-		}
-	})
+	liveConns := make([]net.Conn, len(live))
+	for i, w := range live {
+		liveConns[i] = w.conn
+	}
+	watchInterrupt(&aux, cfg.Interrupt, finished, liveConns, rep, &endedAt)
 	if cfg.Progress != nil {
 		snap := func(h *histogram) (uint64, int64) {
 			var n uint64

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -259,4 +260,22 @@ func readRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("loadgen: /proc/%d/status has no VmRSS", pid)
+}
+
+// watchInterrupt ends a run early if interrupt closes before finished:
+// every connection's deadline becomes now, which is also the run's end
+// (*endedAt), and the report says it was interrupted. Read *endedAt only
+// after aux.Wait.
+func watchInterrupt(aux *sync.WaitGroup, interrupt, finished <-chan struct{}, conns []net.Conn, rep *Report, endedAt *time.Time) {
+	aux.Go(func() {
+		select {
+		case <-finished:
+		case <-interrupt:
+			*endedAt = time.Now()
+			rep.Interrupted = true
+			for _, c := range conns {
+				_ = c.SetDeadline(*endedAt)
+			}
+		}
+	})
 }

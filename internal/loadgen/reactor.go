@@ -357,17 +357,11 @@ func runReactor(cfg Config) (*Report, error) {
 	finished := make(chan struct{})
 	var aux sync.WaitGroup
 	endedAt := t.end
-	aux.Go(func() { // an interrupt ends the run early
-		select {
-		case <-finished:
-		case <-cfg.Interrupt:
-			endedAt = time.Now()
-			rep.Interrupted = true
-			for _, c := range live {
-				_ = c.conn.SetDeadline(endedAt)
-			}
-		}
-	})
+	liveConns := make([]net.Conn, len(live))
+	for i, c := range live {
+		liveConns[i] = c.conn
+	}
+	watchInterrupt(&aux, cfg.Interrupt, finished, liveConns, rep, &endedAt)
 	if cfg.Progress != nil {
 		snap := func(h *histogram) (uint64, int64) {
 			var n, errs uint64
