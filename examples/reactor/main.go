@@ -70,6 +70,11 @@
 // messages allocates almost nothing per message), and a paused connection
 // holds at most one read's worth (64 KiB) of bytes not parsed yet.
 //
+// A message's body must arrive within 30 s of its header (it holds room
+// in the global bound meanwhile): a connection that sends a header and
+// stalls is treated as a frame cut short and closed, so that a few stalled
+// senders cannot hold the bound, and every other client, for good.
+//
 // # Failures and shutdown
 //
 // A worker process that dies (killed, crashed) breaks its pool, as Python's
@@ -173,6 +178,8 @@ func parseFlags(args []string) (cfg config, demo bool, demoTime time.Duration, e
 		err = fmt.Errorf("unexpected arguments %q", fs.Args())
 	case cfg.workers < 1 || cfg.inflight < 1 || cfg.queue < 1:
 		err = errors.New("-workers, -inflight and -queue must be at least 1")
+	case cfg.workers > 1024 || cfg.inflight > 1<<16:
+		err = errors.New("-workers must be at most 1024 and -inflight at most 65536")
 	case cfg.maxSize < 0 || cfg.maxSize > 1<<30:
 		err = errors.New("-max-size must be between 0 and 1 GiB")
 	case cfg.queueBytes < 1:
@@ -204,16 +211,21 @@ func run(ctx context.Context, cfg config, log io.Writer, h hooks) error {
 		if err != nil {
 			return err
 		}
+		stopSignals := func() {}
 		defer func() {
 			// Off the loop: Shutdown waits for the worker processes; the
 			// results of calls still running reach the loop meanwhile.
+			// After an abort nobody waits for the calls still queued:
+			// they are cancelled. The signal handlers stay until the
+			// workers are gone, so that a signal meanwhile is still ours.
 			s.closed = true
-			pool := s.pool
+			pool, aborted := s.pool, s.aborted
 			_, _ = loop.ToThread(lctx, func() (struct{}, error) {
-				pool.Shutdown(true, false)
+				pool.Shutdown(true, aborted)
 				s.retiring.Wait()
 				return struct{}{}, nil
 			})
+			stopSignals()
 		}()
 		s.srv, err = l.CreateServer(lctx, s.newConn, cfg.addr, nil)
 		if err != nil {
@@ -221,11 +233,10 @@ func run(ctx context.Context, cfg config, log io.Writer, h hooks) error {
 		}
 		defer s.srv.Close()
 		if h.signals {
-			stop, err := onSignals(l, s.shutdown, s.abort)
-			if err != nil {
+			if stopSignals, err = onSignals(l, s.shutdown, s.abort); err != nil {
+				stopSignals = func() {}
 				return err
 			}
-			defer stop()
 		}
 		stopWatch := context.AfterFunc(ctx, func() { _ = l.CallSoonThreadsafe(s.shutdown) })
 		defer stopWatch()
@@ -270,6 +281,7 @@ func run(ctx context.Context, cfg config, log io.Writer, h hooks) error {
 // abort closes every connection at once (a second signal, or the end of
 // the grace period).
 func (s *server) abort() {
+	s.aborted = true
 	s.shutdown()
 	s.srv.AbortClients()
 }

@@ -346,3 +346,37 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// Clients that send headers and no bodies fill the global bound; their
+// bodies time out (bodyTimeout), their connections close, and the other
+// clients are served again: a few stalled senders cannot stop the server.
+func TestStalledBodiesTimeOut(t *testing.T) {
+	old := bodyTimeout
+	bodyTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { bodyTimeout = old }) // after the server's own cleanup
+
+	cfg := testConfig()
+	cfg.queueBytes = 4 << 20
+	ts := startServer(t, cfg)
+	var stalled []*client
+	for range 2 {
+		c := dial(t, ts.addr)
+		hdr := frame(make([]byte, 2<<20))[:4] // the header alone
+		if _, err := c.Write(hdr); err != nil {
+			t.Fatal(err)
+		}
+		stalled = append(stalled, c)
+	}
+	waitFor(t, 5*time.Second, "the stalled headers to fill the bound", func() bool {
+		return ts.s.stats.bytes.Load() >= 4<<20
+	})
+	c := dial(t, ts.addr)
+	if err := c.roundTrip([]byte("served after the stall")); err != nil {
+		t.Fatalf("a client behind stalled senders: %v", err)
+	}
+	for _, s := range stalled {
+		if err := s.expectEOF(); err != nil {
+			t.Errorf("a stalled sender's connection: %v", err)
+		}
+	}
+}

@@ -64,6 +64,7 @@ type server struct {
 	bytes       int     // their bytes
 	waiters     []*conn // connections waiting for admission, first come first served
 	draining    bool
+	aborted     bool                   // abort ran: calls still queued in the pool are cancelled at the end
 	closed      bool                   // the pool is being shut down for good: no rebuild
 	stopping    *loop.Future[struct{}] // set when the drain starts
 	onShutdown  func()                 // called when the drain starts
@@ -385,9 +386,10 @@ type request struct {
 type conn struct {
 	s    *server
 	t    loop.Transport
-	reqs ring     // accepted and not yet answered, in order
-	cur  *request // the message being read: the last of reqs
-	hdr  [4]byte  // a frame header being read
+	reqs ring              // accepted and not yet answered, in order
+	cur  *request          // the message being read: the last of reqs
+	body *loop.TimerHandle // ends a body that does not arrive in bodyTimeout
+	hdr  [4]byte           // a frame header being read
 	nhdr int
 	want int    // the size of a message waiting for admission, or -1
 	pend []byte // bytes read but not parsed while the connection waits
@@ -426,7 +428,7 @@ func (c *conn) BufferUpdated(n int) {
 	}
 	r := c.cur
 	if r.fill += n; r.fill == len(r.buf) {
-		c.cur = nil
+		c.bodyDone()
 		c.s.enqueue(r)
 	}
 	c.update()
@@ -441,7 +443,7 @@ func (c *conn) consume(data []byte) {
 			k := copy(r.buf[r.fill:], data)
 			data = data[k:]
 			if r.fill += k; r.fill == len(r.buf) {
-				c.cur = nil
+				c.bodyDone()
 				c.s.enqueue(r)
 			}
 			continue
@@ -482,6 +484,28 @@ func (c *conn) start(size int) {
 		return
 	}
 	c.cur = r
+	// An admitted message holds room in the global bound until its body
+	// is in: a client that sends headers and no bodies would otherwise
+	// hold the bound, and stall every other client, for as long as it
+	// stays connected.
+	c.body = c.s.l.CallLater(bodyTimeout, func() {
+		if c.cur == r && !c.lost {
+			c.stop() // as a frame cut short: dropped, the replies owed sent, closed
+		}
+	})
+}
+
+// bodyTimeout bounds the time from a message's header to the end of its
+// body.
+var bodyTimeout = 30 * time.Second
+
+// bodyDone ends the wait for the current body.
+func (c *conn) bodyDone() {
+	c.cur = nil
+	if c.body != nil {
+		c.body.Cancel()
+		c.body = nil
+	}
 }
 
 // reject answers a frame over the cap with an error, after the replies
@@ -532,8 +556,10 @@ func (c *conn) update() {
 	if c.lost {
 		return
 	}
-	read := !c.closing && !c.writePaused && len(c.pend) == 0 && c.want < 0 &&
-		(c.cur != nil || c.reqs.len() < c.s.cfg.inflight)
+	// A body already admitted is read even while the client is behind
+	// on its replies: it holds room in the global bound until it is in.
+	read := !c.closing && len(c.pend) == 0 && c.want < 0 &&
+		(c.cur != nil || !c.writePaused && c.reqs.len() < c.s.cfg.inflight)
 	if read == c.reading {
 		return
 	}
@@ -597,7 +623,7 @@ func (c *conn) flush() {
 // dropPartial forgets a message not read to its end.
 func (c *conn) dropPartial() {
 	if r := c.cur; r != nil {
-		c.cur = nil
+		c.bodyDone()
 		c.reqs.dropLast()
 		c.s.free.put(r.buf)
 		c.s.release(len(r.buf))
