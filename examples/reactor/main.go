@@ -48,6 +48,9 @@
 //	-queue N          messages admitted and not yet processed, over all
 //	                  connections (256)
 //	-queue-bytes B    their bytes (67108864, 64 MiB)
+//	-max-conns N      connections served at once (4096); one more is closed
+//	                  as it is accepted, since each waiting connection may
+//	                  hold a read (64 KiB) of bytes it cannot parse yet
 //	-grace DURATION   how long SIGINT/SIGTERM waits for the replies owed (10s)
 //	-demo             serve on a free port and drive the server with the load
 //	                  generator (internal/loadgen) for -demo-time (3s): a live
@@ -167,6 +170,7 @@ func parseFlags(args []string) (cfg config, demo bool, demoTime time.Duration, e
 	fs.IntVar(&cfg.inflight, "inflight", 16, "messages per connection accepted and not yet answered")
 	fs.IntVar(&cfg.queue, "queue", 256, "messages admitted and not yet processed, all connections")
 	fs.IntVar(&cfg.queueBytes, "queue-bytes", 64<<20, "bytes of the messages admitted and not yet processed")
+	fs.IntVar(&cfg.maxConns, "max-conns", 4096, "connections served at once; more are closed as they are accepted")
 	fs.DurationVar(&cfg.grace, "grace", 10*time.Second, "how long a drain waits for the replies owed")
 	fs.BoolVar(&demo, "demo", false, "serve on a free port, drive the server for -demo-time, print a summary, exit")
 	fs.DurationVar(&demoTime, "demo-time", 3*time.Second, "how long -demo drives the server")
@@ -182,6 +186,8 @@ func parseFlags(args []string) (cfg config, demo bool, demoTime time.Duration, e
 		err = errors.New("-workers must be at most 1024 and -inflight at most 65536")
 	case cfg.maxSize < 0 || cfg.maxSize > 1<<30:
 		err = errors.New("-max-size must be between 0 and 1 GiB")
+	case cfg.maxConns < 1:
+		err = errors.New("-max-conns must be at least 1")
 	case cfg.queueBytes < 1:
 		err = errors.New("-queue-bytes must be at least 1")
 	case cfg.cpu < 0 || cfg.grace < 0 || demoTime <= 0:

@@ -380,3 +380,34 @@ func TestStalledBodiesTimeOut(t *testing.T) {
 		}
 	}
 }
+
+// Connections over -max-conns are closed as they are accepted; those
+// within it are served, and a freed place is taken again.
+func TestMaxConns(t *testing.T) {
+	cfg := testConfig()
+	cfg.maxConns = 2
+	ts := startServer(t, cfg)
+	a, b := dial(t, ts.addr), dial(t, ts.addr)
+	for _, c := range []*client{a, b} {
+		if err := c.roundTrip([]byte("within the limit")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	over := dial(t, ts.addr)
+	if err := over.expectEOF(); err != nil {
+		t.Errorf("a connection over -max-conns: %v", err)
+	}
+	if n := ts.s.stats.refused.Load(); n != 1 {
+		t.Errorf("refused %d; want 1", n)
+	}
+	a.Close()
+	waitFor(t, 5*time.Second, "the server to see the close", func() bool {
+		n := 0
+		ts.onLoop(func() { n = len(ts.s.conns) })
+		return n < 2
+	})
+	c := dial(t, ts.addr)
+	if err := c.roundTrip([]byte("a freed place")); err != nil {
+		t.Errorf("after a close: %v", err)
+	}
+}

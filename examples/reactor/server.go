@@ -24,6 +24,7 @@ type config struct {
 	inflight   int           // per connection: messages accepted and not yet answered
 	queue      int           // messages admitted and not yet processed, all connections
 	queueBytes int           // their bytes
+	maxConns   int           // connections served at once; more are closed at accept
 	grace      time.Duration // how long a drain waits for replies before it aborts
 }
 
@@ -76,6 +77,7 @@ type server struct {
 // readable from any goroutine.
 type stats struct {
 	conns, replies, errReplies, dropped, rebuilds atomic.Int64
+	refused                                       atomic.Int64 // connections over -max-conns
 	jobs, bytes                                   atomic.Int64 // now
 	peakJobs, peakBytes                           atomic.Int64
 	peakPend                                      atomic.Int64 // the most unparsed bytes a paused connection held
@@ -404,6 +406,14 @@ type conn struct {
 }
 
 func (c *conn) ConnectionMade(t loop.Transport) {
+	if len(c.s.conns) >= c.s.cfg.maxConns {
+		// Each connection may keep a read's worth of bytes while it waits
+		// for the global bound: their number bounds that memory.
+		c.lost = true
+		c.s.stats.refused.Add(1)
+		t.Abort()
+		return
+	}
 	c.t, c.reading = t, true
 	c.s.conns[c] = struct{}{}
 	c.s.stats.conns.Add(1)
