@@ -411,3 +411,38 @@ func TestMaxConns(t *testing.T) {
 		t.Errorf("after a close: %v", err)
 	}
 }
+
+// A client that keeps sending the body of an oversized frame still gets
+// every reply and a clean EOF, never a reset: the server shuts its
+// writing side and drops what comes in before it closes (finish).
+func TestOversizedFrameNoReset(t *testing.T) {
+	cfg := testConfig()
+	ts := startServer(t, cfg)
+	for round := range 5 {
+		c := dial(t, ts.addr)
+		msgs := [][]byte{payload(10, round), payload(1000, round), payload(0, round)}
+		var stream []byte
+		for _, m := range msgs {
+			stream = append(stream, frame(m)...)
+		}
+		stream = append(stream, frame(make([]byte, 4*cfg.maxSize))...) // 8 MiB, all of it sent
+		sent := make(chan error, 1)
+		go func() {
+			_, err := c.Write(stream)
+			sent <- err
+		}()
+		for _, m := range msgs {
+			if err := c.check(m); err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if status, _, err := c.reply(); err != nil || status != 1 {
+			t.Fatalf("round %d: the oversized frame's reply: %d, %v", round, status, err)
+		}
+		if err := c.expectEOF(); err != nil {
+			t.Fatalf("round %d: after the error reply: %v (want EOF, not a reset)", round, err)
+		}
+		c.Close()
+		<-sent // it may have failed once the server closed: the replies came first
+	}
+}

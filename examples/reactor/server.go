@@ -401,6 +401,8 @@ type conn struct {
 	reading     bool
 	writePaused bool // the client reads its replies slower than they come
 	closing     bool // no more messages: close once every reply is sent
+	lingering   bool // every reply sent: reading and dropping until EOF (finish)
+	linger      *loop.TimerHandle
 	lost        bool
 	out         []byte
 }
@@ -568,7 +570,7 @@ func (c *conn) update() {
 	}
 	// A body already admitted is read even while the client is behind
 	// on its replies: it holds room in the global bound until it is in.
-	read := !c.closing && len(c.pend) == 0 && c.want < 0 &&
+	read := c.lingering || !c.closing && len(c.pend) == 0 && c.want < 0 &&
 		(c.cur != nil || !c.writePaused && c.reqs.len() < c.s.cfg.inflight)
 	if read == c.reading {
 		return
@@ -624,10 +626,31 @@ func (c *conn) flush() {
 		}
 	}
 	if c.closing && c.reqs.len() == 0 {
-		c.t.Close()
+		c.finish()
 		return
 	}
 	c.pump()
+}
+
+// lingerTime bounds how long a finished connection reads and drops what
+// its client still sends before it closes.
+const lingerTime = time.Second
+
+// finish closes a connection whose replies are all written. Its client
+// may still be sending (after an oversized frame, or during a drain), and
+// closing a socket with bytes unread makes the kernel answer with a
+// reset, which can destroy replies not yet delivered. So the writing side
+// is shut first (WriteEOF, once the buffered replies are out), what the
+// client still sends is read and dropped until its EOF or for at most
+// lingerTime, and then the connection closes.
+func (c *conn) finish() {
+	if c.lingering || c.lost {
+		return
+	}
+	c.lingering = true
+	_ = c.t.WriteEOF()
+	c.linger = c.s.l.CallLater(lingerTime, c.t.Close)
+	c.update()
 }
 
 // dropPartial forgets a message not read to its end.
@@ -652,7 +675,7 @@ func (c *conn) stop() {
 	c.dropPartial()
 	c.closing = true
 	if c.reqs.len() == 0 {
-		c.t.Close()
+		c.finish()
 		return
 	}
 	c.update()
@@ -669,6 +692,9 @@ func (c *conn) EOFReceived() bool {
 
 func (c *conn) ConnectionLost(error) {
 	c.lost = true
+	if c.linger != nil {
+		c.linger.Cancel()
+	}
 	c.dropPartial()
 	delete(c.s.conns, c)
 	// Messages not sent to the pool yet are dropped now, the results of
