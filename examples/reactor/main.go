@@ -23,6 +23,10 @@
 // closes: the stream cannot be parsed past a frame the server will not
 // read. A connection whose client closes in the middle of a frame is
 // closed after the replies owed; no other connection notices either.
+// A connection is closed by first shutting its writing side, after the
+// last reply, and dropping what the client still sends until its EOF (for
+// at most a second): a close with bytes unread would make the kernel
+// reset the connection, and a reset can destroy the replies in flight.
 //
 // # The job
 //
