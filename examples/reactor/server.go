@@ -496,11 +496,21 @@ func (c *conn) start(size int) {
 		return
 	}
 	c.cur = r
-	// An admitted message holds room in the global bound until its body
-	// is in: a client that sends headers and no bodies would otherwise
-	// hold the bound, and stall every other client, for as long as it
-	// stays connected.
+}
+
+// armBody starts the body's timer when a read ends with a body still
+// incomplete (most bodies come whole in the read of their header, and
+// pay nothing). An admitted message holds room in the global bound until
+// its body is in: a client that sends headers and no bodies would
+// otherwise hold the bound, and stall every other client, for as long as
+// it stays connected.
+func (c *conn) armBody() {
+	r := c.cur
+	if r == nil || c.body != nil || c.lost {
+		return
+	}
 	c.body = c.s.l.CallLater(bodyTimeout, func() {
+		c.body = nil
 		if c.cur == r && !c.lost {
 			c.stop() // as a frame cut short: dropped, the replies owed sent, closed
 		}
@@ -568,6 +578,7 @@ func (c *conn) update() {
 	if c.lost {
 		return
 	}
+	c.armBody()
 	// A body already admitted is read even while the client is behind
 	// on its replies: it holds room in the global bound until it is in.
 	read := c.lingering || !c.closing && len(c.pend) == 0 && c.want < 0 &&
