@@ -303,30 +303,28 @@ def section(args, servers, skipped):
         "server for the same cores, so a server that needs less CPU per message leaves more to the client."
     )
     w.append("")
-    txts = []
-    for s in servers:
-        for r in (s.e64, s.e2m, s.idle):
-            if r is None:
-                continue
-            p = r["_path"][: -len(".json")] + ".txt"
-            if os.path.exists(p):
-                with open(p) as f:
-                    txts.extend(l.rstrip() for l in f if l.strip())
-    if txts:
-        w.append("<details><summary>loadgen output (the median runs)</summary>")
-        w.append("")
-        w.append("```")
-        w.extend(txts)
-        w.append("```")
-        w.append("")
-        w.append("</details>")
-        w.append("")
+    w.extend(loadgen_details(r for s in servers for r in (s.e64, s.e2m, s.idle)))
     return w
 
 
-def replace_section(text, new_lines):
+def loadgen_details(reports):
+    """The loadgen text output beside each report's JSON, as a collapsed block."""
+    txts = []
+    for r in reports:
+        if r is None:
+            continue
+        p = r["_path"][: -len(".json")] + ".txt"
+        if os.path.exists(p):
+            with open(p) as f:
+                txts.extend(l.rstrip() for l in f if l.strip())
+    if not txts:
+        return []
+    return ["<details><summary>loadgen output (the median runs)</summary>", "", "```", *txts, "```", "", "</details>", ""]
+
+
+def replace_section(text, new_lines, heading=HEADING):
     lines = text.split("\n")
-    start = next((i for i, l in enumerate(lines) if l.strip() == HEADING), None)
+    start = next((i for i, l in enumerate(lines) if l.strip() == heading), None)
     if start is not None:
         end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     else:

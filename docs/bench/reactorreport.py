@@ -23,9 +23,10 @@ import os
 import re
 import sys
 
-# The number formatting of the network report, shared.
+# The formatting and section helpers of the network report, shared.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netreport import fmt_ratio, num, rate, ratio, sig3  # noqa: E402
+import netreport  # noqa: E402
+from netreport import fmt_ratio, loadgen_details, num, rate, ratio, sig3  # noqa: E402
 
 HEADING = "## Issue 10: the reactor server"
 
@@ -224,42 +225,12 @@ def section(args, reports, servers, skipped):
         f"with 1 ms jobs on 2 workers at least {CPU_TARGET:g}x the {CPU_LIMIT:,} msgs/s of two cores."
     )
     w.append("")
-    txts = []
-    for s in servers:
-        for wl in WORKLOADS:
-            r = reports[s].get(wl)
-            if r is None:
-                continue
-            p = r["_path"][: -len(".json")] + ".txt"
-            if os.path.exists(p):
-                with open(p) as f:
-                    txts.extend(l.rstrip() for l in f if l.strip())
-    if txts:
-        w.append("<details><summary>loadgen output (the median runs)</summary>")
-        w.append("")
-        w.append("```")
-        w.extend(txts)
-        w.append("```")
-        w.append("")
-        w.append("</details>")
-        w.append("")
+    w.extend(loadgen_details(reports[s].get(wl) for s in servers for wl in WORKLOADS))
     return w
 
 
 def replace_section(text, new_lines):
-    lines = text.split("\n")
-    start = next((i for i, l in enumerate(lines) if l.strip() == HEADING), None)
-    if start is not None:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    else:
-        start = next((i for i, l in enumerate(lines) if l.strip() == "## Targets"), None)
-        if start is None:
-            while lines and lines[-1] == "":
-                lines.pop()
-            lines.append("")
-            start = len(lines)
-        end = start
-    return "\n".join(lines[:start] + new_lines + lines[end:])
+    return netreport.replace_section(text, new_lines, HEADING)
 
 
 def plot(reports, servers, path, title):
