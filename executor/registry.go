@@ -106,7 +106,86 @@ func Register[A, R any](name string, fn func(A) (R, error)) *Func[A, R] {
 	}
 	f := &Func[A, R]{name: name, fn: fn, argIface: at.Kind() == reflect.Interface, resIface: rt.Kind() == reflect.Interface}
 	registry[name] = f
+	registry[name+chunkSuffix] = chunkHandler[A, R]{f}
 	return f
+}
+
+// chunkSuffix names a Func's chunk handler (see BindChunk): the name it
+// was registered under, and a NUL no name given to Register is expected
+// to hold.
+const chunkSuffix = "\x00chunk"
+
+// BindChunk is the call of f on each of items in turn, in one call that
+// returns their results in order: what aio.Pool's Map sends a worker
+// process as one chunk (Python's Pool.map chunksize), so that a chunk
+// crosses as one []A and one []R, not as a message per item. Register
+// registers the chunk's handler beside f's, so any Func has one.
+//
+// The chunk stops at the first item whose call fails (an error, or a
+// panic); run in another process, the chunk's *RemoteError is that item's
+// error, with its position in items in Item (as 1 + the index). Run in
+// this process (on a ThreadPool) the chunk's error is the item's own. A
+// zero Func binds the zero Call, which Submit refuses.
+func (f *Func[A, R]) BindChunk(items []A) Call[[]R] {
+	if f.fn == nil {
+		return Call[[]R]{}
+	}
+	return Call[[]R]{name: f.name + chunkSuffix, arg: items, local: func() ([]R, error) {
+		out, err := f.runChunk(items)
+		if ce, ok := err.(*chunkError); ok {
+			err = ce.err
+		}
+		return out, err
+	}}
+}
+
+// chunkError is the error of item index of a chunk: NewRemoteError
+// describes err and records the index in RemoteError.Item.
+type chunkError struct {
+	index int
+	err   error
+}
+
+func (e *chunkError) Error() string { return e.err.Error() }
+func (e *chunkError) Unwrap() error { return e.err }
+
+// runChunk calls fn on each item, stopping at the first failure, with a
+// single deferred recover for the whole chunk: an item costs its call
+// and nothing more.
+func (f *Func[A, R]) runChunk(items []A) (out []R, err error) {
+	i := 0
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, &chunkError{index: i, err: NewPanicError(0, r)}
+		}
+	}()
+	out = make([]R, len(items))
+	for ; i < len(items); i++ {
+		r, err := f.fn(items[i])
+		if err != nil {
+			return nil, &chunkError{index: i, err: err}
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+// chunkHandler serves a Func's chunks: it decodes []A and encodes []R,
+// which gob carries as they are, even for an interface element type.
+type chunkHandler[A, R any] struct{ f *Func[A, R] }
+
+func (h chunkHandler[A, R]) Name() string { return h.f.name + chunkSuffix }
+
+func (h chunkHandler[A, R]) Serve(d Decoder) (result any, err error, argErr error) {
+	var items []A
+	if err := d.Decode(&items); err != nil {
+		return nil, nil, err
+	}
+	out, err := h.f.runChunk(items)
+	if err != nil {
+		return nil, err, nil
+	}
+	return out, nil, nil
 }
 
 // ErrZeroFunc is what a zero Func's Call returns: a Func is made by
@@ -279,6 +358,11 @@ type RemoteError struct {
 	// "*example.com/app.QuotaError". Unwrap returns that value once it has
 	// crossed (see Err).
 	ErrType string
+	// Item is, for the error of a chunk call (Func.BindChunk), 1 + the
+	// index of the item that failed, in the chunk's items; 0 for any other
+	// call. aio.Pool's Map and Imap set it to 1 + the index in their whole
+	// input.
+	Item int
 
 	err error // the ErrType value: in the child, to send; in the parent, once decoded
 }
@@ -342,8 +426,15 @@ func (e *RemoteError) DecodeErr(d Decoder) error {
 // NewRemoteError describes err, returned or panicked (a *PanicError) in
 // this process, for the process that submitted the call: what a worker
 // sends back. It records the registered sentinel err matches, if any, and
-// the registered error type it is or wraps, whose value Err returns.
+// the registered error type it is or wraps, whose value Err returns; for
+// the error of a chunk's item (see BindChunk), it describes the item's
+// error and records its index in Item.
 func NewRemoteError(err error) *RemoteError {
+	if ce, ok := err.(*chunkError); ok {
+		re := NewRemoteError(ce.err)
+		re.Item = ce.index + 1
+		return re
+	}
 	re := &RemoteError{Type: fmt.Sprintf("%T", err), Message: err.Error(), Stack: string(debug.Stack())}
 	var pe *PanicError
 	if errors.As(err, &pe) {
