@@ -66,8 +66,9 @@ func Lookup(name string) Handler {
 // it. Its Bind method makes a Call of it with an argument; a call with the
 // wrong argument type does not compile.
 type Func[A, R any] struct {
-	name string
-	fn   func(A) (R, error)
+	name      string
+	chunkName string // name + chunkSuffix, BindChunk's
+	fn        func(A) (R, error)
 	// The argument, the result is an interface type (any): it crosses as
 	// a pointer to it, so that gob sends an interface value, which carries
 	// its concrete type's gob.Register'ed name, rather than the concrete
@@ -104,9 +105,9 @@ func Register[A, R any](name string, fn func(A) (R, error)) *Func[A, R] {
 	if _, dup := registry[name]; dup {
 		panic("executor: function registered twice: " + name)
 	}
-	f := &Func[A, R]{name: name, fn: fn, argIface: at.Kind() == reflect.Interface, resIface: rt.Kind() == reflect.Interface}
+	f := &Func[A, R]{name: name, chunkName: name + chunkSuffix, fn: fn, argIface: at.Kind() == reflect.Interface, resIface: rt.Kind() == reflect.Interface}
 	registry[name] = f
-	registry[name+chunkSuffix] = chunkHandler[A, R]{f}
+	registry[f.chunkName] = chunkHandler[A, R]{f}
 	return f
 }
 
@@ -130,7 +131,7 @@ func (f *Func[A, R]) BindChunk(items []A) Call[[]R] {
 	if f.fn == nil {
 		return Call[[]R]{}
 	}
-	return Call[[]R]{name: f.name + chunkSuffix, arg: items, local: func() ([]R, error) {
+	return Call[[]R]{name: f.chunkName, arg: items, local: func() ([]R, error) {
 		out, err := f.runChunk(items)
 		if ce, ok := err.(*chunkError); ok {
 			err = ce.err
@@ -174,7 +175,7 @@ func (f *Func[A, R]) runChunk(items []A) (out []R, err error) {
 // which gob carries as they are, even for an interface element type.
 type chunkHandler[A, R any] struct{ f *Func[A, R] }
 
-func (h chunkHandler[A, R]) Name() string { return h.f.name + chunkSuffix }
+func (h chunkHandler[A, R]) Name() string { return h.f.chunkName }
 
 func (h chunkHandler[A, R]) Serve(d Decoder) (result any, err error, argErr error) {
 	var items []A
