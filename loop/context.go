@@ -658,3 +658,14 @@ func (t *taskCore) abandonWait(err error) bool {
 	}
 	return true
 }
+
+// TaskContext returns the ctx of the task ctx belongs to, without what was
+// derived from it (deadlines, cancellations, values), or nil outside a
+// task. Code that must await after a derived ctx ended, as
+// Condition.Wait re-acquires its lock whatever happened, awaits with it.
+func TaskContext(ctx context.Context) context.Context {
+	if t := taskOf(ctx); t != nil {
+		return t
+	}
+	return nil
+}

@@ -13,6 +13,15 @@ import (
 // CallSoonThreadsafe. Cancelling the loop future cancels cf if it has not
 // started running.
 func WrapFuture[T any](l *Loop, cf *executor.Future[T]) *Future[T] {
+	return WrapFutureUndo(l, cf, nil)
+}
+
+// WrapFutureUndo is WrapFuture for a result that must not be lost: if cf
+// succeeds but the loop future was cancelled before its result reached
+// the loop, undo receives the result, on the loop's goroutine, to give
+// back what it holds (an item taken from a queue, a lock acquired). A nil
+// undo drops the result, as WrapFuture does.
+func WrapFutureUndo[T any](l *Loop, cf *executor.Future[T], undo func(T)) *Future[T] {
 	f := NewFuture[T](l)
 	f.AddDoneCallback(func(f *Future[T]) {
 		if f.Cancelled() {
@@ -24,6 +33,11 @@ func WrapFuture[T any](l *Loop, cf *executor.Future[T]) *Future[T] {
 		_ = l.CallSoonThreadsafe(func() {
 			l.external--
 			if f.Done() {
+				if undo != nil && !cf.Cancelled() {
+					if v, err := cf.Result(context.Background()); err == nil {
+						undo(v)
+					}
+				}
 				return
 			}
 			if cf.Cancelled() {

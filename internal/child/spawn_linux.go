@@ -135,22 +135,43 @@ func (s *Spawner) Start(role string) (*Process, error) {
 	}
 	defer devNull.Close()
 	env := childEnv(role)
+	files := []*os.File{devNull, os.Stdout, os.Stderr, childEnd}
+	sideParent, sideChild, sideEnv, adopt, err := sideChannel()
+	if err != nil {
+		parentEnd.Close()
+		return nil, fmt.Errorf("child: side channel: %w", err)
+	}
+	if sideChild != nil {
+		defer sideChild.Close()
+		files = append(files, sideChild)
+		env = append(env, sideEnv...)
+	}
 	attr := &os.ProcAttr{
 		Env:   env,
-		Files: []*os.File{devNull, os.Stdout, os.Stderr, childEnd},
+		Files: files,
 		Sys:   &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 	}
 	res := make(chan spawnRes, 1)
-	if err := s.spawn(spawnReq{argv: []string{os.Args[0]}, attr: attr, res: res}); err != nil {
+	fail := func() {
 		parentEnd.Close()
+		if sideParent != nil {
+			sideParent.Close()
+		}
+	}
+	if err := s.spawn(spawnReq{argv: []string{os.Args[0]}, attr: attr, res: res}); err != nil {
+		fail()
 		return nil, err
 	}
 	r := <-res
 	if r.err != nil {
-		parentEnd.Close()
+		fail()
 		return nil, fmt.Errorf("child: start: %w", r.err)
 	}
-	return &Process{Ctrl: parentEnd, proc: r.proc, pid: r.proc.Pid}, nil
+	p := &Process{Ctrl: parentEnd, proc: r.proc, pid: r.proc.Pid}
+	if adopt != nil {
+		adopt(p)
+	}
+	return p, nil
 }
 
 // Pid returns the child's process id, for display: signal it with Signal.

@@ -1,0 +1,493 @@
+package aio
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// A peer is the side channel between this process and one other: its
+// parent or one of its children (internal/child starts every child with
+// one once this package is linked in). It is symmetric: each side hosts
+// objects the other may use, so a frame is a request to the receiver's
+// objects or a reply to one of its own requests.
+//
+// Frames are [header][payload]: the header is frameHeader bytes, the
+// payload at most maxPayload. File descriptors travel as SCM_RIGHTS with
+// the first byte of the frame that names them. A frame is dispatched only
+// once it has arrived whole, so a process killed in the middle of one
+// (a Put of 2 MiB, say) leaves nothing behind but a connection that
+// ends.
+
+const (
+	frameHeader = 24
+	maxPayload  = 1 << 31
+)
+
+// Frame operations. Requests carry an object id; replies the request id.
+const (
+	opReply  uint8 = iota + 1
+	opCancel       // withdraw request req, if it still waits
+	// Everything from opObject on is an operation of the object's kind.
+	opObject
+)
+
+// Reply status.
+const (
+	stOK         uint8 = iota // done; data is the result
+	stTimeout                 // a timed or non-blocking wait gave up (ErrEmpty, ErrFull, false)
+	stErr                     // data is an error message
+	stOwnerDied               // see ErrOwnerDied
+	stCancelled               // the request was withdrawn before it was granted
+	stBroken                  // ErrBrokenBarrier
+	stGone                    // no such object: it was made by a process that has exited, or never existed
+	stWrongState              // data is the message of a ValueError-like misuse
+)
+
+type header struct {
+	n      uint32 // payload length
+	op     uint8
+	status uint8
+	nfds   uint8
+	req    uint64
+	obj    uint64
+}
+
+func (h *header) put(b []byte) {
+	binary.LittleEndian.PutUint32(b[0:], h.n)
+	b[4], b[5], b[6], b[7] = h.op, h.status, h.nfds, 0
+	binary.LittleEndian.PutUint64(b[8:], h.req)
+	binary.LittleEndian.PutUint64(b[16:], h.obj)
+}
+
+func (h *header) get(b []byte) {
+	h.n = binary.LittleEndian.Uint32(b[0:])
+	h.op, h.status, h.nfds = b[4], b[5], b[6]
+	h.req = binary.LittleEndian.Uint64(b[8:])
+	h.obj = binary.LittleEndian.Uint64(b[16:])
+}
+
+// reply is what a request ends with.
+type reply struct {
+	status uint8
+	data   []byte
+	fds    []int
+}
+
+// call is a request of ours that the peer has not answered yet.
+type call struct {
+	done func(reply)
+}
+
+type outFrame struct {
+	b   []byte // header and payload
+	fds []int  // sent with b's first byte, then closed if own
+	own bool
+}
+
+type peer struct {
+	tok  uint64
+	f    *os.File
+	rc   syscall.RawConn
+	name string // for errors: "parent" or "child pid N"
+
+	wmu   sync.Mutex
+	wq    []outFrame
+	wbusy bool // a flusher goroutine owns the socket's writing side
+	wdead bool
+
+	cmu   sync.Mutex
+	calls map[uint64]*call
+	next  uint64
+	dead  bool
+	fdq   []int // received descriptors not yet claimed by a frame
+
+	done chan struct{} // closed when the reader has finished
+}
+
+// errPeerGone is the error of a call whose peer went away.
+type peerGoneError struct{ name string }
+
+func (e *peerGoneError) Error() string {
+	return "aio: the connection to the " + e.name + " ended (the process exited)"
+}
+
+func (e *peerGoneError) Is(target error) bool { return target == ErrHostGone }
+
+func newPeer(f *os.File, tok uint64, name string) (*peer, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	p := &peer{tok: tok, f: f, rc: rc, name: name, calls: map[uint64]*call{}, done: make(chan struct{})}
+	go p.readLoop()
+	return p, nil
+}
+
+// start sends a request and arranges for done to get its reply, or a
+// stGone reply if the peer is gone; it returns the request id.
+func (p *peer) start(obj uint64, op uint8, payload []byte, fds []int, done func(reply)) uint64 {
+	p.cmu.Lock()
+	if p.dead {
+		p.cmu.Unlock()
+		done(reply{status: stGone, data: []byte((&peerGoneError{p.name}).Error())})
+		return 0
+	}
+	p.next++
+	req := p.next
+	p.calls[req] = &call{done: done}
+	p.cmu.Unlock()
+	p.send(header{op: op, req: req, obj: obj}, payload, fds, false)
+	return req
+}
+
+// cancel asks the peer to withdraw request req; its reply still comes.
+func (p *peer) cancel(obj, req uint64) {
+	p.send(header{op: opCancel, req: req, obj: obj}, nil, nil, false)
+}
+
+// answer sends the reply to the peer's request req.
+func (p *peer) answer(req uint64, r reply) {
+	p.send(header{op: opReply, status: r.status, req: req}, r.data, r.fds, true)
+}
+
+// send queues a frame; it never blocks, so that the reader, which answers
+// requests, can never wait on a peer that waits on it.
+func (p *peer) send(h header, payload []byte, fds []int, own bool) {
+	h.n = uint32(len(payload))
+	h.nfds = uint8(len(fds))
+	b := make([]byte, frameHeader+len(payload))
+	h.put(b)
+	copy(b[frameHeader:], payload)
+	fr := outFrame{b: b, fds: fds, own: own}
+	p.wmu.Lock()
+	if p.wdead {
+		p.wmu.Unlock()
+		closeOwn(fr)
+		return
+	}
+	if !p.wbusy {
+		// Try once, without waiting: most frames go out here.
+		n, err := p.tryWrite(fr)
+		if err != nil {
+			p.wdead = true
+			p.wmu.Unlock()
+			closeOwn(fr)
+			return
+		}
+		if n == len(fr.b) {
+			p.wmu.Unlock()
+			closeOwn(fr)
+			return
+		}
+		if n > 0 {
+			closeOwn(fr)
+			fr = outFrame{b: fr.b[n:]}
+		}
+		p.wbusy = true
+		p.wq = append(p.wq, fr)
+		p.wmu.Unlock()
+		go p.flush()
+		return
+	}
+	p.wq = append(p.wq, fr)
+	p.wmu.Unlock()
+}
+
+func closeOwn(fr outFrame) {
+	if fr.own {
+		for _, fd := range fr.fds {
+			unix.Close(fd)
+		}
+	}
+}
+
+// tryWrite writes what the socket takes now.
+func (p *peer) tryWrite(fr outFrame) (int, error) {
+	var n int
+	var werr error
+	err := p.rc.Write(func(fd uintptr) bool {
+		for n < len(fr.b) {
+			var m int
+			var e error
+			if n == 0 && len(fr.fds) > 0 {
+				m, e = unix.SendmsgN(int(fd), fr.b, unix.UnixRights(fr.fds...), nil, 0)
+			} else {
+				m, e = unix.Write(int(fd), fr.b[n:])
+			}
+			if e == unix.EINTR {
+				continue
+			}
+			if e == unix.EAGAIN {
+				return true
+			}
+			if e != nil {
+				werr = e
+				return true
+			}
+			n += m
+		}
+		return true
+	})
+	if err == nil {
+		err = werr
+	}
+	return n, err
+}
+
+// flush writes the queued frames, waiting for the socket as it must, and
+// hands the writing side back when the queue is empty.
+func (p *peer) flush() {
+	for {
+		p.wmu.Lock()
+		q := p.wq
+		p.wq = nil
+		if len(q) == 0 {
+			p.wbusy = false
+			p.wmu.Unlock()
+			return
+		}
+		p.wmu.Unlock()
+		for i, fr := range q {
+			if err := p.writeAll(fr); err != nil {
+				for _, rest := range q[i:] {
+					closeOwn(rest)
+				}
+				p.wmu.Lock()
+				p.wdead = true
+				for _, rest := range p.wq {
+					closeOwn(rest)
+				}
+				p.wq = nil
+				p.wbusy = false
+				p.wmu.Unlock()
+				return
+			}
+			closeOwn(fr)
+		}
+	}
+}
+
+func (p *peer) writeAll(fr outFrame) error {
+	n := 0
+	var werr error
+	err := p.rc.Write(func(fd uintptr) bool {
+		for n < len(fr.b) {
+			var m int
+			var e error
+			if n == 0 && len(fr.fds) > 0 {
+				m, e = unix.SendmsgN(int(fd), fr.b, unix.UnixRights(fr.fds...), nil, 0)
+			} else {
+				m, e = unix.Write(int(fd), fr.b[n:])
+			}
+			if e == unix.EINTR {
+				continue
+			}
+			if e == unix.EAGAIN {
+				return false
+			}
+			if e != nil {
+				werr = e
+				return true
+			}
+			n += m
+		}
+		return true
+	})
+	if err == nil {
+		err = werr
+	}
+	return err
+}
+
+// readLoop reads frames until the peer goes, dispatching each.
+func (p *peer) readLoop() {
+	defer close(p.done)
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4*64))
+	r, w := 0, 0 // buf[r:w] is read and not yet parsed
+	read := func(into []byte) (int, error) {
+		var n, oobn int
+		var rerr error
+		err := p.rc.Read(func(fd uintptr) bool {
+			for {
+				n, oobn, _, _, rerr = unix.Recvmsg(int(fd), into, oob, recvFlags)
+				if rerr == unix.EINTR {
+					continue
+				}
+				return rerr != unix.EAGAIN
+			}
+		})
+		if err == nil {
+			err = rerr
+		}
+		if oobn > 0 {
+			p.takeFDs(oob[:oobn])
+		}
+		if err == nil && n == 0 {
+			err = io.EOF
+		}
+		return n, err
+	}
+	var err error
+	for err == nil {
+		for w-r >= frameHeader {
+			var h header
+			h.get(buf[r:])
+			if h.n > maxPayload {
+				err = fmt.Errorf("aio: corrupt frame from the %s", p.name)
+				break
+			}
+			if int(h.n) <= w-r-frameHeader {
+				payload := make([]byte, h.n)
+				copy(payload, buf[r+frameHeader:])
+				r += frameHeader + int(h.n)
+				p.dispatch(h, payload)
+				continue
+			}
+			if frameHeader+int(h.n) > len(buf) {
+				// A big frame: read its payload straight into its own
+				// slice.
+				payload := make([]byte, h.n)
+				have := copy(payload, buf[r+frameHeader:w])
+				r, w = 0, 0
+				for have < len(payload) && err == nil {
+					var n int
+					n, err = read(payload[have:])
+					have += n
+				}
+				if err != nil {
+					break
+				}
+				p.dispatch(h, payload)
+				continue
+			}
+			break
+		}
+		if err != nil {
+			break
+		}
+		if r > 0 {
+			w = copy(buf, buf[r:w])
+			r = 0
+		}
+		var n int
+		n, err = read(buf[w:])
+		w += n
+	}
+	p.gone()
+}
+
+func (p *peer) takeFDs(oob []byte) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return
+	}
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		if recvFlags == 0 {
+			for _, fd := range fds {
+				unix.CloseOnExec(fd)
+			}
+		}
+		p.cmu.Lock()
+		p.fdq = append(p.fdq, fds...)
+		p.cmu.Unlock()
+	}
+}
+
+func (p *peer) dispatch(h header, payload []byte) {
+	var fds []int
+	if h.nfds > 0 {
+		p.cmu.Lock()
+		k := min(int(h.nfds), len(p.fdq))
+		fds = append([]int(nil), p.fdq[:k]...)
+		p.fdq = p.fdq[k:]
+		p.cmu.Unlock()
+	}
+	switch h.op {
+	case opReply:
+		p.cmu.Lock()
+		c := p.calls[h.req]
+		delete(p.calls, h.req)
+		p.cmu.Unlock()
+		if c == nil {
+			closeFDs(fds)
+			return
+		}
+		c.done(reply{status: h.status, data: payload, fds: fds})
+	case opCancel:
+		if o := hostedObject(h.obj); o != nil {
+			o.withdraw(p, h.req)
+		}
+	default:
+		o := hostedObject(h.obj)
+		if o == nil {
+			closeFDs(fds)
+			p.answer(h.req, reply{status: stGone, data: []byte(errGoneText)})
+			return
+		}
+		req := &request{p: p, req: h.req, op: h.op, fds: fds}
+		if err := req.decode(payload); err != nil {
+			closeFDs(fds)
+			p.answer(h.req, reply{status: stErr, data: []byte(err.Error())})
+			return
+		}
+		req.reply = func(r reply) { p.answer(req.req, r) }
+		o.serve(req)
+	}
+}
+
+func closeFDs(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+// gone ends the peer: its calls fail, what it held in our objects is
+// released (ErrOwnerDied), what it waited for is withdrawn.
+func (p *peer) gone() {
+	p.cmu.Lock()
+	p.dead = true
+	calls := p.calls
+	p.calls = nil
+	fdq := p.fdq
+	p.fdq = nil
+	p.cmu.Unlock()
+	closeFDs(fdq)
+	p.wmu.Lock()
+	p.wdead = true
+	for _, fr := range p.wq {
+		closeOwn(fr)
+	}
+	p.wq = nil
+	p.wmu.Unlock()
+	msg := []byte((&peerGoneError{p.name}).Error())
+	for _, c := range calls {
+		c.done(reply{status: stGone, data: msg})
+	}
+	forgetPeer(p)
+	for _, o := range allHosted() {
+		o.peerGone(p)
+	}
+	// Closing interrupts a flusher waiting to write (os.File's poller
+	// does); the descriptor is released once it has let go.
+	p.f.Close()
+}
+
+var errGoneText = "aio: no such object here: it was made by a process that has exited, or closed"
+
+// ErrHostGone is the error of an operation on an object whose hosting
+// process (the one that made it) has exited, or on a connection to a
+// process that has.
+var ErrHostGone = errors.New("aio: the process that hosts this object has exited")

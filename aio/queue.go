@@ -1,0 +1,506 @@
+package aio
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Object kinds, as references name them.
+const (
+	kindQueue uint8 = iota + 1
+	kindJoinable
+	kindSimple
+	kindLock
+	kindRLock
+	kindSemaphore
+	kindBounded
+	kindEvent
+	kindCondition
+	kindBarrier
+	kindPipe
+)
+
+func kindName(k uint8) string {
+	switch k {
+	case kindQueue:
+		return "Queue"
+	case kindJoinable:
+		return "JoinableQueue"
+	case kindSimple:
+		return "SimpleQueue"
+	case kindLock:
+		return "Lock"
+	case kindRLock:
+		return "RLock"
+	case kindSemaphore:
+		return "Semaphore"
+	case kindBounded:
+		return "BoundedSemaphore"
+	case kindEvent:
+		return "Event"
+	case kindCondition:
+		return "Condition"
+	case kindBarrier:
+		return "Barrier"
+	case kindPipe:
+		return "Connection"
+	}
+	return fmt.Sprintf("object of kind %d", k)
+}
+
+// Errors of the queues, as Python's queue.Empty, queue.Full and the
+// ValueError of a closed queue.
+var (
+	ErrEmpty  = errors.New("aio: queue is empty")
+	ErrFull   = errors.New("aio: queue is full")
+	ErrClosed = errors.New("aio: queue is closed")
+	// ErrTaskDone is JoinableQueue.TaskDone called more times than items
+	// were put (Python's ValueError).
+	ErrTaskDone = errors.New("aio: task_done() called too many times")
+)
+
+// Queue operations.
+const (
+	qPut = opObject + iota
+	qGet
+	qUnget
+	qSize
+	qTaskDone
+	qJoin
+)
+
+// queueObj is a queue in its host: the items, encoded, and who waits.
+type queueObj struct {
+	mu         sync.Mutex
+	maxsize    int
+	joinable   bool
+	items      [][]byte
+	head       int
+	getters    waitq
+	putters    waitq // each holds its item in data
+	joiners    waitq
+	unfinished int
+}
+
+func (q *queueObj) n() int { return len(q.items) - q.head }
+
+func (q *queueObj) full() bool { return q.maxsize > 0 && q.n() >= q.maxsize }
+
+func (q *queueObj) pushItem(b []byte, out *outbox) {
+	if g := q.getters.pop(); g != nil {
+		out.add(g, reply{data: b})
+		return
+	}
+	if q.head > 0 && q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+	q.items = append(q.items, b)
+}
+
+func (q *queueObj) popItem() []byte {
+	b := q.items[q.head]
+	q.items[q.head] = nil
+	q.head++
+	if q.head > 1024 && q.head*2 > len(q.items) {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	return b
+}
+
+// admit moves waiting putters in while there is room.
+func (q *queueObj) admit(out *outbox) {
+	for len(q.putters) > 0 && !q.full() {
+		p := q.putters.pop()
+		q.put(p.data, out)
+		out.add(p, reply{})
+	}
+}
+
+func (q *queueObj) put(b []byte, out *outbox) {
+	if q.joinable {
+		q.unfinished++
+	}
+	q.pushItem(b, out)
+}
+
+func (q *queueObj) serve(r *request) {
+	var out outbox
+	q.mu.Lock()
+	switch r.op {
+	case qPut:
+		switch {
+		case !q.full() && len(q.putters) == 0:
+			q.put(r.data, &out)
+			out.add(r, reply{})
+		case r.timeout == 0:
+			out.add(r, reply{status: stTimeout})
+		default:
+			q.putters.push(r)
+			arm(r, q.expire)
+		}
+	case qGet:
+		switch {
+		case q.n() > 0:
+			b := q.popItem()
+			q.admit(&out)
+			out.add(r, reply{data: b})
+		case r.timeout == 0:
+			out.add(r, reply{status: stTimeout})
+		default:
+			q.getters.push(r)
+			arm(r, q.expire)
+		}
+	case qUnget:
+		// A cancelled Get's item comes back, to the front.
+		if g := q.getters.pop(); g != nil {
+			out.add(g, reply{data: r.data})
+		} else if q.head > 0 {
+			q.head--
+			q.items[q.head] = r.data
+		} else {
+			q.items = append([][]byte{r.data}, q.items...)
+		}
+		out.add(r, reply{})
+	case qSize:
+		b := binary.LittleEndian.AppendUint64(nil, uint64(q.n()))
+		b = binary.LittleEndian.AppendUint64(b, uint64(q.maxsize))
+		out.add(r, reply{data: b})
+	case qTaskDone:
+		if q.unfinished <= 0 {
+			out.add(r, reply{status: stWrongState, data: []byte(ErrTaskDone.Error())})
+			break
+		}
+		q.unfinished--
+		if q.unfinished == 0 {
+			for j := q.joiners.pop(); j != nil; j = q.joiners.pop() {
+				out.add(j, reply{})
+			}
+		}
+		out.add(r, reply{})
+	case qJoin:
+		switch {
+		case q.unfinished == 0:
+			out.add(r, reply{})
+		case r.timeout == 0:
+			out.add(r, reply{status: stTimeout})
+		default:
+			q.joiners.push(r)
+			arm(r, q.expire)
+		}
+	default:
+		out.add(r, reply{status: stErr, data: []byte("aio: bad queue operation")})
+	}
+	q.mu.Unlock()
+	out.send()
+}
+
+func (q *queueObj) expire(r *request) {
+	var out outbox
+	q.mu.Lock()
+	for _, w := range []*waitq{&q.getters, &q.putters, &q.joiners} {
+		if w.remove(r.p, r.req) == r {
+			out.add(r, reply{status: stTimeout})
+			break
+		}
+	}
+	q.mu.Unlock()
+	out.send()
+}
+
+func (q *queueObj) withdraw(p *peer, req uint64) {
+	var out outbox
+	q.mu.Lock()
+	for _, w := range []*waitq{&q.getters, &q.putters, &q.joiners} {
+		if r := w.remove(p, req); r != nil {
+			out.add(r, reply{status: stCancelled})
+			break
+		}
+	}
+	q.admit(&out)
+	q.mu.Unlock()
+	out.send()
+}
+
+func (q *queueObj) peerGone(p *peer) {
+	var out outbox
+	q.mu.Lock()
+	q.getters.removePeer(p)
+	q.putters.removePeer(p) // a Put that never completed: nothing of it is in the queue
+	q.joiners.removePeer(p)
+	q.admit(&out)
+	q.mu.Unlock()
+	out.send()
+}
+
+// timeoutOf turns Python's block and timeout into a request's: < 0 waits
+// as long as it takes, 0 does not wait.
+func timeoutOf(block bool, d time.Duration) time.Duration {
+	if !block {
+		return 0
+	}
+	if d <= 0 {
+		return -1
+	}
+	return d
+}
+
+// errOf is the error of a reply; ifTimeout is the error of stTimeout.
+func errOf(r reply, ifTimeout error) error {
+	switch r.status {
+	case stOK:
+		return nil
+	case stTimeout:
+		return ifTimeout
+	case stOwnerDied:
+		return ErrOwnerDied
+	case stBroken:
+		return ErrBrokenBarrier
+	case stGone:
+		return fmt.Errorf("%w: %s", ErrHostGone, r.data)
+	case stCancelled:
+		return context.Canceled
+	case stWrongState:
+		switch string(r.data) {
+		case ErrTaskDone.Error():
+			return ErrTaskDone
+		case ErrNotHeld.Error():
+			return ErrNotHeld
+		case ErrReleasedTooOften.Error():
+			return ErrReleasedTooOften
+		}
+		return errors.New(string(r.data))
+	}
+	return errors.New(string(r.data))
+}
+
+// Queue is multiprocessing.Queue (and aioprocessing's AioQueue): a FIFO
+// queue that every process it is passed to may put to and get from, at
+// once. Make one with NewQueue, and pass it to a child inside the
+// argument of a Process or of a process pool call, at any depth (a
+// field of a struct, an element of a slice): it crosses as a reference to
+// the queue, which lives in the process that made it.
+//
+// Items are encoded by the putter, so a value that cannot be encoded
+// fails Put in the caller and puts nothing, and decoded by the getter: an
+// item of another type than the getter's T fails that Get with
+// ErrItemType and leaves the queue usable. A Put is in the queue when it
+// returns; there is no feeder thread, so JoinThread and CancelJoinThread
+// have nothing to do, and a process may exit (or be joined) with items it
+// put still unread, without Python's deadlock.
+//
+// The blocking methods (Put, Get and their Timeout and Nowait forms) block
+// their goroutine; the Coro ones take a loop task's ctx and await without
+// blocking the loop, or take any other ctx and block until it ends. A
+// cancelled CoroGet takes no item: one already on its way goes back to
+// the front of the queue.
+type Queue[T any] struct {
+	h      handle
+	c      codec[T]
+	closed atomic.Bool
+}
+
+// NewQueue returns a queue that holds at most maxsize items; maxsize <= 0
+// means no bound (Python's Queue(maxsize=0)).
+func NewQueue[T any](maxsize int) *Queue[T] {
+	return &Queue[T]{h: newHandle(kindQueue, &queueObj{maxsize: max(maxsize, 0)}), c: codecOf[T]()}
+}
+
+func (q *Queue[T]) put(ctx context.Context, v T, timeout time.Duration) error {
+	if q.closed.Load() {
+		return ErrClosed
+	}
+	b, err := q.c.encode(v)
+	if err != nil {
+		return err
+	}
+	r, err := q.h.call(ctx, qPut, 0, timeout, b, nil, nil)
+	if err != nil {
+		return err
+	}
+	return errOf(r, ErrFull)
+}
+
+func (q *Queue[T]) get(ctx context.Context, timeout time.Duration) (T, error) {
+	var zero T
+	if q.closed.Load() {
+		return zero, ErrClosed
+	}
+	r, err := q.h.call(ctx, qGet, 0, timeout, nil, nil, q.unget)
+	if err != nil {
+		return zero, err
+	}
+	if err := errOf(r, ErrEmpty); err != nil {
+		return zero, err
+	}
+	return q.c.decode(r.data)
+}
+
+// unget gives back an item a cancelled Get received.
+func (q *Queue[T]) unget(r reply) {
+	q.h.start(qUnget, 0, -1, r.data, nil, func(reply) {})
+}
+
+// Put puts v at the end of the queue, waiting while the queue is full.
+func (q *Queue[T]) Put(v T) error { return q.put(nil, v, -1) }
+
+// PutTimeout is Put waiting at most d; then it returns ErrFull. A d <= 0
+// waits as long as it takes (Python's timeout=None).
+func (q *Queue[T]) PutTimeout(v T, d time.Duration) error { return q.put(nil, v, timeoutOf(true, d)) }
+
+// PutNowait puts v if the queue has room, or returns ErrFull.
+func (q *Queue[T]) PutNowait(v T) error { return q.put(nil, v, 0) }
+
+// CoroPut is Put as an await (aioprocessing's coro_put). Cancelled while
+// it waits for room, it puts nothing.
+func (q *Queue[T]) CoroPut(ctx context.Context, v T) error { return q.put(ctx, v, -1) }
+
+// Get removes and returns the item at the front of the queue, waiting
+// while it is empty.
+func (q *Queue[T]) Get() (T, error) { return q.get(nil, -1) }
+
+// GetTimeout is Get waiting at most d; then it returns ErrEmpty. A d <= 0
+// waits as long as it takes.
+func (q *Queue[T]) GetTimeout(d time.Duration) (T, error) { return q.get(nil, timeoutOf(true, d)) }
+
+// GetNowait returns the front item if there is one, or ErrEmpty.
+func (q *Queue[T]) GetNowait() (T, error) { return q.get(nil, 0) }
+
+// CoroGet is Get as an await (aioprocessing's coro_get). Cancelled, it
+// takes no item.
+func (q *Queue[T]) CoroGet(ctx context.Context) (T, error) { return q.get(ctx, -1) }
+
+func (q *Queue[T]) size() (n, maxsize int) {
+	r, err := q.h.call(nil, qSize, 0, -1, nil, nil, nil)
+	if err != nil || r.status != stOK || len(r.data) != 16 {
+		return 0, 0
+	}
+	return int(binary.LittleEndian.Uint64(r.data)), int(binary.LittleEndian.Uint64(r.data[8:]))
+}
+
+// Qsize returns the number of items in the queue: approximate, as in
+// Python, since other processes put and get at the same time (0 if the
+// queue's host has exited).
+func (q *Queue[T]) Qsize() int { n, _ := q.size(); return n }
+
+// Empty reports whether the queue holds no item (approximate).
+func (q *Queue[T]) Empty() bool { return q.Qsize() == 0 }
+
+// Full reports whether the queue is at its bound (approximate).
+func (q *Queue[T]) Full() bool {
+	n, m := q.size()
+	return m > 0 && n >= m
+}
+
+// Close says that this process will use the queue no more: its Puts and
+// Gets return ErrClosed from now on. Other processes, and other Queue
+// values naming the same queue, are not affected (Python's close is this
+// process's too). The queue lives as long as the process that made it.
+func (q *Queue[T]) Close() error {
+	q.closed.Store(true)
+	return nil
+}
+
+// JoinThread does nothing: a Put is in the queue when it returns, so there
+// is no feeder thread to wait for (Python's join_thread).
+func (q *Queue[T]) JoinThread() {}
+
+// CancelJoinThread does nothing (Python's cancel_join_thread).
+func (q *Queue[T]) CancelJoinThread() {}
+
+// GobEncode makes the queue cross to another process as a reference.
+func (q *Queue[T]) GobEncode() ([]byte, error) { return q.h.encode() }
+
+// GobDecode makes a received reference the queue.
+func (q *Queue[T]) GobDecode(b []byte) error {
+	q.c = codecOf[T]()
+	return q.h.decode(b, kindQueue)
+}
+
+// JoinableQueue is multiprocessing.JoinableQueue (aioprocessing's
+// AioJoinableQueue): a Queue that counts the items put and not yet marked
+// done with TaskDone, so that Join can wait until every item has been
+// processed.
+type JoinableQueue[T any] struct {
+	Queue[T]
+}
+
+// NewJoinableQueue returns a joinable queue of at most maxsize items (<= 0:
+// no bound).
+func NewJoinableQueue[T any](maxsize int) *JoinableQueue[T] {
+	return &JoinableQueue[T]{Queue[T]{h: newHandle(kindJoinable, &queueObj{maxsize: max(maxsize, 0), joinable: true}), c: codecOf[T]()}}
+}
+
+// TaskDone says that an item got earlier is processed. Called more times
+// than items were put, it returns ErrTaskDone.
+func (q *JoinableQueue[T]) TaskDone() error {
+	r, err := q.h.call(nil, qTaskDone, 0, -1, nil, nil, nil)
+	if err != nil {
+		return err
+	}
+	return errOf(r, nil)
+}
+
+// Join waits until every item put has been marked done.
+func (q *JoinableQueue[T]) Join() error { return q.join(nil) }
+
+// CoroJoin is Join as an await (aioprocessing's coro_join).
+func (q *JoinableQueue[T]) CoroJoin(ctx context.Context) error { return q.join(ctx) }
+
+func (q *JoinableQueue[T]) join(ctx context.Context) error {
+	r, err := q.h.call(ctx, qJoin, 0, -1, nil, nil, nil)
+	if err != nil {
+		return err
+	}
+	return errOf(r, nil)
+}
+
+// GobDecode makes a received reference the queue.
+func (q *JoinableQueue[T]) GobDecode(b []byte) error {
+	q.c = codecOf[T]()
+	return q.h.decode(b, kindJoinable)
+}
+
+// SimpleQueue is multiprocessing.SimpleQueue (aioprocessing's
+// AioSimpleQueue): an unbounded queue with Put, Get and Empty.
+type SimpleQueue[T any] struct {
+	q Queue[T]
+}
+
+// NewSimpleQueue returns an empty SimpleQueue.
+func NewSimpleQueue[T any]() *SimpleQueue[T] {
+	return &SimpleQueue[T]{Queue[T]{h: newHandle(kindSimple, &queueObj{}), c: codecOf[T]()}}
+}
+
+// Put puts v at the end of the queue.
+func (q *SimpleQueue[T]) Put(v T) error { return q.q.Put(v) }
+
+// Get removes and returns the front item, waiting while there is none.
+func (q *SimpleQueue[T]) Get() (T, error) { return q.q.Get() }
+
+// CoroPut is Put as an await.
+func (q *SimpleQueue[T]) CoroPut(ctx context.Context, v T) error { return q.q.CoroPut(ctx, v) }
+
+// CoroGet is Get as an await; cancelled, it takes no item.
+func (q *SimpleQueue[T]) CoroGet(ctx context.Context) (T, error) { return q.q.CoroGet(ctx) }
+
+// Empty reports whether the queue holds no item.
+func (q *SimpleQueue[T]) Empty() bool { return q.q.Empty() }
+
+// Close says this process will use the queue no more.
+func (q *SimpleQueue[T]) Close() error { return q.q.Close() }
+
+// GobEncode makes the queue cross to another process as a reference.
+func (q *SimpleQueue[T]) GobEncode() ([]byte, error) { return q.q.h.encode() }
+
+// GobDecode makes a received reference the queue.
+func (q *SimpleQueue[T]) GobDecode(b []byte) error {
+	q.q.c = codecOf[T]()
+	return q.q.h.decode(b, kindSimple)
+}
