@@ -161,7 +161,8 @@ func Apply[A, R any](p *Pool, f *executor.Func[A, R], a A) (R, error) {
 
 // ApplyAsync is Pool.apply_async: it submits f(a) and returns the future
 // of its result (Python's AsyncResult: Result(ctx) is get(timeout), Done
-// is ready). The future can be cancelled until a worker takes the call. A
+// is ready; Python's callback and error_callback are its AddDoneCallback).
+// The future can be cancelled until a worker takes the call. A
 // pool that is not running returns a future failed with
 // ErrPoolNotRunning, a broken one a future failed with its
 // executor.ErrBrokenProcessPool error.
@@ -258,11 +259,15 @@ func CoroMap[A, R any](ctx context.Context, p *Pool, f *executor.Func[A, R], ite
 // Imap is Pool.imap: Map's work, submitted at once, its results yielded in
 // the items' order as their chunks finish. At the first error (an item's,
 // as Map reports it, or a chunk's) it yields the error and stops; it and
-// breaking out of the loop cancel the chunks not yet started. Iterate it
-// once.
+// breaking out of the loop cancel the chunks not yet started. Like
+// Python's iterator it yields once: ranging over it again yields nothing.
 func Imap[A, R any](p *Pool, f *executor.Func[A, R], items []A, chunksize int) iter.Seq2[R, error] {
 	chunks, size, submitErr := submitChunks(p, f, items, chunksize)
+	var used atomic.Bool
 	return func(yield func(R, error) bool) {
+		if used.Swap(true) {
+			return
+		}
 		defer cancelAll(chunks)
 		for k, cf := range chunks {
 			v, err := cf.Result(context.Background())
@@ -286,7 +291,7 @@ func Imap[A, R any](p *Pool, f *executor.Func[A, R], items []A, chunksize int) i
 
 // ImapUnordered is Pool.imap_unordered: Imap, its results yielded chunk
 // by chunk in the order the chunks finish (a chunk's own in its items'
-// order). The first error to arrive is yielded last.
+// order). The first error to arrive is yielded last; it too yields once.
 func ImapUnordered[A, R any](p *Pool, f *executor.Func[A, R], items []A, chunksize int) iter.Seq2[R, error] {
 	type ended struct {
 		k  int
@@ -297,7 +302,11 @@ func ImapUnordered[A, R any](p *Pool, f *executor.Func[A, R], items []A, chunksi
 	for k, cf := range chunks {
 		cf.AddDoneCallback(func(cf *executor.Future[[]R]) { finished <- ended{k, cf} })
 	}
+	var used atomic.Bool
 	return func(yield func(R, error) bool) {
+		if used.Swap(true) {
+			return
+		}
 		defer cancelAll(chunks)
 		for range chunks {
 			e := <-finished

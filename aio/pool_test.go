@@ -65,15 +65,19 @@ var (
 		}
 		return x, nil
 	})
-	// poolSlowOdd is the identity, which takes 200 ms on an odd item.
+	// poolSlowOdd is poolOddFails without the panic, which takes 200 ms
+	// to fail on 1.
 	poolSlowOdd = executor.Register("aio.pool_test.slowOdd", func(x int) (int, error) {
-		if x%2 != 0 {
+		if x == 1 {
 			time.Sleep(200 * time.Millisecond)
+		}
+		if x%2 != 0 {
 			return 0, fmt.Errorf("item %d: %w", x, errPoolOdd)
 		}
 		return x, nil
 	})
 	poolAny      = executor.Register("aio.pool_test.any", func(v any) (int, error) { return 1, nil })
+	poolAnyEcho  = executor.Register("aio.pool_test.anyEcho", func(v any) (any, error) { return v, nil })
 	poolInitVal  = 0
 	poolInit     = executor.Register("aio.pool_test.init", func(n int) (struct{}, error) { poolInitVal = n; return struct{}{}, nil })
 	poolReadInit = executor.Register("aio.pool_test.readInit", func(int) (int, error) { return poolInitVal, nil })
@@ -252,6 +256,31 @@ func TestPoolImap(t *testing.T) {
 	}
 	if v, err := aio.Apply(p, poolSquare, 9); v != 81 || err != nil {
 		t.Errorf("Apply after a broken-off Imap = %d, %v", v, err)
+	}
+	// Like a Python iterator, it yields once.
+	seq := aio.Imap(p, poolSquare, ints(3), 1)
+	if got, err := collect(seq); err != nil || !cmp.Equal([]int{0, 1, 4}, got) {
+		t.Errorf("Imap(square, range(3)) = %v, %v", got, err)
+	}
+	if got, err := collect(seq); err != nil || len(got) != 0 {
+		t.Errorf("Imap ranged over again = %v, %v; want nothing", got, err)
+	}
+	useq := aio.ImapUnordered(p, poolSquare, ints(3), 1)
+	if got, err := collect(useq); err != nil || len(got) != 3 {
+		t.Errorf("ImapUnordered(square, range(3)) = %v, %v", got, err)
+	}
+	if got, err := collect(useq); err != nil || len(got) != 0 {
+		t.Errorf("ImapUnordered ranged over again = %v, %v; want nothing", got, err)
+	}
+}
+
+// Items and results of interface type cross as the types they hold.
+func TestPoolMapInterface(t *testing.T) {
+	p := newTestPool(t, aio.PoolOptions{Processes: 2})
+	items := []any{1, "two", 3.5, []byte("four"), nil}
+	got, err := aio.Map(p, poolAnyEcho, items, 2)
+	if diff := cmp.Diff(items, got); err != nil || diff != "" {
+		t.Errorf("Map(anyEcho, %v) = %v, %v (-want +got):\n%s", items, got, err, diff)
 	}
 }
 
