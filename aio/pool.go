@@ -61,9 +61,18 @@ type PoolOptions struct {
 // item's index in the input. The Coro twins (CoroApply, CoroMap) await
 // from a loop task without blocking the loop.
 //
-// There is no Starmap: Go has no *args, so a function of several
-// arguments takes one struct, and Python's starmap(f, [(a, b), ...]) is
-// Map(p, f, []Args{{a, b}, ...}, 0) (see the test TestStarmap).
+// Items come as a slice, not an iterable: the default chunk size needs
+// their number, which Python's map gets by making a list of them. There
+// is no Starmap (nor CoroStarmap): Go has no *args, so a function of
+// several arguments takes one struct, and Python's starmap(f, [(a, b),
+// ...]) is Map(p, f, []Args{{a, b}, ...}, 0) (see TestStarmap).
+//
+// A task costs a round trip to a worker process, during which that worker
+// runs nothing else (processpool gives a worker one call at a time): 20 to
+// 45 µs on a 2-core machine with both workers busy. Chunks of about a
+// hundred small items amortise it: BenchmarkPoolMap maps 100,000 ints at
+// chunksize 100 at about 4 M items/s on 2 workers, where Python's
+// Pool.map does 2.8 M.
 //
 // A Pool is ended by Close or Terminate, then Join, which waits until its
 // processes have exited and its goroutines have ended; Python's
@@ -162,10 +171,9 @@ func Apply[A, R any](p *Pool, f *executor.Func[A, R], a A) (R, error) {
 // ApplyAsync is Pool.apply_async: it submits f(a) and returns the future
 // of its result (Python's AsyncResult: Result(ctx) is get(timeout), Done
 // is ready; Python's callback and error_callback are its AddDoneCallback).
-// The future can be cancelled until a worker takes the call. A
-// pool that is not running returns a future failed with
-// ErrPoolNotRunning, a broken one a future failed with its
-// executor.ErrBrokenProcessPool error.
+// The future can be cancelled until a worker takes the call. A pool that
+// is not running returns a future failed with ErrPoolNotRunning, a broken
+// one a future failed with its executor.ErrBrokenProcessPool error.
 func ApplyAsync[A, R any](p *Pool, f *executor.Func[A, R], a A) *executor.Future[R] {
 	cf, err := submit(p, f.Bind(a))
 	if err != nil {
@@ -218,9 +226,10 @@ func Map[A, R any](p *Pool, f *executor.Func[A, R], items []A, chunksize int) ([
 }
 
 // MapAsync is Pool.map_async: Map's work, submitted at once, and the
-// future of its result, completed from the chunks' done callbacks. Cancelling the future cancels every chunk not yet
-// started; those running finish and their results are dropped. Map's
-// items are copied (as values): the caller may reuse the slice at once.
+// future of its result, completed from the chunks' done callbacks.
+// Cancelling the future cancels every chunk not yet started; those
+// running finish and their results are dropped. The items are copied (as
+// values): the caller may reuse the slice at once.
 func MapAsync[A, R any](p *Pool, f *executor.Func[A, R], items []A, chunksize int) *executor.Future[[]R] {
 	m := newMapJob[R](p, len(items), chunksize)
 	if m.nchunks == 0 {
@@ -277,6 +286,7 @@ func CoroMap[A, R any](ctx context.Context, p *Pool, f *executor.Func[A, R], ite
 // as Map reports it, or a chunk's) it yields the error and stops; it and
 // breaking out of the loop cancel the chunks not yet started. Like
 // Python's iterator it yields once: ranging over it again yields nothing.
+// The items are copied, as MapAsync's are.
 func Imap[A, R any](p *Pool, f *executor.Func[A, R], items []A, chunksize int) iter.Seq2[R, error] {
 	chunks, size, submitErr := submitChunks(p, f, items, chunksize)
 	var used atomic.Bool
