@@ -102,10 +102,11 @@ func Register[A, R any](name string, fn func(A) (R, error)) *Func[A, R] {
 	}
 	regMu.Lock()
 	defer regMu.Unlock()
-	if _, dup := registry[name]; dup {
+	f := &Func[A, R]{name: name, chunkName: name + chunkSuffix, fn: fn, argIface: at.Kind() == reflect.Interface, resIface: rt.Kind() == reflect.Interface}
+	_, dup := registry[name]
+	if _, dupChunk := registry[f.chunkName]; dup || dupChunk {
 		panic("executor: function registered twice: " + name)
 	}
-	f := &Func[A, R]{name: name, chunkName: name + chunkSuffix, fn: fn, argIface: at.Kind() == reflect.Interface, resIface: rt.Kind() == reflect.Interface}
 	registry[name] = f
 	registry[f.chunkName] = chunkHandler[A, R]{f}
 	return f

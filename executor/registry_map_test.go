@@ -122,3 +122,15 @@ func TestBindChunkLocal(t *testing.T) {
 		t.Errorf("zero Func's BindChunk() = %v; want the zero Call", c)
 	}
 }
+
+// The chunk handler's name is taken: registering it is registering twice.
+func TestBindChunkNameTaken(t *testing.T) {
+	name := regName("chunkTaken")
+	f := executor.Register(name, func(x int) (int, error) { return x, nil })
+	msg := registerPanic(func() {
+		executor.Register(f.BindChunk(nil).Name(), func(x int) (int, error) { return x, nil })
+	})
+	if !strings.Contains(msg, "registered twice") {
+		t.Errorf("Register(the chunk handler's name) panicked with %q; want registered twice", msg)
+	}
+}
