@@ -32,11 +32,7 @@ type codec[T any] struct {
 }
 
 func codecOf[T any]() codec[T] {
-	t := reflect.TypeFor[T]()
-	name := "<nil>"
-	if t != nil {
-		name = t.String()
-	}
+	name := reflect.TypeFor[T]().String()
 	h := fnv.New32a()
 	h.Write([]byte(name))
 	return codec[T]{tag: h.Sum32(), name: name}

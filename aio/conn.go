@@ -86,9 +86,11 @@ type call struct {
 }
 
 type outFrame struct {
-	b   []byte // header and payload
-	fds []int  // sent with b's first byte, then closed if own
-	own bool
+	head []byte // header and the start of the payload
+	body []byte // the rest of the payload, not copied
+	off  int    // bytes written so far
+	fds  []int  // sent with head's first byte, then closed if own
+	own  bool
 }
 
 type peer struct {
@@ -97,10 +99,11 @@ type peer struct {
 	rc   syscall.RawConn
 	name string // for errors: "parent" or "child pid N"
 
-	wmu   sync.Mutex
-	wq    []outFrame
-	wbusy bool // a flusher goroutine owns the socket's writing side
-	wdead bool
+	wmu    sync.Mutex
+	wq     []outFrame
+	wspare []outFrame
+	wbusy  bool // a sender or the flusher owns the socket's writing side
+	wdead  bool
 
 	cmu   sync.Mutex
 	calls map[uint64]*call
@@ -132,8 +135,10 @@ func newPeer(f *os.File, tok uint64, name string) (*peer, error) {
 }
 
 // start sends a request and arranges for done to get its reply, or a
-// stGone reply if the peer is gone; it returns the request id.
-func (p *peer) start(obj uint64, op uint8, payload []byte, fds []int, done func(reply)) uint64 {
+// stGone reply if the peer is gone; it returns the request id. The
+// request's payload is prefix followed by body, which is not copied (the
+// caller must not change it).
+func (p *peer) start(obj uint64, op uint8, prefix, body []byte, fds []int, done func(reply)) uint64 {
 	p.cmu.Lock()
 	if p.dead {
 		p.cmu.Unlock()
@@ -142,170 +147,211 @@ func (p *peer) start(obj uint64, op uint8, payload []byte, fds []int, done func(
 	}
 	p.next++
 	req := p.next
-	p.calls[req] = &call{done: done}
+	if done != nil {
+		p.calls[req] = &call{done: done}
+	}
 	p.cmu.Unlock()
-	p.send(header{op: op, req: req, obj: obj}, payload, fds, false)
+	p.send(header{op: op, req: req, obj: obj}, prefix, body, fds, false)
 	return req
+}
+
+func (p *peer) isDead() bool {
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	return p.dead
+}
+
+// post sends a request that gets no reply (req 0): its effects are
+// ordered with this process's later requests on the same connection.
+func (p *peer) post(obj uint64, op uint8, prefix, body []byte) {
+	p.send(header{op: op, obj: obj}, prefix, body, nil, false)
 }
 
 // cancel asks the peer to withdraw request req; its reply still comes.
 func (p *peer) cancel(obj, req uint64) {
-	p.send(header{op: opCancel, req: req, obj: obj}, nil, nil, false)
+	p.send(header{op: opCancel, req: req, obj: obj}, nil, nil, nil, false)
 }
 
-// answer sends the reply to the peer's request req.
+// answer sends the reply to the peer's request req (none for a posted
+// request).
 func (p *peer) answer(req uint64, r reply) {
-	p.send(header{op: opReply, status: r.status, req: req}, r.data, r.fds, true)
+	if req == 0 {
+		closeFDs(r.fds)
+		return
+	}
+	p.send(header{op: opReply, status: r.status, req: req}, nil, r.data, r.fds, true)
 }
 
-// send queues a frame; it never blocks, so that the reader, which answers
-// requests, can never wait on a peer that waits on it.
-func (p *peer) send(h header, payload []byte, fds []int, own bool) {
-	h.n = uint32(len(payload))
+// send queues a frame and writes what the socket takes. The first sender
+// to find the socket idle writes every frame queued meanwhile too, in one
+// writev where it can; if the socket is full it leaves the rest to a
+// flusher goroutine rather than wait, so that the reader, which answers
+// requests, never waits on a peer that may be waiting on it.
+func (p *peer) send(h header, prefix, body []byte, fds []int, own bool) {
+	h.n = uint32(len(prefix) + len(body))
 	h.nfds = uint8(len(fds))
-	b := make([]byte, frameHeader+len(payload))
-	h.put(b)
-	copy(b[frameHeader:], payload)
-	fr := outFrame{b: b, fds: fds, own: own}
+	head := make([]byte, frameHeader+len(prefix))
+	h.put(head)
+	copy(head[frameHeader:], prefix)
+	fr := outFrame{head: head, body: body, fds: fds, own: own}
 	p.wmu.Lock()
 	if p.wdead {
 		p.wmu.Unlock()
 		closeOwn(fr)
 		return
 	}
-	if !p.wbusy {
-		// Try once, without waiting: most frames go out here.
-		n, err := p.tryWrite(fr)
-		if err != nil {
-			p.wdead = true
-			p.wmu.Unlock()
-			closeOwn(fr)
-			return
-		}
-		if n == len(fr.b) {
-			p.wmu.Unlock()
-			closeOwn(fr)
-			return
-		}
-		if n > 0 {
-			closeOwn(fr)
-			fr = outFrame{b: fr.b[n:]}
-		}
-		p.wbusy = true
-		p.wq = append(p.wq, fr)
+	p.wq = append(p.wq, fr)
+	if p.wbusy {
 		p.wmu.Unlock()
-		go p.flush()
 		return
 	}
-	p.wq = append(p.wq, fr)
-	p.wmu.Unlock()
+	p.wbusy = true
+	for {
+		q := p.wq
+		p.wq = p.wspare[:0]
+		p.wmu.Unlock()
+		n, err := p.write(q, false)
+		p.wmu.Lock()
+		if err != nil {
+			p.failWrites(q[n:])
+			p.wmu.Unlock()
+			return
+		}
+		if n < len(q) {
+			p.wq = append(q[n:], p.wq...)
+			p.wmu.Unlock()
+			go p.flush()
+			return
+		}
+		clear(q)
+		p.wspare = q
+		if len(p.wq) == 0 {
+			p.wbusy = false
+			p.wmu.Unlock()
+			return
+		}
+	}
+}
+
+// failWrites ends the writing side after an error; wmu is held.
+func (p *peer) failWrites(rest []outFrame) {
+	for _, fr := range rest {
+		closeOwn(fr)
+	}
+	for _, fr := range p.wq {
+		closeOwn(fr)
+	}
+	p.wq = nil
+	p.wdead = true
+	p.wbusy = false
 }
 
 func closeOwn(fr outFrame) {
 	if fr.own {
-		for _, fd := range fr.fds {
-			unix.Close(fd)
-		}
+		closeFDs(fr.fds)
 	}
-}
-
-// tryWrite writes what the socket takes now.
-func (p *peer) tryWrite(fr outFrame) (int, error) {
-	var n int
-	var werr error
-	err := p.rc.Write(func(fd uintptr) bool {
-		for n < len(fr.b) {
-			var m int
-			var e error
-			if n == 0 && len(fr.fds) > 0 {
-				m, e = unix.SendmsgN(int(fd), fr.b, unix.UnixRights(fr.fds...), nil, 0)
-			} else {
-				m, e = unix.Write(int(fd), fr.b[n:])
-			}
-			if e == unix.EINTR {
-				continue
-			}
-			if e == unix.EAGAIN {
-				return true
-			}
-			if e != nil {
-				werr = e
-				return true
-			}
-			n += m
-		}
-		return true
-	})
-	if err == nil {
-		err = werr
-	}
-	return n, err
 }
 
 // flush writes the queued frames, waiting for the socket as it must, and
 // hands the writing side back when the queue is empty.
 func (p *peer) flush() {
-	for {
-		p.wmu.Lock()
+	p.wmu.Lock()
+	for len(p.wq) > 0 {
 		q := p.wq
 		p.wq = nil
-		if len(q) == 0 {
-			p.wbusy = false
+		p.wmu.Unlock()
+		n, err := p.write(q, true)
+		p.wmu.Lock()
+		if err != nil {
+			p.failWrites(q[n:])
 			p.wmu.Unlock()
 			return
 		}
-		p.wmu.Unlock()
-		for i, fr := range q {
-			if err := p.writeAll(fr); err != nil {
-				for _, rest := range q[i:] {
-					closeOwn(rest)
-				}
-				p.wmu.Lock()
-				p.wdead = true
-				for _, rest := range p.wq {
-					closeOwn(rest)
-				}
-				p.wq = nil
-				p.wbusy = false
-				p.wmu.Unlock()
-				return
-			}
-			closeOwn(fr)
-		}
 	}
+	p.wbusy = false
+	p.wmu.Unlock()
 }
 
-func (p *peer) writeAll(fr outFrame) error {
-	n := 0
+// write writes frames from q, the first of which may be partly written
+// (its off), and returns how many it wrote whole. Without wait it stops
+// where the socket is full. A frame with descriptors goes alone, with
+// sendmsg; the others go together, with writev.
+func (p *peer) write(q []outFrame, wait bool) (int, error) {
+	done := 0
 	var werr error
+	iov := make([][]byte, 0, 2*min(len(q), 512))
 	err := p.rc.Write(func(fd uintptr) bool {
-		for n < len(fr.b) {
+		for done < len(q) {
+			fr := &q[done]
 			var m int
 			var e error
-			if n == 0 && len(fr.fds) > 0 {
-				m, e = unix.SendmsgN(int(fd), fr.b, unix.UnixRights(fr.fds...), nil, 0)
+			if len(fr.fds) > 0 && fr.off == 0 {
+				m, e = unix.SendmsgN(int(fd), fr.head, unix.UnixRights(fr.fds...), nil, 0)
 			} else {
-				m, e = unix.Write(int(fd), fr.b[n:])
+				iov = iov[:0]
+				for k := done; k < len(q) && len(iov) < cap(iov); k++ {
+					f := &q[k]
+					if k > done && len(f.fds) > 0 {
+						break
+					}
+					iov = f.segments(iov)
+				}
+				m, e = unix.Writev(int(fd), iov)
 			}
 			if e == unix.EINTR {
 				continue
 			}
 			if e == unix.EAGAIN {
-				return false
+				return !wait
 			}
 			if e != nil {
 				werr = e
 				return true
 			}
-			n += m
+			// Advance over what was written.
+			for m > 0 && done < len(q) {
+				m = q[done].advance(m)
+				if q[done].finished() {
+					closeOwn(q[done])
+					done++
+				}
+			}
 		}
 		return true
 	})
 	if err == nil {
 		err = werr
 	}
-	return err
+	return done, err
 }
+
+// segments appends what is left of the frame to iov.
+func (f *outFrame) segments(iov [][]byte) [][]byte {
+	if f.off < len(f.head) {
+		iov = append(iov, f.head[f.off:])
+		if len(f.body) > 0 {
+			iov = append(iov, f.body)
+		}
+		return iov
+	}
+	if rest := f.body[f.off-len(f.head):]; len(rest) > 0 {
+		iov = append(iov, rest)
+	}
+	return iov
+}
+
+// advance counts m more bytes written and returns what is left of m.
+func (f *outFrame) advance(m int) int {
+	left := len(f.head) + len(f.body) - f.off
+	if m >= left {
+		f.off += left
+		return m - left
+	}
+	f.off += m
+	return 0
+}
+
+func (f *outFrame) finished() bool { return f.off == len(f.head)+len(f.body) }
 
 // readLoop reads frames until the peer goes, dispatching each.
 func (p *peer) readLoop() {

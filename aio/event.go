@@ -96,24 +96,16 @@ type Event struct{ h handle }
 // NewEvent returns a clear Event.
 func NewEvent() *Event { return &Event{newHandle(kindEvent, &eventObj{})} }
 
-func (e *Event) do(op uint8) error {
-	r, err := e.h.call(nil, op, 0, -1, nil, nil, nil)
-	if err != nil {
-		return err
-	}
-	return errOf(r, nil)
-}
-
 // Set sets the flag and wakes every waiter.
-func (e *Event) Set() error { return e.do(eSet) }
+func (e *Event) Set() error { return e.h.post(eSet, nil) }
 
 // Clear clears the flag.
-func (e *Event) Clear() error { return e.do(eClear) }
+func (e *Event) Clear() error { return e.h.post(eClear, nil) }
 
 // IsSet reports whether the flag is set (false if the event's host has
 // exited).
 func (e *Event) IsSet() bool {
-	r, err := e.h.call(nil, eIsSet, 0, -1, nil, nil, nil)
+	r, err := e.h.call(bg, eIsSet, 0, -1, nil, nil, nil)
 	return err == nil && r.status == stOK && len(r.data) == 1 && r.data[0] == 1
 }
 
@@ -129,11 +121,11 @@ func (e *Event) wait(ctx context.Context, timeout time.Duration) (bool, error) {
 }
 
 // Wait waits until the flag is set.
-func (e *Event) Wait() error { _, err := e.wait(nil, -1); return err }
+func (e *Event) Wait() error { _, err := e.wait(bg, -1); return err }
 
 // WaitTimeout waits at most d (d <= 0: as long as it takes) and reports
 // whether the flag was set (Python's wait(timeout)).
-func (e *Event) WaitTimeout(d time.Duration) (bool, error) { return e.wait(nil, timeoutOf(true, d)) }
+func (e *Event) WaitTimeout(d time.Duration) (bool, error) { return e.wait(bg, timeoutOf(true, d)) }
 
 // CoroWait is Wait as an await (coro_wait).
 func (e *Event) CoroWait(ctx context.Context) error { _, err := e.wait(ctx, -1); return err }
@@ -305,11 +297,11 @@ func (b *Barrier) wait(ctx context.Context, timeout time.Duration) (int, error) 
 
 // Wait waits for the other parties and returns this caller's index, from
 // parties-1 (first to arrive) down to 0, or ErrBrokenBarrier.
-func (b *Barrier) Wait() (int, error) { return b.wait(nil, -1) }
+func (b *Barrier) Wait() (int, error) { return b.wait(bg, -1) }
 
 // WaitTimeout is Wait with a timeout d that replaces the barrier's own.
 func (b *Barrier) WaitTimeout(d time.Duration) (int, error) {
-	return b.wait(nil, timeoutOf(true, d))
+	return b.wait(bg, timeoutOf(true, d))
 }
 
 // CoroWait is Wait as an await.
@@ -322,7 +314,7 @@ func (b *Barrier) Abort() error { return b.do(bAbort) }
 func (b *Barrier) Reset() error { return b.do(bReset) }
 
 func (b *Barrier) do(op uint8) error {
-	r, err := b.h.call(nil, op, 0, -1, nil, nil, nil)
+	r, err := b.h.call(bg, op, 0, -1, nil, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -330,7 +322,7 @@ func (b *Barrier) do(op uint8) error {
 }
 
 func (b *Barrier) info() (parties, waiting int, broken bool) {
-	r, err := b.h.call(nil, bInfo, 0, -1, nil, nil, nil)
+	r, err := b.h.call(bg, bInfo, 0, -1, nil, nil, nil)
 	if err != nil || r.status != stOK || len(r.data) != 17 {
 		return 0, 0, true
 	}

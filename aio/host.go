@@ -24,6 +24,9 @@ import (
 // table of objects it hosts, and the references that name an object in
 // another process.
 
+// bg is the ctx of the blocking methods: no loop, no end.
+var bg = context.Background()
+
 var (
 	selfToken = newToken()
 
@@ -34,8 +37,6 @@ var (
 	hosted   = map[uint64]object{}
 	nextObj  atomic.Uint64
 	localReq atomic.Uint64
-
-	parentOnce sync.Once
 )
 
 func newToken() uint64 {
@@ -138,11 +139,10 @@ type request struct {
 }
 
 // payload layout of a request: owner u64, timeout i64, data.
-func encodeRequest(owner uint64, timeout time.Duration, data []byte) []byte {
-	b := make([]byte, 16+len(data))
+func requestPrefix(owner uint64, timeout time.Duration) []byte {
+	b := make([]byte, 16)
 	binary.LittleEndian.PutUint64(b, owner)
 	binary.LittleEndian.PutUint64(b[8:], uint64(timeout))
-	copy(b[16:], data)
 	return b
 }
 
@@ -308,7 +308,26 @@ func (h *handle) start(op uint8, owner uint64, timeout time.Duration, data []byt
 		done(reply{status: stErr, data: []byte("aio: zero object: make it with its New function")})
 		return 0
 	}
-	return h.p.start(h.ID, op, encodeRequest(owner, timeout, data), fds, done)
+	return h.p.start(h.ID, op, requestPrefix(owner, timeout), data, fds, done)
+}
+
+// post issues an operation that needs no answer (an Event's Set, a Put
+// to an unbounded queue): a process that uses the object next, this one
+// or another, sees its effect, since each connection keeps its order and
+// the host applies it before it answers anything after it.
+func (h *handle) post(op uint8, data []byte) error {
+	if h.local != nil {
+		h.local.serve(&request{op: op, timeout: -1, data: data, reply: func(reply) {}})
+		return nil
+	}
+	if h.p == nil {
+		return errors.New("aio: zero object: make it with its New function")
+	}
+	if h.p.isDead() {
+		return fmt.Errorf("%w: %s", ErrHostGone, &peerGoneError{h.p.name})
+	}
+	h.p.post(h.ID, op, requestPrefix(0, -1), data)
+	return nil
 }
 
 func (h *handle) cancel(req uint64) {

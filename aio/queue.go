@@ -301,15 +301,16 @@ func errOf(r reply, ifTimeout error) error {
 // cancelled CoroGet takes no item: one already on its way goes back to
 // the front of the queue.
 type Queue[T any] struct {
-	h      handle
-	c      codec[T]
-	closed atomic.Bool
+	h         handle
+	c         codec[T]
+	unbounded bool
+	closed    atomic.Bool
 }
 
 // NewQueue returns a queue that holds at most maxsize items; maxsize <= 0
 // means no bound (Python's Queue(maxsize=0)).
 func NewQueue[T any](maxsize int) *Queue[T] {
-	return &Queue[T]{h: newHandle(kindQueue, &queueObj{maxsize: max(maxsize, 0)}), c: codecOf[T]()}
+	return &Queue[T]{h: newHandle(kindQueue, &queueObj{maxsize: max(maxsize, 0)}), c: codecOf[T](), unbounded: maxsize <= 0}
 }
 
 func (q *Queue[T]) put(ctx context.Context, v T, timeout time.Duration) error {
@@ -319,6 +320,10 @@ func (q *Queue[T]) put(ctx context.Context, v T, timeout time.Duration) error {
 	b, err := q.c.encode(v)
 	if err != nil {
 		return err
+	}
+	if q.unbounded {
+		// Nothing to wait for: the put is posted, in order.
+		return q.h.post(qPut, b)
 	}
 	r, err := q.h.call(ctx, qPut, 0, timeout, b, nil, nil)
 	if err != nil {
@@ -348,14 +353,14 @@ func (q *Queue[T]) unget(r reply) {
 }
 
 // Put puts v at the end of the queue, waiting while the queue is full.
-func (q *Queue[T]) Put(v T) error { return q.put(nil, v, -1) }
+func (q *Queue[T]) Put(v T) error { return q.put(bg, v, -1) }
 
 // PutTimeout is Put waiting at most d; then it returns ErrFull. A d <= 0
 // waits as long as it takes (Python's timeout=None).
-func (q *Queue[T]) PutTimeout(v T, d time.Duration) error { return q.put(nil, v, timeoutOf(true, d)) }
+func (q *Queue[T]) PutTimeout(v T, d time.Duration) error { return q.put(bg, v, timeoutOf(true, d)) }
 
 // PutNowait puts v if the queue has room, or returns ErrFull.
-func (q *Queue[T]) PutNowait(v T) error { return q.put(nil, v, 0) }
+func (q *Queue[T]) PutNowait(v T) error { return q.put(bg, v, 0) }
 
 // CoroPut is Put as an await (aioprocessing's coro_put). Cancelled while
 // it waits for room, it puts nothing.
@@ -363,21 +368,21 @@ func (q *Queue[T]) CoroPut(ctx context.Context, v T) error { return q.put(ctx, v
 
 // Get removes and returns the item at the front of the queue, waiting
 // while it is empty.
-func (q *Queue[T]) Get() (T, error) { return q.get(nil, -1) }
+func (q *Queue[T]) Get() (T, error) { return q.get(bg, -1) }
 
 // GetTimeout is Get waiting at most d; then it returns ErrEmpty. A d <= 0
 // waits as long as it takes.
-func (q *Queue[T]) GetTimeout(d time.Duration) (T, error) { return q.get(nil, timeoutOf(true, d)) }
+func (q *Queue[T]) GetTimeout(d time.Duration) (T, error) { return q.get(bg, timeoutOf(true, d)) }
 
 // GetNowait returns the front item if there is one, or ErrEmpty.
-func (q *Queue[T]) GetNowait() (T, error) { return q.get(nil, 0) }
+func (q *Queue[T]) GetNowait() (T, error) { return q.get(bg, 0) }
 
 // CoroGet is Get as an await (aioprocessing's coro_get). Cancelled, it
 // takes no item.
 func (q *Queue[T]) CoroGet(ctx context.Context) (T, error) { return q.get(ctx, -1) }
 
 func (q *Queue[T]) size() (n, maxsize int) {
-	r, err := q.h.call(nil, qSize, 0, -1, nil, nil, nil)
+	r, err := q.h.call(bg, qSize, 0, -1, nil, nil, nil)
 	if err != nil || r.status != stOK || len(r.data) != 16 {
 		return 0, 0
 	}
@@ -415,13 +420,28 @@ func (q *Queue[T]) JoinThread() {}
 func (q *Queue[T]) CancelJoinThread() {}
 
 // GobEncode makes the queue cross to another process as a reference.
-func (q *Queue[T]) GobEncode() ([]byte, error) { return q.h.encode() }
+func (q *Queue[T]) GobEncode() ([]byte, error) {
+	b, err := q.h.encode()
+	if err != nil {
+		return nil, err
+	}
+	if q.unbounded {
+		return append(b, 1), nil
+	}
+	return append(b, 0), nil
+}
+
+func (q *Queue[T]) decode(b []byte, kind uint8) error {
+	if len(b) == 0 {
+		return errors.New("aio: corrupt queue reference")
+	}
+	q.c = codecOf[T]()
+	q.unbounded = b[len(b)-1] == 1
+	return q.h.decode(b[:len(b)-1], kind)
+}
 
 // GobDecode makes a received reference the queue.
-func (q *Queue[T]) GobDecode(b []byte) error {
-	q.c = codecOf[T]()
-	return q.h.decode(b, kindQueue)
-}
+func (q *Queue[T]) GobDecode(b []byte) error { return q.decode(b, kindQueue) }
 
 // JoinableQueue is multiprocessing.JoinableQueue (aioprocessing's
 // AioJoinableQueue): a Queue that counts the items put and not yet marked
@@ -434,13 +454,13 @@ type JoinableQueue[T any] struct {
 // NewJoinableQueue returns a joinable queue of at most maxsize items (<= 0:
 // no bound).
 func NewJoinableQueue[T any](maxsize int) *JoinableQueue[T] {
-	return &JoinableQueue[T]{Queue[T]{h: newHandle(kindJoinable, &queueObj{maxsize: max(maxsize, 0), joinable: true}), c: codecOf[T]()}}
+	return &JoinableQueue[T]{Queue[T]{h: newHandle(kindJoinable, &queueObj{maxsize: max(maxsize, 0), joinable: true}), c: codecOf[T](), unbounded: maxsize <= 0}}
 }
 
 // TaskDone says that an item got earlier is processed. Called more times
 // than items were put, it returns ErrTaskDone.
 func (q *JoinableQueue[T]) TaskDone() error {
-	r, err := q.h.call(nil, qTaskDone, 0, -1, nil, nil, nil)
+	r, err := q.h.call(bg, qTaskDone, 0, -1, nil, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -448,7 +468,7 @@ func (q *JoinableQueue[T]) TaskDone() error {
 }
 
 // Join waits until every item put has been marked done.
-func (q *JoinableQueue[T]) Join() error { return q.join(nil) }
+func (q *JoinableQueue[T]) Join() error { return q.join(bg) }
 
 // CoroJoin is Join as an await (aioprocessing's coro_join).
 func (q *JoinableQueue[T]) CoroJoin(ctx context.Context) error { return q.join(ctx) }
@@ -462,10 +482,7 @@ func (q *JoinableQueue[T]) join(ctx context.Context) error {
 }
 
 // GobDecode makes a received reference the queue.
-func (q *JoinableQueue[T]) GobDecode(b []byte) error {
-	q.c = codecOf[T]()
-	return q.h.decode(b, kindJoinable)
-}
+func (q *JoinableQueue[T]) GobDecode(b []byte) error { return q.decode(b, kindJoinable) }
 
 // SimpleQueue is multiprocessing.SimpleQueue (aioprocessing's
 // AioSimpleQueue): an unbounded queue with Put, Get and Empty.
@@ -475,7 +492,7 @@ type SimpleQueue[T any] struct {
 
 // NewSimpleQueue returns an empty SimpleQueue.
 func NewSimpleQueue[T any]() *SimpleQueue[T] {
-	return &SimpleQueue[T]{Queue[T]{h: newHandle(kindSimple, &queueObj{}), c: codecOf[T]()}}
+	return &SimpleQueue[T]{Queue[T]{h: newHandle(kindSimple, &queueObj{}), c: codecOf[T](), unbounded: true}}
 }
 
 // Put puts v at the end of the queue.
@@ -497,10 +514,7 @@ func (q *SimpleQueue[T]) Empty() bool { return q.q.Empty() }
 func (q *SimpleQueue[T]) Close() error { return q.q.Close() }
 
 // GobEncode makes the queue cross to another process as a reference.
-func (q *SimpleQueue[T]) GobEncode() ([]byte, error) { return q.q.h.encode() }
+func (q *SimpleQueue[T]) GobEncode() ([]byte, error) { return q.q.GobEncode() }
 
 // GobDecode makes a received reference the queue.
-func (q *SimpleQueue[T]) GobDecode(b []byte) error {
-	q.q.c = codecOf[T]()
-	return q.q.h.decode(b, kindSimple)
-}
+func (q *SimpleQueue[T]) GobDecode(b []byte) error { return q.q.decode(b, kindSimple) }

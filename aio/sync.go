@@ -320,7 +320,7 @@ func (s *semaphore) undoAcquire(ctx context.Context) {
 }
 
 func (s *semaphore) release(ctx context.Context) error {
-	r, err := s.h.call(nil, sRelease, ownerOf(ctx), -1, nil, nil, nil)
+	r, err := s.h.call(bg, sRelease, ownerOf(ctx), -1, nil, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -328,7 +328,7 @@ func (s *semaphore) release(ctx context.Context) error {
 }
 
 func (s *semaphore) value() int {
-	r, err := s.h.call(nil, sValue, 0, -1, nil, nil, nil)
+	r, err := s.h.call(bg, sValue, 0, -1, nil, nil, nil)
 	if err != nil || r.status != stOK || len(r.data) != 8 {
 		return 0
 	}
@@ -349,24 +349,24 @@ func NewLock() *Lock {
 }
 
 // Acquire waits until the lock is free and takes it.
-func (l *Lock) Acquire() error { _, err := l.acquire(nil, -1); return err }
+func (l *Lock) Acquire() error { _, err := l.acquire(bg, -1); return err }
 
 // AcquireTimeout is acquire(block, timeout): it waits at most d (d <= 0:
 // as long as it takes; use TryAcquire not to wait) and reports whether it
 // took the lock.
 func (l *Lock) AcquireTimeout(d time.Duration) (bool, error) {
-	return l.acquire(nil, timeoutOf(true, d))
+	return l.acquire(bg, timeoutOf(true, d))
 }
 
 // TryAcquire takes the lock if it is free (acquire(block=False)).
-func (l *Lock) TryAcquire() (bool, error) { return l.acquire(nil, 0) }
+func (l *Lock) TryAcquire() (bool, error) { return l.acquire(bg, 0) }
 
 // CoroAcquire is Acquire as an await (coro_acquire).
 func (l *Lock) CoroAcquire(ctx context.Context) error { _, err := l.acquire(ctx, -1); return err }
 
 // Release frees the lock; releasing a free lock returns
 // ErrReleasedTooOften.
-func (l *Lock) Release() error { return l.release(nil) }
+func (l *Lock) Release() error { return l.release(bg) }
 
 // Locked reports whether the lock is held.
 func (l *Lock) Locked() bool { return l.value() <= 0 }
@@ -391,22 +391,22 @@ func NewRLock() *RLock {
 
 // Acquire takes the lock for the calling goroutine, waiting while another
 // owner holds it.
-func (l *RLock) Acquire() error { _, err := l.acquire(nil, -1); return err }
+func (l *RLock) Acquire() error { _, err := l.acquire(bg, -1); return err }
 
 // AcquireTimeout waits at most d and reports whether it took the lock.
 func (l *RLock) AcquireTimeout(d time.Duration) (bool, error) {
-	return l.acquire(nil, timeoutOf(true, d))
+	return l.acquire(bg, timeoutOf(true, d))
 }
 
 // TryAcquire takes the lock if it is free or already the caller's.
-func (l *RLock) TryAcquire() (bool, error) { return l.acquire(nil, 0) }
+func (l *RLock) TryAcquire() (bool, error) { return l.acquire(bg, 0) }
 
 // CoroAcquire takes the lock for ctx's task, awaiting.
 func (l *RLock) CoroAcquire(ctx context.Context) error { _, err := l.acquire(ctx, -1); return err }
 
 // Release releases one level of the calling goroutine's hold; by another
 // owner it returns ErrNotHeld.
-func (l *RLock) Release() error { return l.release(nil) }
+func (l *RLock) Release() error { return l.release(bg) }
 
 // CoroRelease releases one level of ctx's task's hold.
 func (l *RLock) CoroRelease(ctx context.Context) error { return l.release(ctx) }
@@ -427,21 +427,21 @@ func NewSemaphore(n int) *Semaphore {
 }
 
 // Acquire takes one, waiting while the value is zero.
-func (s *Semaphore) Acquire() error { _, err := s.acquire(nil, -1); return err }
+func (s *Semaphore) Acquire() error { _, err := s.acquire(bg, -1); return err }
 
 // AcquireTimeout waits at most d and reports whether it took one.
 func (s *Semaphore) AcquireTimeout(d time.Duration) (bool, error) {
-	return s.acquire(nil, timeoutOf(true, d))
+	return s.acquire(bg, timeoutOf(true, d))
 }
 
 // TryAcquire takes one if the value is above zero.
-func (s *Semaphore) TryAcquire() (bool, error) { return s.acquire(nil, 0) }
+func (s *Semaphore) TryAcquire() (bool, error) { return s.acquire(bg, 0) }
 
 // CoroAcquire is Acquire as an await.
 func (s *Semaphore) CoroAcquire(ctx context.Context) error { _, err := s.acquire(ctx, -1); return err }
 
 // Release gives one back.
-func (s *Semaphore) Release() error { return s.release(nil) }
+func (s *Semaphore) Release() error { return s.release(bg) }
 
 // Value returns the current value (get_value).
 func (s *Semaphore) Value() int { return max(s.value(), 0) }
@@ -498,7 +498,7 @@ func NewCondition(lock any) (*Condition, error) {
 }
 
 // Acquire takes the condition's lock.
-func (c *Condition) Acquire() error { _, err := c.lk.acquire(nil, -1); return err }
+func (c *Condition) Acquire() error { _, err := c.lk.acquire(bg, -1); return err }
 
 // CoroAcquire takes the condition's lock for ctx's task.
 func (c *Condition) CoroAcquire(ctx context.Context) error {
@@ -507,7 +507,7 @@ func (c *Condition) CoroAcquire(ctx context.Context) error {
 }
 
 // Release releases the condition's lock.
-func (c *Condition) Release() error { return c.lk.release(nil) }
+func (c *Condition) Release() error { return c.lk.release(bg) }
 
 // CoroRelease releases the lock held by ctx's task.
 func (c *Condition) CoroRelease(ctx context.Context) error { return c.lk.release(ctx) }
@@ -540,11 +540,11 @@ func (c *Condition) wait(ctx context.Context, d time.Duration) (bool, error) {
 
 // Wait releases the lock, waits until notified, and takes the lock back.
 // The caller must hold the lock, or it returns an error saying so.
-func (c *Condition) Wait() error { _, err := c.wait(nil, -1); return err }
+func (c *Condition) Wait() error { _, err := c.wait(bg, -1); return err }
 
 // WaitTimeout is Wait for at most d; it reports whether it was notified
 // (Python's wait(timeout) returns False on timeout).
-func (c *Condition) WaitTimeout(d time.Duration) (bool, error) { return c.wait(nil, d) }
+func (c *Condition) WaitTimeout(d time.Duration) (bool, error) { return c.wait(bg, d) }
 
 // CoroWait is Wait as an await (coro_wait): ctx's task must hold the lock.
 // Cancelled, it still takes the lock back before it returns the
@@ -555,7 +555,7 @@ func (c *Condition) CoroWait(ctx context.Context) error { _, err := c.wait(ctx, 
 // for at most d in all (d <= 0: as long as it takes), and returns the
 // predicate's last result.
 func (c *Condition) WaitFor(predicate func() bool, d time.Duration) (bool, error) {
-	return c.waitFor(nil, predicate, d)
+	return c.waitFor(bg, predicate, d)
 }
 
 // CoroWaitFor is WaitFor as an await.
@@ -586,10 +586,10 @@ func (c *Condition) waitFor(ctx context.Context, predicate func() bool, d time.D
 
 // Notify wakes up to n waiters (Python's default is 1); the caller must
 // hold the lock.
-func (c *Condition) Notify(n int) error { return c.notify(nil, n) }
+func (c *Condition) Notify(n int) error { return c.notify(bg, n) }
 
 // NotifyAll wakes every waiter.
-func (c *Condition) NotifyAll() error { return c.notify(nil, -1) }
+func (c *Condition) NotifyAll() error { return c.notify(bg, -1) }
 
 // CoroNotify is Notify by ctx's task, which holds the lock.
 func (c *Condition) CoroNotify(ctx context.Context, n int) error { return c.notify(ctx, n) }
@@ -598,7 +598,7 @@ func (c *Condition) CoroNotify(ctx context.Context, n int) error { return c.noti
 func (c *Condition) CoroNotifyAll(ctx context.Context) error { return c.notify(ctx, -1) }
 
 func (c *Condition) notify(ctx context.Context, n int) error {
-	r, err := c.h.call(nil, cNotify, ownerOf(ctx), -1, binary.LittleEndian.AppendUint64(nil, uint64(int64(n))), nil, nil)
+	r, err := c.h.call(bg, cNotify, ownerOf(ctx), -1, binary.LittleEndian.AppendUint64(nil, uint64(int64(n))), nil, nil)
 	if err != nil {
 		return err
 	}
