@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,6 +35,7 @@ const (
 const (
 	opReply  uint8 = iota + 1
 	opCancel       // withdraw request req, if it still waits
+	opRecall       // give back the items lent of queue obj (qclient.go)
 	// Everything from opObject on is an operation of the object's kind.
 	opObject
 )
@@ -102,7 +104,9 @@ type peer struct {
 	wmu    sync.Mutex
 	wq     []outFrame
 	wspare []outFrame
-	wbusy  bool // a sender or the flusher owns the socket's writing side
+	wbusy  bool  // a sender or the flusher owns the socket's writing side
+	wlast  int64 // nanotime of the last frame sent with the socket idle
+	wburst int   // how many frames in a row came within streamGap
 	wdead  bool
 
 	cmu   sync.Mutex
@@ -172,6 +176,11 @@ func (p *peer) cancel(obj, req uint64) {
 	p.send(header{op: opCancel, req: req, obj: obj}, nil, nil, nil, false)
 }
 
+// recall asks the peer to give back what it was lent of queue obj.
+func (p *peer) recall(obj uint64) {
+	p.send(header{op: opRecall, obj: obj}, nil, nil, nil, false)
+}
+
 // answer sends the reply to the peer's request req (none for a posted
 // request).
 func (p *peer) answer(req uint64, r reply) {
@@ -206,6 +215,21 @@ func (p *peer) send(h header, prefix, body []byte, fds []int, own bool) {
 		return
 	}
 	p.wbusy = true
+	now := nanotime()
+	if now-p.wlast < streamGap {
+		p.wburst++
+	} else {
+		p.wburst = 0
+	}
+	if p.wburst >= streamBurst {
+		// Frames are streaming: let a flusher write them together, while
+		// more queue up, rather than make a system call for each.
+		p.wlast = now
+		p.wmu.Unlock()
+		go p.flush()
+		return
+	}
+	p.wlast = now
 	for {
 		q := p.wq
 		p.wq = p.wspare[:0]
@@ -229,6 +253,45 @@ func (p *peer) send(h header, prefix, body []byte, fds []int, own bool) {
 			p.wbusy = false
 			p.wmu.Unlock()
 			return
+		}
+	}
+}
+
+// streamGap and streamBurst: once streamBurst frames in a row have come
+// within streamGap of each other, they are taken for a stream, and a
+// flusher writes them with those that follow, rather than a system call
+// for each. A round trip's few frames go out at once.
+const (
+	streamGap   = int64(20 * time.Microsecond)
+	streamBurst = 4
+)
+
+var clockBase = time.Now()
+
+func nanotime() int64 { return int64(time.Since(clockBase)) }
+
+// flushed reports whether every frame queued has been written (or can
+// never be).
+func (p *peer) flushed() bool {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	return p.wdead || !p.wbusy && len(p.wq) == 0
+}
+
+// flushPeers waits, at most d, until every frame this process queued for
+// its peers has been written: what it posted (an Event's Set, a Put) must
+// not die with it when it exits.
+func flushPeers(d time.Duration) {
+	deadline := time.Now().Add(d)
+	peersMu.Lock()
+	ps := make([]*peer, 0, len(peers))
+	for _, p := range peers {
+		ps = append(ps, p)
+	}
+	peersMu.Unlock()
+	for _, p := range ps {
+		for !p.flushed() && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Microsecond)
 		}
 	}
 }
@@ -296,7 +359,7 @@ func (p *peer) write(q []outFrame, wait bool) (int, error) {
 					}
 					iov = f.segments(iov)
 				}
-				m, e = unix.Writev(int(fd), iov)
+				m, e = writev(int(fd), iov)
 			}
 			if e == unix.EINTR {
 				continue
@@ -476,6 +539,8 @@ func (p *peer) dispatch(h header, payload []byte) {
 		if o := hostedObject(h.obj); o != nil {
 			o.withdraw(p, h.req)
 		}
+	case opRecall:
+		recallFrom(p, h.obj)
 	default:
 		o := hostedObject(h.obj)
 		if o == nil {
@@ -523,6 +588,7 @@ func (p *peer) gone() {
 		c.done(reply{status: stGone, data: msg})
 	}
 	forgetPeer(p)
+	forgetClients(p)
 	for _, o := range allHosted() {
 		o.peerGone(p)
 	}

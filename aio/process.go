@@ -81,7 +81,9 @@ func processMain(ctrl *os.File) int {
 			code <- 0
 		}
 	}()
-	return <-code
+	c := <-code
+	flushPeers(10 * time.Second)
+	return c
 }
 
 // ErrNotStarted is Join, Terminate or Kill of a Process not started yet

@@ -85,6 +85,10 @@ type queueObj struct {
 	putters    waitq // each holds its item in data
 	joiners    waitq
 	unfinished int
+
+	id       uint64
+	lent     map[*peer][][]byte // delivered to a process's buffer, not yet taken there
+	recalled map[*peer]bool
 }
 
 func (q *queueObj) n() int { return len(q.items) - q.head }
@@ -93,13 +97,88 @@ func (q *queueObj) full() bool { return q.maxsize > 0 && q.n() >= q.maxsize }
 
 func (q *queueObj) pushItem(b []byte, out *outbox) {
 	if g := q.getters.pop(); g != nil {
-		out.add(g, reply{data: b})
+		q.deliver(g, b, out)
 		return
 	}
 	if q.head > 0 && q.head == len(q.items) {
 		q.items, q.head = q.items[:0], 0
 	}
 	q.items = append(q.items, b)
+}
+
+// deliver answers a getter with b; a lend request's item is counted as
+// lent to its process.
+func (q *queueObj) deliver(g *request, b []byte, out *outbox) {
+	if g.op == qLend {
+		if q.lent == nil {
+			q.lent = map[*peer][][]byte{}
+		}
+		q.lent[g.p] = append(q.lent[g.p], b)
+	}
+	out.add(g, reply{data: b})
+}
+
+// consume forgets the n oldest items lent to p: they were taken.
+func (q *queueObj) consume(p *peer, n int) {
+	l := q.lent[p]
+	n = min(n, len(l))
+	clear(l[:n])
+	l = l[n:]
+	if len(l) == 0 {
+		delete(q.lent, p)
+		delete(q.recalled, p)
+	} else {
+		q.lent[p] = l
+	}
+}
+
+// unlend puts the n newest items lent to p back at the front, in order.
+func (q *queueObj) unlend(p *peer, n int, out *outbox) {
+	l := q.lent[p]
+	n = min(n, len(l))
+	back := l[len(l)-n:]
+	q.lent[p] = l[:len(l)-n]
+	if len(q.lent[p]) == 0 {
+		delete(q.lent, p)
+	}
+	delete(q.recalled, p)
+	for i := len(back) - 1; i >= 0; i-- {
+		q.pushFront(back[i])
+	}
+	for q.n() > 0 && len(q.getters) > 0 {
+		q.deliver(q.getters.pop(), q.popItem(), out)
+	}
+}
+
+func (q *queueObj) pushFront(b []byte) {
+	if q.head > 0 {
+		q.head--
+		q.items[q.head] = b
+	} else {
+		q.items = append([][]byte{b}, q.items...)
+	}
+}
+
+// recallLent asks the processes other than the one of r that sit on lent
+// items for them, since r has to wait.
+func (q *queueObj) recallLent(r *request) {
+	for p, l := range q.lent {
+		if p != r.p && len(l) > 0 && !q.recalled[p] {
+			if q.recalled == nil {
+				q.recalled = map[*peer]bool{}
+			}
+			q.recalled[p] = true
+			p.recall(q.id)
+		}
+	}
+}
+
+func (q *queueObj) lentN() int {
+	n := 0
+	for _, l := range q.lent {
+		n += len(l)
+	}
+	return n
 }
 
 func (q *queueObj) popItem() []byte {
@@ -145,31 +224,41 @@ func (q *queueObj) serve(r *request) {
 			q.putters.push(r)
 			arm(r, q.expire)
 		}
-	case qGet:
+	case qGet, qLend:
+		if r.op == qLend && len(r.data) == 4 {
+			q.consume(r.p, int(binary.LittleEndian.Uint32(r.data)))
+		}
 		switch {
 		case q.n() > 0:
 			b := q.popItem()
 			q.admit(&out)
-			out.add(r, reply{data: b})
+			q.deliver(r, b, &out)
 		case r.timeout == 0:
 			out.add(r, reply{status: stTimeout})
+			q.recallLent(r)
 		default:
 			q.getters.push(r)
 			arm(r, q.expire)
+			q.recallLent(r)
 		}
 	case qUnget:
 		// A cancelled Get's item comes back, to the front.
 		if g := q.getters.pop(); g != nil {
-			out.add(g, reply{data: r.data})
-		} else if q.head > 0 {
-			q.head--
-			q.items[q.head] = r.data
+			q.deliver(g, r.data, &out)
 		} else {
-			q.items = append([][]byte{r.data}, q.items...)
+			q.pushFront(r.data)
 		}
 		out.add(r, reply{})
+	case qConsumed:
+		if len(r.data) == 4 {
+			q.consume(r.p, int(binary.LittleEndian.Uint32(r.data)))
+		}
+	case qReturn:
+		if len(r.data) == 4 {
+			q.unlend(r.p, int(binary.LittleEndian.Uint32(r.data)), &out)
+		}
 	case qSize:
-		b := binary.LittleEndian.AppendUint64(nil, uint64(q.n()))
+		b := binary.LittleEndian.AppendUint64(nil, uint64(q.n()+q.lentN()))
 		b = binary.LittleEndian.AppendUint64(b, uint64(q.maxsize))
 		out.add(r, reply{data: b})
 	case qTaskDone:
@@ -234,9 +323,24 @@ func (q *queueObj) peerGone(p *peer) {
 	q.getters.removePeer(p)
 	q.putters.removePeer(p) // a Put that never completed: nothing of it is in the queue
 	q.joiners.removePeer(p)
+	if l := q.lent[p]; len(l) > 0 {
+		// What it had not taken goes back, in order.
+		q.unlend(p, len(l), &out)
+	}
+	delete(q.lent, p)
+	delete(q.recalled, p)
 	q.admit(&out)
 	q.mu.Unlock()
 	out.send()
+}
+
+func newQueueObj(kind uint8, maxsize int, joinable bool) handle {
+	o := &queueObj{maxsize: max(maxsize, 0), joinable: joinable}
+	o.mu.Lock() // id is set before anyone can reach it
+	defer o.mu.Unlock()
+	h := newHandle(kind, o)
+	o.id = h.ID
+	return h
 }
 
 // timeoutOf turns Python's block and timeout into a request's: < 0 waits
@@ -305,12 +409,13 @@ type Queue[T any] struct {
 	c         codec[T]
 	unbounded bool
 	closed    atomic.Bool
+	cl        atomic.Pointer[qclient] // for a queue hosted elsewhere, once this process gets from it
 }
 
 // NewQueue returns a queue that holds at most maxsize items; maxsize <= 0
 // means no bound (Python's Queue(maxsize=0)).
 func NewQueue[T any](maxsize int) *Queue[T] {
-	return &Queue[T]{h: newHandle(kindQueue, &queueObj{maxsize: max(maxsize, 0)}), c: codecOf[T](), unbounded: maxsize <= 0}
+	return &Queue[T]{h: newQueueObj(kindQueue, maxsize, false), c: codecOf[T](), unbounded: maxsize <= 0}
 }
 
 func (q *Queue[T]) put(ctx context.Context, v T, timeout time.Duration) error {
@@ -336,6 +441,21 @@ func (q *Queue[T]) get(ctx context.Context, timeout time.Duration) (T, error) {
 	var zero T
 	if q.closed.Load() {
 		return zero, ErrClosed
+	}
+	if q.h.p != nil {
+		cl := q.cl.Load()
+		if cl == nil {
+			cl = clientOf(q.h)
+			q.cl.Store(cl)
+		}
+		b, err := cl.get(ctx, timeout)
+		if err != nil {
+			return zero, err
+		}
+		if b == nil {
+			return zero, fmt.Errorf("%w: %s", ErrHostGone, &peerGoneError{q.h.p.name})
+		}
+		return q.c.decode(b)
 	}
 	r, err := q.h.call(ctx, qGet, 0, timeout, nil, nil, q.unget)
 	if err != nil {
@@ -408,7 +528,9 @@ func (q *Queue[T]) Full() bool {
 // values naming the same queue, are not affected (Python's close is this
 // process's too). The queue lives as long as the process that made it.
 func (q *Queue[T]) Close() error {
-	q.closed.Store(true)
+	if cl := q.cl.Load(); !q.closed.Swap(true) && cl != nil {
+		cl.release()
+	}
 	return nil
 }
 
@@ -454,7 +576,7 @@ type JoinableQueue[T any] struct {
 // NewJoinableQueue returns a joinable queue of at most maxsize items (<= 0:
 // no bound).
 func NewJoinableQueue[T any](maxsize int) *JoinableQueue[T] {
-	return &JoinableQueue[T]{Queue[T]{h: newHandle(kindJoinable, &queueObj{maxsize: max(maxsize, 0), joinable: true}), c: codecOf[T](), unbounded: maxsize <= 0}}
+	return &JoinableQueue[T]{Queue[T]{h: newQueueObj(kindJoinable, maxsize, true), c: codecOf[T](), unbounded: maxsize <= 0}}
 }
 
 // TaskDone says that an item got earlier is processed. Called more times
@@ -492,7 +614,7 @@ type SimpleQueue[T any] struct {
 
 // NewSimpleQueue returns an empty SimpleQueue.
 func NewSimpleQueue[T any]() *SimpleQueue[T] {
-	return &SimpleQueue[T]{Queue[T]{h: newHandle(kindSimple, &queueObj{}), c: codecOf[T](), unbounded: true}}
+	return &SimpleQueue[T]{Queue[T]{h: newQueueObj(kindSimple, 0, false), c: codecOf[T](), unbounded: true}}
 }
 
 // Put puts v at the end of the queue.

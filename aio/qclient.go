@@ -1,0 +1,271 @@
+package aio
+
+import (
+	"context"
+	"encoding/binary"
+	"sync"
+	"time"
+
+	"github.com/asyncgo/asyncgo/executor"
+	"github.com/asyncgo/asyncgo/loop"
+)
+
+// Gets from a queue hosted elsewhere would cost a round trip each. So a
+// process that gets from such a queue keeps a few get requests standing
+// at the host ("lends"): each is an ordinary getter in the host's FIFO,
+// so processes share the items fairly, and an item it receives waits in
+// the process's buffer for the next Get there. The host counts what it
+// lent each process until the process reports it consumed: items a
+// process had not taken when it dies go back to the front of the queue,
+// and when a getter elsewhere finds the queue empty while a process sits
+// on lent items, the host recalls them. A Get cancelled or timed out in
+// the process takes nothing from its buffer, so nothing is lost.
+//
+// Only small items are lent ahead (lendSmall): a big one waits for a Get
+// that asks for it, so that a busy consumer never sits on 2 MiB another
+// could be working on.
+const (
+	lendDepth = 32
+	lendSmall = 4 << 10
+)
+
+// More queue operations, for lending.
+const (
+	qLend     = qJoin + 1 + iota // a standing get; data: u32 items consumed since the last report
+	qConsumed                    // posted: u32 items consumed
+	qReturn                      // posted: u32 lent items given back, the newest lent
+)
+
+// qclient is a process's side of a queue hosted elsewhere, shared by every
+// Queue value naming it.
+type qclient struct {
+	h        handle
+	mu       sync.Mutex
+	buf      [][]byte
+	standing int // lend requests at the host
+	waiters  []*qwaiter
+	consumed uint32 // taken since the last report
+	small    bool   // the last item was small: lend ahead
+}
+
+type qwaiter struct {
+	done func(b []byte) bool // false: the waiter is gone, keep the item
+}
+
+var (
+	qclientsMu sync.Mutex
+	qclients   = map[ref]*qclient{}
+)
+
+func clientOf(h handle) *qclient {
+	qclientsMu.Lock()
+	defer qclientsMu.Unlock()
+	c := qclients[h.ref]
+	if c == nil {
+		c = &qclient{h: h, small: true}
+		qclients[h.ref] = c
+	}
+	return c
+}
+
+// recallFrom answers the host's recall: the items not yet taken go back.
+func recallFrom(p *peer, obj uint64) {
+	qclientsMu.Lock()
+	var c *qclient
+	for r, cl := range qclients {
+		if r.ID == obj && cl.h.p == p {
+			c = cl
+			break
+		}
+	}
+	qclientsMu.Unlock()
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	n := len(c.buf)
+	clear(c.buf)
+	c.buf = c.buf[:0]
+	c.small = false // lend no more ahead until a Get asks
+	if n > 0 || c.consumed > 0 {
+		c.report()
+		c.h.p.post(c.h.ID, qReturn, requestPrefix(0, -1), binary.LittleEndian.AppendUint32(nil, uint32(n)))
+	}
+	c.mu.Unlock()
+}
+
+// forgetClients drops the clients of a peer that has gone.
+func forgetClients(p *peer) {
+	qclientsMu.Lock()
+	defer qclientsMu.Unlock()
+	for r, c := range qclients {
+		if c.h.p == p {
+			delete(qclients, r)
+			c.mu.Lock()
+			ws := c.waiters
+			c.waiters = nil
+			c.mu.Unlock()
+			for _, w := range ws {
+				w.done(nil)
+			}
+		}
+	}
+}
+
+// report tells the host what was consumed; mu is held.
+func (c *qclient) report() {
+	if c.consumed > 0 {
+		c.h.p.post(c.h.ID, qConsumed, requestPrefix(0, -1), binary.LittleEndian.AppendUint32(nil, c.consumed))
+		c.consumed = 0
+	}
+}
+
+// topUp keeps enough lend requests standing; mu is held.
+func (c *qclient) topUp() {
+	want := len(c.waiters) - len(c.buf)
+	if c.small {
+		want = max(want, lendDepth-len(c.buf))
+	}
+	for c.standing < want {
+		c.standing++
+		data := binary.LittleEndian.AppendUint32(nil, c.consumed)
+		c.consumed = 0
+		c.h.p.start(c.h.ID, qLend, requestPrefix(0, -1), data, nil, c.delivered)
+	}
+	c.report()
+}
+
+// delivered receives the answer to a lend request.
+func (c *qclient) delivered(r reply) {
+	c.mu.Lock()
+	c.standing--
+	if r.status != stOK {
+		// The host has gone (or withdrew it): fail the waiters if no
+		// request stands for them any more.
+		var ws []*qwaiter
+		if c.standing == 0 && len(c.buf) == 0 {
+			ws = c.waiters
+			c.waiters = nil
+		}
+		c.mu.Unlock()
+		for _, w := range ws {
+			w.done(nil)
+		}
+		return
+	}
+	b := r.data
+	c.small = len(b) <= lendSmall
+	for len(c.waiters) > 0 {
+		w := c.waiters[0]
+		c.waiters = c.waiters[1:]
+		// done only completes a future (its callbacks post to a loop):
+		// safe under mu.
+		if w.done(b) {
+			c.consumed++
+			c.topUp()
+			c.mu.Unlock()
+			return
+		}
+	}
+	c.buf = append(c.buf, b)
+	c.mu.Unlock()
+}
+
+// get takes an item: from the buffer, or the next delivery. A nil item
+// with a nil error means the host has gone.
+func (c *qclient) get(ctx context.Context, timeout time.Duration) ([]byte, error) {
+	c.mu.Lock()
+	if len(c.buf) > 0 {
+		b := c.buf[0]
+		c.buf[0] = nil
+		c.buf = c.buf[1:]
+		c.consumed++
+		c.topUp()
+		c.mu.Unlock()
+		return b, nil
+	}
+	if timeout == 0 {
+		c.mu.Unlock()
+		return c.getNowait()
+	}
+	// Wait for a delivery, with the task's loop or this goroutine.
+	f := executor.NewFuture[[]byte]()
+	f.SetRunningOrNotifyCancel()
+	w := &qwaiter{done: func(b []byte) bool { return f.SetResult(b) == nil }}
+	c.waiters = append(c.waiters, w)
+	c.topUp()
+	c.mu.Unlock()
+	var timer *time.Timer
+	if timeout > 0 {
+		timer = time.AfterFunc(timeout, func() {
+			if c.drop(w) {
+				_ = f.SetErr(ErrEmpty)
+			}
+		})
+		defer timer.Stop()
+	}
+	if ctx == nil {
+		ctx = bg
+	}
+	if l, err := loop.RunningLoop(ctx); err == nil {
+		b, err := loop.WrapFutureUndo(l, f, c.giveBack).Await(ctx)
+		if err != nil && !f.Done() && c.drop(w) {
+			_ = f.SetErr(err)
+		}
+		return b, err
+	}
+	select {
+	case <-f.DoneChan():
+	case <-ctx.Done():
+		if c.drop(w) {
+			_ = f.SetErr(ctx.Err())
+		}
+	}
+	return f.Result(context.Background())
+}
+
+// giveBack returns an item a cancelled task was handed: it has been
+// reported consumed, so it goes back to the host as a new front item.
+func (c *qclient) giveBack(b []byte) {
+	if b != nil {
+		c.h.p.post(c.h.ID, qUnget, requestPrefix(0, -1), b)
+	}
+}
+
+// drop removes a waiter that gave up; false if it was served already.
+func (c *qclient) drop(w *qwaiter) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, x := range c.waiters {
+		if x == w {
+			c.waiters = append(c.waiters[:i], c.waiters[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// getNowait asks the host itself; mu is not held.
+func (c *qclient) getNowait() ([]byte, error) {
+	r, err := c.h.call(bg, qGet, 0, 0, nil, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := errOf(r, ErrEmpty); err != nil {
+		return nil, err
+	}
+	return r.data, nil
+}
+
+// release gives back the buffer and stops lending: Close.
+func (c *qclient) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(c.buf)
+	c.buf = nil
+	c.small = false
+	c.report()
+	if n > 0 {
+		c.h.p.post(c.h.ID, qReturn, requestPrefix(0, -1), binary.LittleEndian.AppendUint32(nil, uint32(n)))
+	}
+}
