@@ -65,15 +65,20 @@ var goexitFunc = executor.Register("executor_test.goexit", func(int) (int, error
 func TestThreadPoolShutdownFromItsOwnGoroutine(t *testing.T) {
 	t.Run("from a call", func(t *testing.T) {
 		p := newThreadPool(t, executor.ThreadPoolOptions{MaxWorkers: 2})
-		release := make(chan struct{})
+		release, submitted := make(chan struct{}), make(chan struct{})
 		other, _ := executor.SubmitFunc(p, func() (int, error) { <-release; return 1, nil })
 		var shut *executor.Future[bool]
 		shut, _ = executor.SubmitFunc(p, func() (bool, error) {
+			<-submitted // queued is in before the pool shuts down
 			close(release)
 			p.Shutdown(true, false)
 			return other.Done(), nil
 		})
-		queued, _ := executor.SubmitFunc(p, func() (int, error) { return 3, nil })
+		queued, err := executor.SubmitFunc(p, func() (int, error) { return 3, nil })
+		close(submitted)
+		if err != nil {
+			t.Fatal(err)
+		}
 		exectest.Within(t, time.Minute, "Shutdown(wait) from a call", func() {
 			if otherDone, err := shut.Result(context.Background()); !otherDone || err != nil {
 				t.Errorf("Shutdown returned with the other worker's call done = %v (%v); want true", otherDone, err)
