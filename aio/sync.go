@@ -301,7 +301,11 @@ func (s *semObj) peerGone(p *peer) {
 type semaphore struct{ h handle }
 
 func (s *semaphore) acquire(ctx context.Context, timeout time.Duration) (bool, error) {
-	r, err := s.h.call(ctx, sAcquire, ownerOf(ctx), timeout, nil, nil, func(reply) { s.undoAcquire(ctx) })
+	// The owner is fixed now: the undo runs later, in a loop callback,
+	// where ctx's loop runs no task, and an RLock must be released by the
+	// owner that acquired it.
+	owner := ownerOf(ctx)
+	r, err := s.h.call(ctx, sAcquire, owner, timeout, nil, nil, func(reply) { s.undoAcquire(owner) })
 	if err != nil {
 		return false, err
 	}
@@ -315,8 +319,8 @@ func (s *semaphore) acquire(ctx context.Context, timeout time.Duration) (bool, e
 }
 
 // undoAcquire releases an acquire a cancelled task was granted.
-func (s *semaphore) undoAcquire(ctx context.Context) {
-	s.h.start(sRelease, ownerOf(ctx), -1, nil, nil, func(reply) {})
+func (s *semaphore) undoAcquire(owner uint64) {
+	s.h.start(sRelease, owner, -1, nil, nil, func(reply) {})
 }
 
 func (s *semaphore) release(ctx context.Context) error {
