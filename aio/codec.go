@@ -75,6 +75,12 @@ func (c codec[T]) encode(v T) (b []byte, err error) {
 		}
 		return append(b, m...), nil
 	}
+	if reflect.TypeFor[T]().Kind() == reflect.Pointer && isNilPointer(v) {
+		// gob cannot encode a nil pointer, and never encodes another
+		// value in zero bytes: a nil *X (a port's None sentinel)
+		// crosses as the empty payload.
+		return b, nil
+	}
 	var g []byte
 	if reflect.TypeFor[T]().Kind() == reflect.Interface {
 		g, err = wire.Marshal(&v) // an interface value keeps its concrete type
@@ -182,6 +188,9 @@ func (c codec[T]) decode(b []byte) (v T, err error) {
 			}
 			return v, nil
 		}
+	}
+	if len(b) == 0 && reflect.TypeFor[T]().Kind() == reflect.Pointer {
+		return v, nil // a nil pointer
 	}
 	if err := wire.Unmarshal(b, &v); err != nil {
 		return v, fmt.Errorf("aio: cannot decode a %s: %w", c.name, err)
