@@ -394,11 +394,12 @@ func errOf(r reply, ifTimeout error) error {
 // Items are encoded by the putter, so a value that cannot be encoded
 // fails Put in the caller and puts nothing, and decoded by the getter: an
 // item of another type than the getter's T fails that Get with
-// ErrItemType and leaves the queue usable. A nil pointer crosses as nil,
-// so a Queue[*T] may end with nil where Python's ends with None. A Put is
-// in the queue when it returns; there is no feeder thread, so JoinThread
-// and CancelJoinThread have nothing to do, and a process may exit (or be
-// joined) with items it put still unread, without Python's deadlock.
+// ErrItemType and leaves the queue usable. A nil *T crosses as nil (unless
+// *T has a MarshalBinary method), so a Queue[*T] may end with nil where
+// Python's ends with None. A Put is in the queue when it returns; there is
+// no feeder thread, so JoinThread and CancelJoinThread have nothing to do,
+// and a process may exit (or be joined) with items it put still unread,
+// without Python's deadlock.
 //
 // The blocking methods (Put, Get and their Timeout and Nowait forms) block
 // their goroutine; the Coro ones take a loop task's ctx and await without
