@@ -351,7 +351,7 @@ func (h *handle) call(ctx context.Context, op uint8, owner uint64, timeout time.
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if l, err := loop.RunningLoop(ctx); err == nil {
+	if l := taskLoop(ctx); l != nil {
 		return h.await(ctx, l, op, owner, timeout, data, fds, undo)
 	}
 	ch := make(chan reply, 1)
@@ -391,7 +391,7 @@ func (h *handle) await(ctx context.Context, l *loop.Loop, op uint8, owner uint64
 			h.cancel(req)
 		}
 	})
-	return loop.WrapFutureUndo(l, cf, giveBack).Await(ctx)
+	return awaitUndo(ctx, loop.WrapFutureUndo(l, cf, giveBack), giveBack)
 }
 
 // ownerOf names the caller for locks: the task of a loop, or else the

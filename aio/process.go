@@ -1,6 +1,7 @@
 package aio
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -159,8 +160,11 @@ func (p *Process) Start() error {
 	if executor.Lookup(p.fn) == nil {
 		return fmt.Errorf("%w: %q", executor.ErrNotRegistered, p.fn)
 	}
-	// The argument's own encoding first, so that a bad one starts no child.
-	if _, err := wire.Marshal(p.arg); err != nil {
+	// The argument is encoded once, before the child starts, so that a
+	// bad one starts no child (and a Connection in it is exported once:
+	// each encoding hands a descriptor to the first process to decode it).
+	var start bytes.Buffer
+	if err := wire.NewWriter(&start).Send(procStart{Fn: p.fn, Name: p.Name}, p.arg); err != nil {
 		return fmt.Errorf("aio: cannot encode the argument of %s: %w", p.fn, err)
 	}
 	sp := child.NewSpawner()
@@ -169,8 +173,7 @@ func (p *Process) Start() error {
 		sp.Close()
 		return fmt.Errorf("aio: %w", err)
 	}
-	wr := wire.NewWriter(cp.Ctrl)
-	if err := wr.Send(procStart{Fn: p.fn, Name: p.Name}, p.arg); err != nil {
+	if _, err := cp.Ctrl.Write(start.Bytes()); err != nil {
 		_ = cp.Signal(syscall.SIGKILL)
 		_, _ = cp.Wait()
 		cp.Ctrl.Close()
