@@ -29,7 +29,9 @@ import (
 // the sending process, which hands it over, with SCM_RIGHTS on the side
 // channel, to the first process that decodes the reference: as Python's
 // resource_sharer does for a pickled Connection. The sender may close its
-// own end as soon as the reference is encoded (after Start returns, say).
+// own end as soon as the reference is encoded: after Start returns, or a
+// Put; a pool encodes a call's argument only when it sends the call to a
+// worker, so keep the end open until the call is done.
 //
 // A message on the socket is a 16-byte header, [length u64][descriptors
 // u32][zero u32], then length bytes. A Connection reads exactly one
