@@ -40,9 +40,10 @@ for impl in asyncio uvloop; do
 	"$PY" "$here/peers/executor.py" --loop="$impl" | tee -a "$out/$impl.jsonl" >&2
 done
 
-# net.sh owns the "## Issue 9: network I/O" section and reactor.sh the
-# "## Issue 10: the reactor server" one: keep them across this rewrite (run
-# net.sh or reactor.sh again to refresh them).
+# net.sh owns the "## Issue 9: network I/O" section, reactor.sh the
+# "## Issue 10: the reactor server" one and aio.sh the "## Issue 11: aio:
+# processes, queues and pools" one: keep them across this rewrite (run
+# net.sh, reactor.sh or aio.sh again to refresh them).
 "$PY" - "$here/README.md" "$out/net_section.md" <<'PYEOF'
 import re, sys
 try:
@@ -50,7 +51,7 @@ try:
 except FileNotFoundError:
     text = ""
 kept = ""
-for heading in ("## Issue 9: network I/O", "## Issue 10: the reactor server"):
+for heading in ("## Issue 9: network I/O", "## Issue 10: the reactor server", "## Issue 11: aio: processes, queues and pools"):
     m = re.search("^" + re.escape(heading) + r"\n.*?(?=^## |\Z)", text, re.S | re.M)
     kept += m.group(0) if m else ""
 open(sys.argv[2], "w").write(kept)
