@@ -108,6 +108,7 @@ type peer struct {
 	wlast  int64 // nanotime of the last frame sent with the socket idle
 	wburst int   // how many frames in a row came within streamGap
 	wdead  bool
+	batch  bool // the reader is dispatching a batch: replies wait for its end
 
 	cmu   sync.Mutex
 	calls map[uint64]*call
@@ -210,7 +211,7 @@ func (p *peer) send(h header, prefix, body []byte, fds []int, own bool) {
 		return
 	}
 	p.wq = append(p.wq, fr)
-	if p.wbusy {
+	if p.wbusy || p.batch {
 		p.wmu.Unlock()
 		return
 	}
@@ -230,6 +231,13 @@ func (p *peer) send(h header, prefix, body []byte, fds []int, own bool) {
 		return
 	}
 	p.wlast = now
+	p.writeQueued()
+}
+
+// writeQueued writes the queued frames for the caller, which has set
+// wbusy and holds wmu, and hands the writing side back (to a flusher if
+// the socket is full); it returns with wmu released.
+func (p *peer) writeQueued() {
 	for {
 		q := p.wq
 		p.wq = p.wspare[:0]
@@ -255,6 +263,20 @@ func (p *peer) send(h header, prefix, body []byte, fds []int, own bool) {
 			return
 		}
 	}
+}
+
+// endBatch writes what the reader queued while it dispatched a batch of
+// frames (the replies to the peer's requests in it go out in one write,
+// not one each).
+func (p *peer) endBatch() {
+	p.wmu.Lock()
+	p.batch = false
+	if p.wbusy || p.wdead || len(p.wq) == 0 {
+		p.wmu.Unlock()
+		return
+	}
+	p.wbusy = true
+	p.writeQueued()
 }
 
 // streamGap and streamBurst: once streamBurst frames in a row have come
@@ -447,6 +469,11 @@ func (p *peer) readLoop() {
 	}
 	var err error
 	for err == nil {
+		if w-r >= 2*frameHeader {
+			p.wmu.Lock()
+			p.batch = true
+			p.wmu.Unlock()
+		}
 		for w-r >= frameHeader {
 			var h header
 			h.get(buf[r:])
@@ -463,7 +490,8 @@ func (p *peer) readLoop() {
 			}
 			if frameHeader+int(h.n) > len(buf) {
 				// A big frame: read its payload straight into its own
-				// slice.
+				// slice (with what was held for the batch sent first).
+				p.endBatch()
 				payload := make([]byte, h.n)
 				have := copy(payload, buf[r+frameHeader:w])
 				r, w = 0, 0
@@ -480,6 +508,7 @@ func (p *peer) readLoop() {
 			}
 			break
 		}
+		p.endBatch()
 		if err != nil {
 			break
 		}

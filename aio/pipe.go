@@ -918,11 +918,11 @@ func (e *connExport) serve(r *request) {
 		return
 	}
 	e.mu.Lock()
-	fd := e.fd
+	fd, id := e.fd, e.id
 	e.fd = -1
 	e.mu.Unlock()
 	hostMu.Lock()
-	delete(hosted, e.id)
+	delete(hosted, id)
 	hostMu.Unlock()
 	if fd < 0 {
 		r.reply(reply{status: stErr, data: []byte(errConnAlreadyTook.Error())})
@@ -966,8 +966,10 @@ func (c *Connection) GobEncode() ([]byte, error) {
 		return nil, fmt.Errorf("aio: cannot pass the Connection: %w", derr)
 	}
 	e := &connExport{fd: dup}
+	e.mu.Lock() // a fetch may come before host returns
 	e.id = host(e)
-	h := handle{ref: ref{Host: selfToken, ID: e.id, Kind: kindPipe}}
+	e.mu.Unlock()
+	h := handle{ref: ref{Host: selfToken, ID: e.id, Kind: kindPipe}} // e.id is set for good
 	b, err := h.encode()
 	if err != nil {
 		return nil, err
