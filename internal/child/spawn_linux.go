@@ -220,11 +220,19 @@ func (p *Process) Wait() (*os.ProcessState, error) {
 func WatchParent(ctrl *os.File) {
 	fd := int(ctrl.Fd())
 	go func() {
+		// ctrl stays reachable while the watch lasts: were it collected,
+		// its finalizer would close fd, and poll would report POLLNVAL at
+		// once, for ever (a child spun a CPU so, once its caller had let
+		// ctrl go).
+		defer runtime.KeepAlive(ctrl)
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
 		for {
 			n, err := unix.Poll(fds, -1)
 			if err == unix.EINTR {
 				continue
+			}
+			if n > 0 && fds[0].Revents&unix.POLLNVAL != 0 {
+				return // closed by its owner: nothing left to watch
 			}
 			if err != nil || n > 0 && fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0 {
 				os.Exit(0)
