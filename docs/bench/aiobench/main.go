@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command aiobench runs one of the aio benchmarks of issue 11, asyncgo's
 // side of the Python twins in docs/bench/peers/aioproc.py, whose docstring
 // defines every workload; docs/bench/aio.sh runs it once per workload and
