@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/asyncgo/asyncgo/executor"
+	"github.com/asyncgo/asyncgo/internal/goid"
 	"github.com/asyncgo/asyncgo/internal/wire"
 	"github.com/asyncgo/asyncgo/loop"
 	"golang.org/x/sys/unix"
@@ -931,6 +932,27 @@ func (e *connExport) serve(r *request) {
 	r.reply(reply{status: stOK, fds: []int{fd}})
 }
 
+// exportSinks collects, by goroutine, the exports made while a Process's
+// argument is encoded, so that the Process drops those its child did not
+// take (it died before it decoded its argument): their descriptors would
+// stay open in this process for ever.
+var exportSinks sync.Map // goroutine id -> *[]*connExport
+
+// drop closes an export's descriptor if nobody took it.
+func (e *connExport) drop() {
+	e.mu.Lock()
+	fd, id := e.fd, e.id
+	e.fd = -1
+	e.mu.Unlock()
+	if fd < 0 {
+		return
+	}
+	hostMu.Lock()
+	delete(hosted, id)
+	hostMu.Unlock()
+	unix.Close(fd)
+}
+
 func (e *connExport) withdraw(*peer, uint64) {}
 func (e *connExport) peerGone(*peer)         {}
 
@@ -969,6 +991,9 @@ func (c *Connection) GobEncode() ([]byte, error) {
 	e.mu.Lock() // a fetch may come before host returns
 	e.id = host(e)
 	e.mu.Unlock()
+	if sink, ok := exportSinks.Load(goid.Get()); ok {
+		*sink.(*[]*connExport) = append(*sink.(*[]*connExport), e)
+	}
 	h := handle{ref: ref{Host: selfToken, ID: e.id, Kind: kindPipe}} // e.id is set for good
 	b, err := h.encode()
 	if err != nil {

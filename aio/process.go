@@ -12,6 +12,7 @@ import (
 
 	"github.com/asyncgo/asyncgo/executor"
 	"github.com/asyncgo/asyncgo/internal/child"
+	"github.com/asyncgo/asyncgo/internal/goid"
 	"github.com/asyncgo/asyncgo/internal/wire"
 	"github.com/asyncgo/asyncgo/loop"
 )
@@ -114,8 +115,9 @@ type Process struct {
 	// Daemon marks a child that Shutdown terminates rather than waits for.
 	Daemon bool
 
-	fn  string
-	arg any
+	fn      string
+	arg     any
+	exports []*connExport // of Connections in arg, dropped once the child is gone
 
 	mu      sync.Mutex
 	started bool
@@ -164,13 +166,21 @@ func (p *Process) Start() error {
 	// bad one starts no child (and a Connection in it is exported once:
 	// each encoding hands a descriptor to the first process to decode it).
 	var start bytes.Buffer
-	if err := wire.NewWriter(&start).Send(procStart{Fn: p.fn, Name: p.Name}, p.arg); err != nil {
+	var exports []*connExport
+	gid := goid.Get()
+	exportSinks.Store(gid, &exports)
+	err := wire.NewWriter(&start).Send(procStart{Fn: p.fn, Name: p.Name}, p.arg)
+	exportSinks.Delete(gid)
+	p.exports = exports
+	if err != nil {
+		p.dropExports()
 		return fmt.Errorf("aio: cannot encode the argument of %s: %w", p.fn, err)
 	}
 	sp := child.NewSpawner()
 	cp, err := sp.Start(processRole)
 	if err != nil {
 		sp.Close()
+		p.dropExports()
 		return fmt.Errorf("aio: %w", err)
 	}
 	if _, err := cp.Ctrl.Write(start.Bytes()); err != nil {
@@ -178,6 +188,7 @@ func (p *Process) Start() error {
 		_, _ = cp.Wait()
 		cp.Ctrl.Close()
 		sp.Close()
+		p.dropExports()
 		return fmt.Errorf("aio: cannot send the argument of %s: %w", p.fn, err)
 	}
 	p.started, p.sp, p.cp, p.pid = true, sp, cp, cp.Pid()
@@ -188,6 +199,15 @@ func (p *Process) Start() error {
 	return nil
 }
 
+// dropExports closes the Connections' descriptors exported for the
+// child's argument that it did not take.
+func (p *Process) dropExports() {
+	for _, e := range p.exports {
+		e.drop()
+	}
+	p.exports = nil
+}
+
 func (p *Process) reap() {
 	st, err := p.cp.Wait()
 	code := 1
@@ -196,6 +216,7 @@ func (p *Process) reap() {
 	}
 	p.cp.Ctrl.Close()
 	p.sp.Close()
+	p.dropExports()
 	p.mu.Lock()
 	p.code = code
 	p.mu.Unlock()
