@@ -3,11 +3,10 @@ package main
 import (
 	"crypto/sha256"
 	"fmt"
-	"runtime"
 	"time"
 
 	"github.com/asyncgo/asyncgo/executor"
-	"golang.org/x/sys/unix"
+	"github.com/asyncgo/asyncgo/internal/cpuburn"
 )
 
 // process is the job, what the server does with one message, in a worker
@@ -18,7 +17,7 @@ import (
 func process(msg []byte, cpu time.Duration) ([]byte, error) {
 	sum := sha256.Sum256(msg)
 	if cpu > 0 {
-		burnCPU(cpu, sum)
+		cpuburn.Burn(cpu, sum)
 	}
 	return sum[:], nil
 }
@@ -110,30 +109,4 @@ func (m *Message) GobDecode(b []byte) error {
 	arena = append(arena, b...)
 	*m = arena[start:len(arena):len(arena)]
 	return nil
-}
-
-// burnCPU hashes until the calling thread has spent d of CPU time: real
-// work, measured on the thread's own clock, so that an oversubscribed
-// machine (more workers than cores) makes a message neither cheaper nor
-// dearer, as a sleep or a wall-clock spin would.
-func burnCPU(d time.Duration, seed [sha256.Size]byte) [sha256.Size]byte {
-	runtime.LockOSThread() // CLOCK_THREAD_CPUTIME_ID is this thread's
-	defer runtime.UnlockOSThread()
-	start := threadCPU()
-	h := seed
-	for threadCPU()-start < d {
-		for range 8 { // a few µs of hashing between two clock reads
-			h = sha256.Sum256(h[:])
-		}
-	}
-	return h
-}
-
-// threadCPU is the CPU time the calling thread has used.
-func threadCPU() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		panic("reactor: clock_gettime(CLOCK_THREAD_CPUTIME_ID): " + err.Error())
-	}
-	return time.Duration(ts.Nano())
 }

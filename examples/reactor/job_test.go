@@ -5,6 +5,8 @@ import (
 	"encoding/gob"
 	"testing"
 	"time"
+
+	"github.com/asyncgo/asyncgo/internal/cpuburn"
 )
 
 // A Batch crosses gob whole, its messages decoded into the arena, which the
@@ -57,9 +59,9 @@ func TestBatchGobArena(t *testing.T) {
 // -cpu spends the thread's CPU time, and the result is still the digest.
 func TestProcessCPU(t *testing.T) {
 	msg := payload(100, 1)
-	start := threadCPU()
+	start := cpuburn.ThreadCPU()
 	data, err := process(msg, 20*time.Millisecond)
-	if spent := threadCPU() - start; spent < 20*time.Millisecond {
+	if spent := cpuburn.ThreadCPU() - start; spent < 20*time.Millisecond {
 		t.Errorf("process spent %v of CPU time; want at least 20ms", spent)
 	}
 	if err != nil || !bytes.Equal(data, sha256Sum(msg)) {
