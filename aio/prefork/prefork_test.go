@@ -551,3 +551,134 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
+
+type signalArgs struct {
+	Events *aio.Queue[string] // "start <slot> <pid>", "exit <slot> <pid> <reason>", "done <err>"
+}
+
+// signalMaster runs a prefork group under Run in a child process and
+// reports its workers' starts and exits, for TestSignals.
+var signalMaster = executor.Register("prefork_test.signalMaster", func(a signalArgs) (struct{}, error) {
+	report := func(s string) { _ = a.Events.Put(s) }
+	m, err := prefork.Start(lineServer, prefork.Options{
+		Addr: "127.0.0.1:0", Workers: 2,
+		OnWorkerStart: func(wi prefork.WorkerInfo) { report(fmt.Sprintf("start %d %d", wi.Slot, wi.Pid)) },
+		OnWorkerExit:  func(wi prefork.WorkerInfo) { report(fmt.Sprintf("exit %d %d %s", wi.Slot, wi.Pid, wi.Reason)) },
+	})
+	if err != nil {
+		return struct{}{}, err
+	}
+	err = m.Run(context.Background())
+	report(fmt.Sprintf("done %v", err))
+	return struct{}{}, err
+})
+
+// gunicorn's signals on the master: SIGTTIN adds a worker, SIGTTOU
+// removes one, SIGHUP restarts them all, SIGTERM stops the group and the
+// master exits 0.
+func TestSignals(t *testing.T) {
+	events := aio.NewQueue[string](0)
+	defer events.Close()
+	p := aio.NewProcess(signalMaster.Bind(signalArgs{Events: events}))
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	expect := func(prefix string, n int) []string {
+		t.Helper()
+		var got []string
+		for len(got) < n {
+			ev, err := events.GetTimeout(30 * time.Second)
+			if err != nil {
+				t.Fatalf("waiting for %d %q: %v (so far %q)", n, prefix, err, got)
+			}
+			if !strings.HasPrefix(ev, prefix) {
+				t.Fatalf("event %q, want %q", ev, prefix)
+			}
+			got = append(got, ev)
+		}
+		return got
+	}
+	expect("start", 2)
+	signal := func(sig syscall.Signal) {
+		t.Helper()
+		if err := syscall.Kill(p.Pid(), sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signal(syscall.SIGTTIN)
+	if ev := expect("start", 1)[0]; !strings.HasPrefix(ev, "start 2 ") {
+		t.Fatalf("SIGTTIN: %q, want a worker in slot 2", ev)
+	}
+	signal(syscall.SIGTTOU)
+	if ev := expect("exit", 1)[0]; !strings.HasPrefix(ev, "exit 2 ") || !strings.HasSuffix(ev, " stopped") {
+		t.Fatalf("SIGTTOU: %q, want slot 2 stopped", ev)
+	}
+	signal(syscall.SIGHUP) // two starts, two exits of restarted workers
+	hup := map[string]int{}
+	for _, ev := range expect("", 4) {
+		kind, _, _ := strings.Cut(ev, " ")
+		if kind == "exit" && !strings.HasSuffix(ev, " restarted") {
+			t.Fatalf("SIGHUP: %q, want restarted", ev)
+		}
+		hup[kind]++
+	}
+	if hup["start"] != 2 || hup["exit"] != 2 {
+		t.Fatalf("SIGHUP: %v, want 2 starts and 2 exits", hup)
+	}
+	signal(syscall.SIGTERM)
+	for _, ev := range expect("exit", 2) {
+		if !strings.HasSuffix(ev, " stopped") {
+			t.Fatalf("SIGTERM: %q, want stopped", ev)
+		}
+	}
+	if ev := expect("done", 1)[0]; ev != "done <nil>" {
+		t.Fatalf("Run ended with %q", ev)
+	}
+	if err := p.Join(); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := p.ExitCode(); code != 0 {
+		t.Fatalf("the master exited with %d", code)
+	}
+}
+
+// The bar: 100,000 requests while workers are recycled (every
+// 2,000-2,200 requests) and the whole group restarted (Reload, every
+// 20,000), with none failed.
+func TestHundredThousandRequests(t *testing.T) {
+	m := startGroup(t, lineServer, prefork.Options{Workers: 2, MaxRequests: 2000, MaxRequestsJitter: 200})
+	ld := newLoad(m.Addr().String())
+	done := make(chan struct{})
+	go func() { ld.run(8, 100000, nil); close(done) }()
+	reloads := 0
+	for next := int64(20000); ; next += 20000 {
+		for ld.ok.Load()+ld.failures.Load() < next {
+			select {
+			case <-done:
+			default:
+				pause()
+				continue
+			}
+			break
+		}
+		select {
+		case <-done:
+		default:
+			if err := m.Reload(); err != nil {
+				t.Fatal(err)
+			}
+			reloads++
+			continue
+		}
+		break
+	}
+	if f := ld.failures.Load(); f != 0 || ld.ok.Load() != 100000 {
+		t.Fatalf("%d ok, %d failed, the first: %v", ld.ok.Load(), f, ld.firstErr)
+	}
+	ex := reasons(m.Exited())
+	t.Logf("100000 ok, %d resent, %d reloads, exits %v", ld.retries.Load(), reloads, ex)
+	if ex["recycled"] < 10 || ex["restarted"] < 2 || ex["crashed"] != 0 {
+		t.Fatalf("exits %v: want recycling and restarts, no crash", ex)
+	}
+}
