@@ -40,10 +40,9 @@ for impl in asyncio uvloop; do
 	"$PY" "$here/peers/executor.py" --loop="$impl" | tee -a "$out/$impl.jsonl" >&2
 done
 
-# net.sh owns the "## Issue 9: network I/O" section, reactor.sh the
-# "## Issue 10: the reactor server" one and aio.sh the "## Issue 11: aio:
-# processes, queues and pools" one: keep them across this rewrite (run
-# net.sh, reactor.sh or aio.sh again to refresh them).
+# From issue 9 on, each issue's script owns its "## Issue N: ..." section
+# (net.sh 9, reactor.sh 10, aio.sh 11, prefork.sh 12, ...): keep them
+# across this rewrite (run that script again to refresh one).
 "$PY" - "$here/README.md" "$out/net_section.md" <<'PYEOF'
 import re, sys
 try:
@@ -51,9 +50,9 @@ try:
 except FileNotFoundError:
     text = ""
 kept = ""
-for heading in ("## Issue 9: network I/O", "## Issue 10: the reactor server", "## Issue 11: aio: processes, queues and pools"):
-    m = re.search("^" + re.escape(heading) + r"\n.*?(?=^## |\Z)", text, re.S | re.M)
-    kept += m.group(0) if m else ""
+for m in re.finditer(r"^## Issue (\d+):.*?\n.*?(?=^## |\Z)", text, re.S | re.M):
+    if int(m.group(1)) >= 9:
+        kept += m.group(0)
 open(sys.argv[2], "w").write(kept)
 PYEOF
 
