@@ -84,13 +84,18 @@ func (p *frameProto) ConnectionLost(error) { delete(p.conns, p) }
 
 func (p *frameProto) EOFReceived() bool { return false }
 
+// DataReceived answers every whole frame that has arrived, and writes
+// the answers in one Write: one system call for all the messages a read
+// brought.
 func (p *frameProto) DataReceived(b []byte) {
 	p.buf = append(p.buf, b...)
+	var out []byte
 	used := 0
 	for len(p.buf)-used >= 4 {
 		n := int(binary.BigEndian.Uint32(p.buf[used:]))
 		if n > p.cfg.MaxSize {
-			p.reply(1, fmt.Appendf(nil, "message of %d bytes is over the %d-byte cap", n, p.cfg.MaxSize))
+			out = appendReply(out, 1, fmt.Appendf(nil, "message of %d bytes is over the %d-byte cap", n, p.cfg.MaxSize))
+			_, _ = p.t.Write(out)
 			p.t.Close()
 			p.buf = nil
 			return
@@ -104,18 +109,25 @@ func (p *frameProto) DataReceived(b []byte) {
 		if p.cfg.CPU > 0 {
 			cpuburn.Burn(p.cfg.CPU, sum)
 		}
-		p.reply(0, sum[:])
+		out = appendReply(out, 0, sum[:])
 		p.w.RequestDone()
 	}
-	p.buf = append(p.buf[:0], p.buf[used:]...)
+	if len(out) > 0 {
+		_, _ = p.t.Write(out)
+	}
+	if used == len(p.buf) {
+		p.buf = p.buf[:0]
+	} else if used > 0 {
+		p.buf = append(p.buf[:0], p.buf[used:]...)
+	}
 	p.closeIfIdle()
 }
 
-func (p *frameProto) reply(status byte, data []byte) {
-	frame := make([]byte, 5, 5+len(data))
-	binary.BigEndian.PutUint32(frame, uint32(1+len(data)))
-	frame[4] = status
-	_, _ = p.t.Write(append(frame, data...))
+// appendReply appends an answer frame: its length, the status, data.
+func appendReply(out []byte, status byte, data []byte) []byte {
+	out = binary.BigEndian.AppendUint32(out, uint32(1+len(data)))
+	out = append(out, status)
+	return append(out, data...)
 }
 
 // closeIfIdle closes the connection once the worker drains, between
