@@ -41,6 +41,12 @@ type ServerOptions struct {
 	// Limit is the StreamReader limit of a stream server (StartServer);
 	// 0 means 64 KiB.
 	Limit int
+	// AcceptPerWake bounds the connections accepted each time a listening
+	// socket is ready; 0 means Backlog, asyncio's behaviour. Processes
+	// that share one listening socket (aio/prefork's workers) accept one
+	// at a time, so that the next connection goes to whichever is idle,
+	// not a whole burst to the first one woken.
+	AcceptPerWake int
 }
 
 // ConnOptions are create_connection's keyword arguments; the zero value
@@ -109,6 +115,7 @@ type Server struct {
 	addrs    []net.Addr
 	factory  func() BaseProtocol
 	backlog  int
+	perWake  int // connections accepted per readiness
 	tls      *tlsParams
 	serving  bool
 	active   int
@@ -265,10 +272,10 @@ func (s *Server) detach(t Transport) {
 // forceClose closes the listening sockets at Loop.Close.
 func (s *Server) forceClose() { s.Close() }
 
-// accept is _accept_connection: up to backlog connections per readiness,
-// each given a transport at once.
+// accept is _accept_connection: up to backlog connections per readiness
+// (or AcceptPerWake), each given a transport at once.
 func (s *Server) accept(lsock *Socket) {
-	for range s.backlog {
+	for range s.perWake {
 		if lsock.closed {
 			return // a factory closed the server meanwhile
 		}
@@ -390,7 +397,11 @@ func (l *Loop) newServer(factory func() BaseProtocol, socks []*Socket, opts *Ser
 	if backlog <= 0 {
 		backlog = 100
 	}
-	srv := &Server{l: l, sockets: socks, factory: factory, backlog: backlog}
+	perWake := backlog
+	if opts.AcceptPerWake > 0 {
+		perWake = opts.AcceptPerWake
+	}
+	srv := &Server{l: l, sockets: socks, factory: factory, backlog: backlog, perWake: perWake}
 	if opts.TLS != nil {
 		srv.tls = &tlsParams{config: opts.TLS, server: true, handshakeTimeout: opts.TLSHandshakeTimeout, shutdownTimeout: opts.TLSShutdownTimeout}
 	}

@@ -240,7 +240,7 @@ func Start(fn Func, opts Options) (*Master, error) {
 	} else {
 		m.ln, err = loop.Listen(opts.Network, opts.Addr)
 		if err == nil {
-			err = m.ln.Listen(1024)
+			err = m.ln.Listen(listenBacklog)
 		}
 	}
 	if err != nil {

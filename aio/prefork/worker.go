@@ -178,6 +178,12 @@ func (w *Worker) Serve(ctx context.Context, factory func() loop.BaseProtocol, op
 	so := opts.Server
 	so.Sockets = []*loop.Socket{w.ln}
 	so.ReusePort = false
+	if so.Backlog <= 0 {
+		so.Backlog = listenBacklog // CreateServer listens again: keep the master's
+	}
+	if so.AcceptPerWake <= 0 && !w.arg.ReusePort {
+		so.AcceptPerWake = 1 // the next connection to whichever worker is idle
+	}
 	w.ln = nil
 	srv, err := l.CreateServer(ctx, func() loop.BaseProtocol {
 		w.connDone()
@@ -276,6 +282,11 @@ func runWorker(a workerArg, h Handler) error {
 	return err
 }
 
+// listenBacklog is the group's listen backlog, the master's socket's and
+// each SO_REUSEPORT listener's (Go's net.Listen uses somaxconn, 4096 on
+// most hosts; 1024 is enough for bursts and bounded).
+const listenBacklog = 1024
+
 // reusePortListener is a worker's own listener on the group's address,
 // with SO_REUSEPORT: the kernel spreads connections over the workers'
 // listeners.
@@ -296,7 +307,7 @@ func reusePortListener(network, addr string) (*loop.Socket, error) {
 		s.Close()
 		return nil, err
 	}
-	if err := s.Listen(1024); err != nil {
+	if err := s.Listen(listenBacklog); err != nil {
 		s.Close()
 		return nil, err
 	}
