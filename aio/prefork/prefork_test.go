@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,17 +80,38 @@ func (p *lineProto) EOFReceived() bool { return false }
 
 func (p *lineProto) ConnectionLost(error) { delete(p.set, p) }
 
+// lineServer serves lineProto, and checks once Serve returns that the
+// worker has no more goroutines and descriptors than when it started: a
+// leak makes it exit 1, which the tests see in its ExitCode.
 var lineServer = prefork.Register("test.line", func(ctx context.Context, w *prefork.Worker) error {
+	goroutines, fds := runtime.NumGoroutine(), countFDs()
 	set := map[*lineProto]struct{}{}
 	pid := strconv.Itoa(os.Getpid())
-	return w.Serve(ctx, func() loop.BaseProtocol {
+	err := w.Serve(ctx, func() loop.BaseProtocol {
 		return &lineProto{w: w, set: set, pid: pid}
 	}, &prefork.ServeOptions{OnDrain: func() {
 		for p := range set {
 			p.maybeClose()
 		}
 	}})
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > goroutines || countFDs() > fds {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("worker leaks: %d goroutines (%d at its start), %d descriptors (%d)",
+				runtime.NumGoroutine(), goroutines, countFDs(), fds)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
 })
+
+func countFDs() int {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	return len(ents)
+}
 
 var failing = prefork.Register("test.fail", func(ctx context.Context, w *prefork.Worker) error {
 	return errors.New("this worker cannot start")
@@ -285,7 +307,7 @@ func TestRecycleUnderLoad(t *testing.T) {
 				t.Errorf("worker %d.%d recycled after %d requests, under MaxRequests", wi.Slot, wi.Generation, wi.Requests)
 			}
 		}
-		if wi.ExitCode != 0 && wi.Ready { // one not serving yet is terminated
+		if wi.ExitCode != 0 && wi.Ready { // one not serving yet is terminated; a leak exits 1
 			t.Errorf("worker %+v exited with %d", wi, wi.ExitCode)
 		}
 	}
@@ -466,6 +488,11 @@ func TestStop(t *testing.T) {
 	}
 	if len(m.Workers()) != 0 || reasons(m.Exited())["stopped"] != 2 {
 		t.Fatalf("after Stop: workers %+v, exits %+v", m.Workers(), m.Exited())
+	}
+	for _, wi := range m.Exited() {
+		if wi.ExitCode != 0 {
+			t.Errorf("worker %d exited with %d (a leak, or an error: see its stderr)", wi.Slot, wi.ExitCode)
+		}
 	}
 	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()
