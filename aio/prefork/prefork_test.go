@@ -21,6 +21,7 @@ import (
 	"github.com/asyncgo/asyncgo/aio"
 	"github.com/asyncgo/asyncgo/aio/prefork"
 	"github.com/asyncgo/asyncgo/executor"
+	"github.com/asyncgo/asyncgo/executor/processpool"
 	"github.com/asyncgo/asyncgo/loop"
 	"go.uber.org/goleak"
 )
@@ -707,5 +708,85 @@ func TestHundredThousandRequests(t *testing.T) {
 	t.Logf("100000 ok, %d resent, %d reloads, exits %v", ld.retries.Load(), reloads, ex)
 	if ex["recycled"] < 10 || ex["restarted"] < 2 || ex["crashed"] != 0 {
 		t.Fatalf("exits %v: want recycling and restarts, no crash", ex)
+	}
+}
+
+// upper runs in a pool: a worker's thread pool or its own process pool.
+var upper = executor.Register("prefork_test.upper", func(s string) (string, error) {
+	return fmt.Sprintf("%s from %d", strings.ToUpper(s), os.Getpid()), nil
+})
+
+// poolServer is a worker with a loop and a ProcessPool of its own: each
+// line is upper-cased by the loop's default ThreadPool ("t ...") or by the
+// worker's pool process ("p ..."), awaited in the connection's handler
+// task (ServeStreams).
+var poolServer = prefork.Register("test.pool", func(ctx context.Context, w *prefork.Worker) error {
+	pool, err := processpool.New(processpool.Options{MaxWorkers: 1})
+	if err != nil {
+		return err
+	}
+	defer pool.Shutdown(true, false)
+	return w.ServeStreams(ctx, func(ctx context.Context, r *loop.StreamReader, sw *loop.StreamWriter) error {
+		defer sw.Close()
+		for {
+			line, err := r.ReadLine(ctx)
+			if err != nil || len(line) == 0 {
+				return nil // EOF: the client is done
+			}
+			var ex executor.Executor // nil: the loop's default ThreadPool
+			if line[0] == 'p' {
+				ex = pool
+			}
+			got, err := loop.RunInExecutor(ctx, ex, upper.Bind(strings.TrimSpace(string(line)))).Await(ctx)
+			if err != nil {
+				return err
+			}
+			sw.Write([]byte(fmt.Sprintf("%d %s\n", os.Getpid(), got)))
+			if err := sw.Drain(ctx); err != nil {
+				return err
+			}
+		}
+	}, nil)
+})
+
+// A loop per worker, with pools of its own: a prefork worker awaits calls
+// run by its thread pool and by its own worker process.
+func TestWorkerWithPools(t *testing.T) {
+	m := startGroup(t, poolServer, prefork.Options{Workers: 1})
+	worker := m.Workers()[0].Pid
+	c, err := net.Dial("tcp", m.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rd := bufio.NewReader(c)
+	for _, req := range []string{"t hello", "p hello", "t again", "p again"} {
+		if _, err := fmt.Fprintf(c, "%s\n", req); err != nil {
+			t.Fatal(err)
+		}
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		var served, ran int
+		var text string
+		if _, err := fmt.Sscanf(line, "%d %s", &served, &text); err != nil || served != worker {
+			t.Fatalf("%q: answer %q, want one from worker %d", req, line, worker)
+		}
+		before, after, _ := strings.Cut(strings.TrimSpace(line), " from ")
+		fmt.Sscan(after, &ran)
+		if want := strings.ToUpper(req); !strings.HasSuffix(before, want) {
+			t.Fatalf("%q: answer %q", req, line)
+		}
+		if inWorker := ran == worker; inWorker != (req[0] == 't') {
+			t.Fatalf("%q ran in pid %d (the worker is %d)", req, ran, worker)
+		}
+	}
+	c.Close()
+	if err := m.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if ex := m.Exited(); len(ex) != 1 || ex[0].ExitCode != 0 || ex[0].Connections != 1 {
+		t.Fatalf("exits %+v", ex)
 	}
 }

@@ -165,15 +165,45 @@ func (w *Worker) Serve(ctx context.Context, factory func() loop.BaseProtocol, op
 	if factory == nil {
 		return errors.New("prefork: Serve with a nil protocol factory")
 	}
+	l, err := loop.RunningLoop(ctx)
+	if err != nil {
+		return err
+	}
+	return w.serve(ctx, l, opts, func(so *loop.ServerOptions) (*loop.Server, error) {
+		return l.CreateServer(ctx, func() loop.BaseProtocol {
+			w.connDone()
+			return factory()
+		}, "", so)
+	})
+}
+
+// ServeStreams is Serve for a stream handler, as asyncio.start_server:
+// each connection runs handler in a task of its own, which may await
+// anything (loop.RunInExecutor with a ThreadPool or a ProcessPool of the
+// worker's, say). Draining, the handlers see OnDrain and Stopping; those
+// still running after GracefulTimeout have their connections aborted.
+func (w *Worker) ServeStreams(ctx context.Context, handler func(ctx context.Context, r *loop.StreamReader, sw *loop.StreamWriter) error, opts *ServeOptions) error {
+	if handler == nil {
+		return errors.New("prefork: ServeStreams with a nil handler")
+	}
+	l, err := loop.RunningLoop(ctx)
+	if err != nil {
+		return err
+	}
+	return w.serve(ctx, l, opts, func(so *loop.ServerOptions) (*loop.Server, error) {
+		return loop.StartServer(ctx, func(ctx context.Context, r *loop.StreamReader, sw *loop.StreamWriter) error {
+			w.connDone()
+			return handler(ctx, r, sw)
+		}, "", so)
+	})
+}
+
+func (w *Worker) serve(ctx context.Context, l *loop.Loop, opts *ServeOptions, start func(*loop.ServerOptions) (*loop.Server, error)) error {
 	if w.ln == nil {
 		return errors.New("prefork: the listener is taken (Serve called twice?)")
 	}
 	if opts == nil {
 		opts = &ServeOptions{}
-	}
-	l, err := loop.RunningLoop(ctx)
-	if err != nil {
-		return err
 	}
 	so := opts.Server
 	so.Sockets = []*loop.Socket{w.ln}
@@ -185,10 +215,7 @@ func (w *Worker) Serve(ctx context.Context, factory func() loop.BaseProtocol, op
 		so.AcceptPerWake = 1 // the next connection to whichever worker is idle
 	}
 	w.ln = nil
-	srv, err := l.CreateServer(ctx, func() loop.BaseProtocol {
-		w.connDone()
-		return factory()
-	}, "", &so)
+	srv, err := start(&so)
 	if err != nil {
 		return err
 	}
@@ -226,8 +253,7 @@ func (w *Worker) Serve(ctx context.Context, factory func() loop.BaseProtocol, op
 	if opts.OnDrain != nil {
 		opts.OnDrain()
 	}
-	grace := w.arg.Graceful
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.arg.Graceful)
 	defer cancel()
 	if err := srv.WaitClosed(wctx); err != nil {
 		srv.AbortClients()
