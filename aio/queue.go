@@ -432,6 +432,22 @@ func (q *Queue[T]) put(ctx context.Context, v T, timeout time.Duration) error {
 		// Nothing to wait for: the put is posted, in order.
 		return q.h.post(qPut, b)
 	}
+	if ctx != bg {
+		// A put cannot be undone once the host has taken it: a
+		// cancellation withdraws the put and waits for the answer, which
+		// says whether the item went in (then the put succeeded) or not.
+		wctx := ctx
+		if tc := taskContextOf(ctx); tc != nil {
+			wctx = tc
+		}
+		cf := runningFuture()
+		req := q.h.start(qPut, 0, timeout, b, nil, func(r reply) { _ = cf.SetResult(r) })
+		r, err := awaitReply(ctx, wctx, cf, func() { q.h.cancel(req) })
+		if err != nil {
+			return err
+		}
+		return errOf(r, ErrFull)
+	}
 	r, err := q.h.call(ctx, qPut, 0, timeout, b, nil, nil)
 	if err != nil {
 		return err
@@ -485,7 +501,9 @@ func (q *Queue[T]) PutTimeout(v T, d time.Duration) error { return q.put(bg, v, 
 func (q *Queue[T]) PutNowait(v T) error { return q.put(bg, v, 0) }
 
 // CoroPut is Put as an await (aioprocessing's coro_put). Cancelled while
-// it waits for room, it puts nothing.
+// it waits for room, it puts nothing; cancelled as the room comes, when
+// the queue's host has already taken the item, it returns nil: the
+// item is in (a put cannot be taken back).
 func (q *Queue[T]) CoroPut(ctx context.Context, v T) error { return q.put(ctx, v, -1) }
 
 // Get removes and returns the item at the front of the queue, waiting
