@@ -35,7 +35,10 @@ import (
 // worker, so keep the end open until the call is done.
 //
 // A message on the socket is a 16-byte header, [length u64][descriptors
-// u32][zero u32], then length bytes. A Connection reads exactly one
+// u32][kind u32], then length bytes. The kind is 0 for the messages of
+// Send, SendBytes and SendHandle, kindHandoff for a connection handed off
+// with SendConn and kindAck for its receiver's acknowledgement (see
+// handoff.go). A Connection reads exactly one
 // message's bytes and never ahead, so one passed to another process leaves
 // nothing behind.
 
@@ -49,6 +52,8 @@ var (
 	ErrMessageTooLong  = errors.New("aio: message longer than the maximum length")
 	errNotAHandle      = errors.New("aio: the next message is data, not a handle: use Recv or RecvBytes")
 	errHandleNotData   = errors.New("aio: the next message is a handle: use RecvHandle")
+	errHandoffNotData  = errors.New("aio: the next message is a handed-off connection: use RecvConn")
+	errNotAHandoff     = errors.New("aio: the next message is not a handed-off connection: use Recv, RecvBytes or RecvHandle")
 	errPollTimeout     = errors.New("aio: poll timed out")
 	errCorruptMessage  = errors.New("aio: corrupt message header on the connection")
 	errConnInFlux      = errors.New("aio: the connection holds a partly received message and cannot be passed to another process")
@@ -116,13 +121,42 @@ type Connection struct {
 	eof   bool
 	oob   []byte
 	rerrs error // a sticky read error (a corrupt header)
+
+	// Hand-offs (handoff.go): the acknowledgements this end's SendConns
+	// wait for, by sequence number, and connections received and
+	// acknowledged for a CoroRecvConn whose task had gone, for the next.
+	hmu    sync.Mutex
+	hseq   uint64
+	acks   map[uint64]chan error
+	handed []*HandedConn
+	wakers map[*byte]context.CancelFunc // of the RecvConns waiting
 }
 
 // pmsg is one received message.
 type pmsg struct {
 	data []byte
 	fds  []int
+	kind uint32
 }
+
+// Message kinds, the header's last word.
+const (
+	kindPlain   = 0
+	kindHandoff = 1
+	kindAck     = 2
+)
+
+// want is what a receive takes: a message of data, of handles, a handed
+// off connection, or anything (the pump of a SendConn waiting for its
+// acknowledgement, which parks what it reads for the receives).
+type want uint8
+
+const (
+	wantData want = iota
+	wantHandle
+	wantHandoff
+	wantAny
+)
 
 // parkedMsg is a received message and the Coro receive it is for (nil:
 // free for whoever receives next).
@@ -221,6 +255,7 @@ func (c *Connection) Close() error {
 	c.bmu.Lock()
 	c.dropFree()
 	c.bmu.Unlock()
+	c.closeHandoffs()
 	return err
 }
 
@@ -306,9 +341,11 @@ func (c *Connection) ownedBy(op *recvOp) *parkedMsg {
 	return nil
 }
 
-// next receives the next message, of handles (nfds > 0) or data; the
-// caller holds rsem. A message of the other sort is left in place.
-func (c *Connection) next(ctx context.Context, handle bool) (pmsg, error) {
+// next receives the next message of the sort w; the caller holds rsem. A
+// message of another sort is left in place. Acknowledgements of hand-offs
+// are taken on the way, whoever reads; with wantAny next returns
+// errAckTaken after each.
+func (c *Connection) next(ctx context.Context, w want) (pmsg, error) {
 	if c.closed.Load() {
 		return pmsg{}, ErrConnClosed
 	}
@@ -317,8 +354,20 @@ func (c *Connection) next(ctx context.Context, handle bool) (pmsg, error) {
 			n := binary.LittleEndian.Uint64(c.hdr[:])
 			nfds := int(binary.LittleEndian.Uint32(c.hdr[8:]))
 			if c.bn == int(n) && len(c.fdq) >= nfds {
-				m := pmsg{data: c.body, fds: c.fdq[:nfds:nfds]}
-				if err := sortOf(m, handle); err != nil {
+				m := pmsg{data: c.body, fds: c.fdq[:nfds:nfds], kind: binary.LittleEndian.Uint32(c.hdr[12:])}
+				if m.kind > kindAck || m.kind == kindAck && (nfds > 0 || n != 8) {
+					c.rerrs = errCorruptMessage
+					return pmsg{}, c.rerrs
+				}
+				if m.kind == kindAck {
+					c.hn, c.body, c.bn = 0, nil, 0
+					c.deliverAck(binary.LittleEndian.Uint64(m.data))
+					if w == wantAny {
+						return pmsg{}, errAckTaken
+					}
+					continue
+				}
+				if err := sortOf(m, w); err != nil {
 					return pmsg{}, err
 				}
 				if m.data == nil {
@@ -348,11 +397,16 @@ func (c *Connection) next(ctx context.Context, handle bool) (pmsg, error) {
 	}
 }
 
-func sortOf(m pmsg, handle bool) error {
-	if handle && len(m.fds) == 0 {
+func sortOf(m pmsg, w want) error {
+	switch {
+	case w == wantAny:
+	case m.kind == kindHandoff && w != wantHandoff:
+		return errHandoffNotData
+	case w == wantHandoff && m.kind != kindHandoff:
+		return errNotAHandoff
+	case w == wantHandle && len(m.fds) == 0:
 		return errNotAHandle
-	}
-	if !handle && len(m.fds) > 0 {
+	case w == wantData && len(m.fds) > 0:
 		return errHandleNotData
 	}
 	return nil
@@ -478,7 +532,7 @@ func (c *Connection) mapErr(err error) error {
 // recvMsg is the blocking receive under ctx (any ctx: a task's blocks its
 // goroutine; the Coro methods call it from a goroutine of their own, with
 // op, and then it parks the message for op's task to take).
-func (c *Connection) recvMsg(ctx context.Context, handle bool, op *recvOp) (pmsg, error) {
+func (c *Connection) recvMsg(ctx context.Context, w want, op *recvOp) (pmsg, error) {
 	if err := c.check(true); err != nil {
 		return pmsg{}, err
 	}
@@ -493,7 +547,7 @@ func (c *Connection) recvMsg(ctx context.Context, handle bool, op *recvOp) (pmsg
 	}
 	if e := c.firstFree(); e != nil {
 		defer c.bmu.Unlock()
-		if err := sortOf(e.m, handle); err != nil {
+		if err := sortOf(e.m, w); err != nil {
 			return pmsg{}, err
 		}
 		if op != nil {
@@ -504,7 +558,7 @@ func (c *Connection) recvMsg(ctx context.Context, handle bool, op *recvOp) (pmsg
 		return e.m, nil
 	}
 	c.bmu.Unlock()
-	m, err := c.next(ctx, handle)
+	m, err := c.next(ctx, w)
 	if err != nil || op == nil {
 		return m, err
 	}
@@ -522,11 +576,11 @@ func (c *Connection) recvMsg(ctx context.Context, handle bool, op *recvOp) (pmsg
 // consume runs on the message (on the loop's goroutine) if the task is
 // still there to take it; else the message is freed for the next
 // receive. Off a loop it blocks under ctx.
-func coroRecv[R any](ctx context.Context, c *Connection, handle bool, consume func(pmsg) (R, error)) (R, error) {
+func coroRecv[R any](ctx context.Context, c *Connection, w want, consume func(pmsg) (R, error)) (R, error) {
 	var zero R
 	l := taskLoop(ctx)
 	if l == nil {
-		m, err := c.recvMsg(ctx, handle, nil)
+		m, err := c.recvMsg(ctx, w, nil)
 		if err != nil {
 			return zero, err
 		}
@@ -534,7 +588,7 @@ func coroRecv[R any](ctx context.Context, c *Connection, handle bool, consume fu
 	}
 	op := &recvOp{}
 	_, err := onLoop(ctx, l, func(octx context.Context) (struct{}, error) {
-		_, err := c.recvMsg(octx, handle, op)
+		_, err := c.recvMsg(octx, w, op)
 		return struct{}{}, err
 	}, nil)
 	c.bmu.Lock()
@@ -615,20 +669,29 @@ func awaitUndo[R any](ctx context.Context, lf *loop.Future[R], undo func(R)) (R,
 	return v, err
 }
 
+// lockWrite takes wsem; ctx bounds the wait for an earlier sender.
+func (c *Connection) lockWrite(ctx context.Context) error {
+	select {
+	case c.wsem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case c.wsem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // sendMsg sends one message: the header (with fds, if any) and data,
 // whole. ctx bounds only the wait for an earlier sender.
 func (c *Connection) sendMsg(ctx context.Context, data []byte, fds []int) error {
 	if err := c.check(false); err != nil {
 		return err
 	}
-	select {
-	case c.wsem <- struct{}{}:
-	default:
-		select {
-		case c.wsem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if err := c.lockWrite(ctx); err != nil {
+		return err
 	}
 	defer func() { <-c.wsem }()
 	var hdr [pipeHeader]byte
@@ -686,7 +749,7 @@ func (c *Connection) CoroRecvBytes(ctx context.Context, maxlength int) ([]byte, 
 			return nil, err
 		}
 	}
-	return coroRecv(ctx, c, false, func(m pmsg) ([]byte, error) { return m.data, nil })
+	return coroRecv(ctx, c, wantData, func(m pmsg) ([]byte, error) { return m.data, nil })
 }
 
 // peekLength fails with ErrMessageTooLong if the next message is longer
@@ -742,7 +805,7 @@ func (c *Connection) RecvBytesInto(buf []byte) (int, error) {
 
 // CoroRecvBytesInto is RecvBytesInto for a task: it never blocks the loop.
 func (c *Connection) CoroRecvBytesInto(ctx context.Context, buf []byte) (int, error) {
-	return coroRecv(ctx, c, false, func(m pmsg) (int, error) {
+	return coroRecv(ctx, c, wantData, func(m pmsg) (int, error) {
 		if len(m.data) > len(buf) {
 			return 0, &BufferTooShortError{Message: m.data}
 		}
@@ -780,7 +843,7 @@ func (c *Connection) CoroRecv(ctx context.Context, ptr any) error {
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return fmt.Errorf("aio: Recv needs a non-nil pointer, not %T", ptr)
 	}
-	_, err := coroRecv(ctx, c, false, func(m pmsg) (struct{}, error) {
+	_, err := coroRecv(ctx, c, wantData, func(m pmsg) (struct{}, error) {
 		return struct{}{}, decodeInto(m.data, rv)
 	})
 	return err
@@ -843,7 +906,7 @@ func (c *Connection) RecvHandle() (int, error) { return c.CoroRecvHandle(bg) }
 // CoroRecvHandle is RecvHandle for a task: it never blocks the loop, and
 // a cancelled CoroRecvHandle leaves the descriptor for the next receive.
 func (c *Connection) CoroRecvHandle(ctx context.Context) (int, error) {
-	return coroRecv(ctx, c, true, func(m pmsg) (int, error) {
+	return coroRecv(ctx, c, wantHandle, func(m pmsg) (int, error) {
 		closeFDs(m.fds[1:])
 		return m.fds[0], nil
 	})
@@ -972,7 +1035,7 @@ func (c *Connection) GobEncode() ([]byte, error) {
 	c.bmu.Lock()
 	owned := len(c.parked) > 0
 	c.bmu.Unlock()
-	busy := owned || c.pending() && !c.eof
+	busy := owned || c.handoffsInFlight() || c.pending() && !c.eof
 	c.unlockRead()
 	if busy {
 		return nil, errConnInFlux

@@ -1,0 +1,595 @@
+package aio
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/asyncgo/asyncgo/loop"
+	"golang.org/x/sys/unix"
+)
+
+// Connection hand-off: a live connection sent to another process over a
+// Connection, with the bytes already read from it, and adopted there on a
+// loop, as a transport or streams, or as a net.Conn. Python's
+// multiprocessing.reduction.send_handle and recv_handle pass the
+// descriptor; the bytes an asyncio transport had read, and who owns the
+// connection if the receiver dies on the way, are left to the programmer.
+// Here they are the protocol:
+//
+//   - The hand-off message is [seq u64][prefix] with the descriptor on
+//     its SCM_RIGHTS side channel, of kind kindHandoff, so that only
+//     RecvConn takes it (Recv and RecvHandle refuse it).
+//   - The receiver answers each with an acknowledgement, [seq u64] of
+//     kindAck, once it holds the descriptor, and keeps the descriptor only
+//     if the acknowledgement went out.
+//   - The sender closes its copy when the acknowledgement comes. If the
+//     other end closes first (the receiver died, or closed its end with
+//     the message unread, and the kernel closed the descriptors in
+//     flight), nobody else has the connection: it is still the sender's.
+//
+// Whoever reads the sender's end takes the acknowledgements on the way
+// (a Recv as much as the SendConn waiting for one), so a duplex
+// Connection may carry hand-offs one way and other messages both ways.
+
+// Errors of hand-offs.
+var (
+	// ErrHandoffFailed is a hand-off that did not happen: the
+	// receiver is dead, closed its end, or the message could not be sent.
+	// The connection is still the sender's, open, to serve or close.
+	ErrHandoffFailed = errors.New("aio: hand-off failed: the connection is still the sender's")
+	// ErrHandoffUnsettled is a hand-off whose outcome the sender could not
+	// wait for: its own end closed while it waited, or CoroSendConn's
+	// task was cancelled after it started. The receiver may have the
+	// connection: the sender's copy is closed (or will be, once the
+	// receiver answers), and it is not the caller's any more.
+	ErrHandoffUnsettled = errors.New("aio: hand-off unsettled: the receiver may have the connection; the sender's copy is closed")
+
+	errAckTaken = errors.New("aio: an acknowledgement was taken")
+)
+
+// SendConn hands the connection conn to the process at the other end of
+// the Connection, with prefix, bytes already read from it and not yet
+// consumed, which go first on the other side (in the same message as the
+// descriptor). conn is a *net.TCPConn, a *net.UnixConn (any syscall.Conn
+// with a Close method: an *os.File too), a *loop.Socket or an int
+// descriptor.
+//
+// It returns once the receiver has acknowledged (RecvConn or
+// CoroRecvConn): then it closes the sender's copy, exactly once, and the
+// connection is the receiver's. If the receiver is dead or closes its end
+// before it acknowledges, it returns an error matching ErrHandoffFailed
+// and conn is still the caller's, open: serve it or close it. Any other
+// error (ErrHandoffUnsettled) means conn is closed. A *loop.Socket must not
+// be watched by a loop meanwhile (take it out of its transport with
+// loop.DetachTransport or loop.DetachStreams first); a net.Conn must have
+// no read of its own under way. The Connection must be duplex: the
+// acknowledgement comes back on it. Several SendConns may wait on one
+// Connection at once; one process at a time should send on an end.
+func (c *Connection) SendConn(conn any, prefix []byte) error {
+	return c.CoroSendConn(bg, conn, prefix)
+}
+
+// CoroSendConn is SendConn for a task: it never blocks the loop, and it
+// closes a *loop.Socket on its loop. Cancelled before the receiver
+// answered, it returns at once an error matching both the cancellation
+// and ErrHandoffUnsettled: the connection is no longer the caller's, and
+// is closed once the receiver answers, whatever the answer.
+func (c *Connection) CoroSendConn(ctx context.Context, conn any, prefix []byte) error {
+	src, err := sourceOf(conn)
+	if err != nil {
+		return err
+	}
+	l := taskLoop(ctx)
+	if l == nil {
+		acked, err := c.handoff(ctx, src.fd, prefix)
+		src.sent()
+		return src.settle(acked, err)
+	}
+	type outcome struct {
+		acked bool
+		err   error
+	}
+	res, err := onLoop(ctx, l, func(octx context.Context) (outcome, error) {
+		acked, err := c.handoff(octx, src.fd, prefix)
+		src.sent()
+		return outcome{acked, err}, nil
+	}, func(outcome) { src.closeFrom(l) })
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrHandoffUnsettled, err)
+	}
+	return src.settle(res.acked, res.err)
+}
+
+// connSource is the connection SendConn hands off: the descriptor to send
+// and how to close the caller's copy.
+type connSource struct {
+	fd    int
+	dup   bool // fd is a duplicate made for the send, closed once sent
+	close func() error
+	sock  *loop.Socket
+}
+
+func sourceOf(conn any) (*connSource, error) {
+	switch x := conn.(type) {
+	case int:
+		if x < 0 {
+			return nil, fmt.Errorf("aio: SendConn: bad descriptor %d", x)
+		}
+		return &connSource{fd: x, close: func() error { return unix.Close(x) }}, nil
+	case *loop.Socket:
+		if x == nil || x.Fd() < 0 {
+			return nil, fmt.Errorf("aio: SendConn: %w", loop.ErrSocketClosed)
+		}
+		return &connSource{fd: x.Fd(), close: x.Close, sock: x}, nil
+	case syscall.Conn:
+		cl, ok := conn.(io.Closer)
+		if !ok {
+			return nil, fmt.Errorf("aio: SendConn: %T has no Close method", conn)
+		}
+		rc, err := x.SyscallConn()
+		if err != nil {
+			return nil, fmt.Errorf("aio: SendConn: %w", err)
+		}
+		dup := -1
+		var derr error
+		if err := rc.Control(func(fd uintptr) {
+			dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		}); err != nil {
+			return nil, fmt.Errorf("aio: SendConn: %w", err)
+		}
+		if derr != nil {
+			return nil, fmt.Errorf("aio: SendConn: %w", os.NewSyscallError("fcntl", derr))
+		}
+		return &connSource{fd: dup, dup: true, close: cl.Close}, nil
+	}
+	return nil, fmt.Errorf("aio: SendConn: cannot hand off a %T: give a net.Conn, *os.File, *loop.Socket or descriptor", conn)
+}
+
+// sent releases the duplicate made for the send: the kernel holds its own
+// reference to a descriptor in flight.
+func (s *connSource) sent() {
+	if s.dup {
+		unix.Close(s.fd)
+		s.dup = false
+	}
+}
+
+// settle closes the caller's copy unless the hand-off failed, and returns
+// the error to report.
+func (s *connSource) settle(acked bool, err error) error {
+	if acked {
+		_ = s.close()
+		return nil
+	}
+	if !errors.Is(err, ErrHandoffFailed) {
+		_ = s.close()
+	}
+	return err
+}
+
+// closeFrom closes the caller's copy from any goroutine: a loop.Socket on
+// its loop (l), unless that loop is closed.
+func (s *connSource) closeFrom(l *loop.Loop) {
+	if s.sock != nil && l != nil {
+		if l.CallSoonThreadsafe(func() { _ = s.close() }) == nil {
+			return
+		}
+	}
+	_ = s.close()
+}
+
+// handoff sends fd and prefix and waits for the acknowledgement. It reports
+// acked, or an error: ErrHandoffFailed (nobody else has the connection)
+// or ErrHandoffUnsettled. ctx bounds only the wait for an earlier sender.
+func (c *Connection) handoff(ctx context.Context, fd int, prefix []byte) (bool, error) {
+	if err := c.check(false); err != nil {
+		return false, fmt.Errorf("%w: %w", ErrHandoffFailed, err)
+	}
+	if !c.readable {
+		return false, fmt.Errorf("%w: the Connection is write-only, and the acknowledgement comes back on it: use a duplex Pipe", ErrHandoffFailed)
+	}
+	ch := make(chan error, 1)
+	c.hmu.Lock()
+	c.hseq++
+	seq := c.hseq
+	if c.acks == nil {
+		c.acks = make(map[uint64]chan error)
+	}
+	c.acks[seq] = ch
+	c.hmu.Unlock()
+	msg := make([]byte, pipeHeader+8+len(prefix))
+	binary.LittleEndian.PutUint64(msg, uint64(8+len(prefix)))
+	binary.LittleEndian.PutUint32(msg[8:], 1)
+	binary.LittleEndian.PutUint32(msg[12:], kindHandoff)
+	binary.LittleEndian.PutUint64(msg[pipeHeader:], seq)
+	copy(msg[pipeHeader+8:], prefix)
+	if err := c.sendRaw(ctx, msg, fd); err != nil {
+		c.hmu.Lock()
+		delete(c.acks, seq)
+		c.hmu.Unlock()
+		return false, fmt.Errorf("%w: %w", ErrHandoffFailed, err)
+	}
+	if err := c.awaitAck(ch); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// sendRaw writes msg, a whole message with its header, with fd on the
+// side channel of its first bytes.
+func (c *Connection) sendRaw(ctx context.Context, msg []byte, fd int) error {
+	if err := c.lockWrite(ctx); err != nil {
+		return err
+	}
+	defer func() { <-c.wsem }()
+	n, _, err := c.uc.WriteMsgUnix(msg, unix.UnixRights(fd), nil)
+	if err != nil {
+		return c.mapErr(err)
+	}
+	if n < len(msg) {
+		if _, err := c.uc.Write(msg[n:]); err != nil {
+			return c.mapErr(err)
+		}
+	}
+	return nil
+}
+
+// awaitAck waits for the acknowledgement ch stands for: nil once it came.
+// While no other receive reads the end, it reads itself, parking other
+// messages for the receives.
+func (c *Connection) awaitAck(ch chan error) error {
+	for {
+		select {
+		case err := <-ch:
+			return c.ackErr(err)
+		case c.rsem <- struct{}{}:
+		}
+		select {
+		case err := <-ch:
+			c.unlockRead()
+			return c.ackErr(err)
+		default:
+		}
+		perr := c.pump()
+		c.unlockRead()
+		if perr == nil || perr == errAckTaken {
+			continue
+		}
+		select {
+		case err := <-ch: // it came before the end
+			return c.ackErr(err)
+		default:
+		}
+		c.hmu.Lock()
+		for seq, x := range c.acks {
+			if x == ch {
+				delete(c.acks, seq)
+			}
+		}
+		c.hmu.Unlock()
+		if errors.Is(perr, ErrConnClosed) || errors.Is(perr, errCorruptMessage) {
+			return fmt.Errorf("%w: %w", ErrHandoffUnsettled, perr)
+		}
+		return fmt.Errorf("%w: the receiver closed its end or died before it acknowledged: %w", ErrHandoffFailed, perr)
+	}
+}
+
+func (c *Connection) ackErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrHandoffUnsettled, err)
+}
+
+// pump reads the next message for awaitAck (which holds rsem): an
+// acknowledgement is delivered (errAckTaken), another message parked for
+// whoever receives next.
+func (c *Connection) pump() error {
+	if c.closed.Load() {
+		return ErrConnClosed
+	}
+	m, err := c.next(bg, wantAny)
+	if err != nil {
+		return err
+	}
+	c.bmu.Lock()
+	c.parked = append(c.parked, &parkedMsg{m: m})
+	c.bmu.Unlock()
+	return nil
+}
+
+// deliverAck hands the acknowledgement of hand-off seq to its SendConn.
+func (c *Connection) deliverAck(seq uint64) {
+	c.hmu.Lock()
+	ch := c.acks[seq]
+	delete(c.acks, seq)
+	c.hmu.Unlock()
+	if ch != nil {
+		ch <- nil
+	}
+}
+
+// closeHandoffs, at Close, fails the SendConns waiting and closes the
+// connections received and not taken.
+func (c *Connection) closeHandoffs() {
+	c.hmu.Lock()
+	for seq, ch := range c.acks {
+		select {
+		case ch <- ErrConnClosed:
+		default: // its acknowledgement is there
+		}
+		delete(c.acks, seq)
+	}
+	handed := c.handed
+	c.handed = nil
+	c.hmu.Unlock()
+	for _, h := range handed {
+		h.Close()
+	}
+}
+
+func (c *Connection) handoffsInFlight() bool {
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
+	return len(c.acks) > 0 || len(c.handed) > 0
+}
+
+// RecvConn receives a connection sent with SendConn, acknowledges it, and
+// returns it with the bytes that came with it; the sender has closed its
+// copy (or will, as soon as it reads the acknowledgement). If the
+// acknowledgement cannot be sent (this end was closed meanwhile, the
+// sender is gone) the descriptor is closed and an error returned: the
+// sender keeps the connection. Other messages are left in place, and
+// Recv, RecvBytes and RecvHandle leave a hand-off in place.
+func (c *Connection) RecvConn() (*HandedConn, error) { return c.CoroRecvConn(bg) }
+
+// CoroRecvConn is RecvConn for a task: it never blocks the loop. A
+// connection received and acknowledged for a task cancelled meanwhile is
+// kept for the next RecvConn, or closed with the Connection.
+func (c *Connection) CoroRecvConn(ctx context.Context) (*HandedConn, error) {
+	if h := c.takeHanded(); h != nil {
+		return h, nil
+	}
+	l := taskLoop(ctx)
+	if l == nil {
+		return c.recvConn(ctx)
+	}
+	return onLoop(ctx, l, c.recvConn, c.keepHanded)
+}
+
+// recvConn receives the next hand-off, or takes one kept for the next
+// receive: keepHanded wakes a recvConn that waits on the socket meanwhile
+// (a CoroRecvConn cancelled while its goroutine acknowledged a hand-off
+// gives the hand-off back after another receive had started to wait).
+func (c *Connection) recvConn(ctx context.Context) (*HandedConn, error) {
+	for {
+		wctx, wake := context.WithCancel(ctx)
+		key := new(byte)
+		c.hmu.Lock()
+		if len(c.handed) > 0 {
+			h := c.handed[0]
+			c.handed = c.handed[1:]
+			c.hmu.Unlock()
+			wake()
+			return h, nil
+		}
+		if c.wakers == nil {
+			c.wakers = make(map[*byte]context.CancelFunc)
+		}
+		c.wakers[key] = wake
+		c.hmu.Unlock()
+		m, err := c.recvMsg(wctx, wantHandoff, nil)
+		c.hmu.Lock()
+		delete(c.wakers, key)
+		c.hmu.Unlock()
+		woken := wctx.Err() != nil && ctx.Err() == nil
+		wake()
+		if err != nil && woken {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return c.ackConn(m)
+	}
+}
+
+// ackConn acknowledges the hand-off m and returns its connection.
+func (c *Connection) ackConn(m pmsg) (*HandedConn, error) {
+	closeFDs(m.fds[1:])
+	fd := m.fds[0]
+	if len(m.data) < 8 {
+		unix.Close(fd)
+		return nil, errCorruptMessage
+	}
+	var ack [pipeHeader + 8]byte
+	binary.LittleEndian.PutUint64(ack[:], 8)
+	binary.LittleEndian.PutUint32(ack[12:], kindAck)
+	copy(ack[pipeHeader:], m.data[:8])
+	if err := c.check(false); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("aio: RecvConn: cannot acknowledge the connection: %w", err)
+	}
+	if err := c.lockWrite(bg); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	_, werr := c.uc.Write(ack[:])
+	<-c.wsem
+	if werr != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("aio: RecvConn: cannot acknowledge the connection: %w", c.mapErr(werr))
+	}
+	var prefix []byte
+	if len(m.data) > 8 {
+		prefix = m.data[8:]
+	}
+	return &HandedConn{fd: fd, prefix: prefix}, nil
+}
+
+func (c *Connection) takeHanded() *HandedConn {
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
+	if len(c.handed) == 0 {
+		return nil
+	}
+	h := c.handed[0]
+	c.handed = c.handed[1:]
+	return h
+}
+
+func (c *Connection) keepHanded(h *HandedConn) {
+	c.hmu.Lock()
+	if !c.closed.Load() {
+		c.handed = append(c.handed, h)
+		h = nil
+		for _, wake := range c.wakers {
+			wake()
+		}
+	}
+	c.hmu.Unlock()
+	if h != nil {
+		h.Close()
+	}
+}
+
+// HandedConn is a connection received with RecvConn: its descriptor
+// (close-on-exec, this process's own) and the bytes that came with it.
+// Adopt it once, with one of Adopt, OpenStreams, Socket, NetConn, File or
+// Detach, or Close it; after that Fd is -1. Not for concurrent use.
+type HandedConn struct {
+	fd     int
+	prefix []byte
+}
+
+// ErrHandedConnTaken is the error of adopting a HandedConn adopted or
+// closed before.
+var ErrHandedConnTaken = errors.New("aio: the handed-off connection was adopted or closed already")
+
+// Fd returns the descriptor, or -1 once adopted or closed. It stays the
+// HandedConn's.
+func (h *HandedConn) Fd() int { return h.fd }
+
+// Prefix returns the bytes read from the connection by the sender and not
+// consumed there: what comes first. Adopt and OpenStreams deliver them;
+// with Socket, File and Detach they are the caller's to use.
+func (h *HandedConn) Prefix() []byte { return h.prefix }
+
+// Detach gives the descriptor up to the caller (socket.detach()).
+func (h *HandedConn) Detach() (int, error) {
+	if h.fd < 0 {
+		return -1, ErrHandedConnTaken
+	}
+	fd := h.fd
+	h.fd = -1
+	return fd, nil
+}
+
+// Close closes the connection if it has not been adopted. Closing twice
+// does nothing.
+func (h *HandedConn) Close() error {
+	if h.fd < 0 {
+		return nil
+	}
+	fd := h.fd
+	h.fd = -1
+	return os.NewSyscallError("close", unix.Close(fd))
+}
+
+// Socket adopts the connection as a loop Socket (loop.SocketFromFd), for
+// the loop's sock_* calls or a transport; the prefix is not in it. On an
+// error (the descriptor is not a socket) the HandedConn keeps it.
+func (h *HandedConn) Socket() (*loop.Socket, error) {
+	if h.fd < 0 {
+		return nil, ErrHandedConnTaken
+	}
+	s, err := loop.SocketFromFd(h.fd)
+	if err != nil {
+		return nil, err
+	}
+	h.fd = -1
+	return s, nil
+}
+
+// Adopt makes the connection a transport on the loop of ctx's task, for a
+// protocol from factory, as loop.ConnectAcceptedSocket; the prefix comes
+// to the protocol first, in one DataReceived right after ConnectionMade
+// (or through GetBuffer and BufferUpdated), before anything read from the
+// socket (loop.AttachSocket).
+func (h *HandedConn) Adopt(ctx context.Context, factory func() loop.BaseProtocol) (loop.Transport, loop.BaseProtocol, error) {
+	l, err := loop.RunningLoop(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := h.Socket()
+	if err != nil {
+		return nil, nil, err
+	}
+	return l.AttachSocket(ctx, factory, s, h.prefix)
+}
+
+// OpenStreams makes the connection a reader and a writer on the loop of
+// ctx's task (asyncio.open_connection(sock=...)), the prefix first in the
+// reader's buffer (loop.AttachStreams). limit is the reader's limit (<= 0:
+// 64 KiB).
+func (h *HandedConn) OpenStreams(ctx context.Context, limit int) (*loop.StreamReader, *loop.StreamWriter, error) {
+	if _, err := loop.RunningLoop(ctx); err != nil {
+		return nil, nil, err
+	}
+	s, err := h.Socket()
+	if err != nil {
+		return nil, nil, err
+	}
+	return loop.AttachStreams(ctx, s, h.prefix, limit)
+}
+
+// File adopts the connection as an *os.File; the prefix is not in it.
+func (h *HandedConn) File() (*os.File, error) {
+	fd, err := h.Detach()
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), "handed-conn"), nil
+}
+
+// NetConn adopts the connection as a net.Conn (a *net.TCPConn or
+// *net.UnixConn, as net.FileConn makes it) that reads the prefix first: if
+// there is one, the net.Conn is a wrapper whose Read returns it before
+// anything from the socket, the other methods the connection's own. On an
+// error (the descriptor is not a socket) the connection is closed.
+func (h *HandedConn) NetConn() (net.Conn, error) {
+	f, err := h.File()
+	if err != nil {
+		return nil, err
+	}
+	nc, err := net.FileConn(f) // a duplicate, in Go's netpoller
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("aio: NetConn: %w", err)
+	}
+	if len(h.prefix) == 0 {
+		return nc, nil
+	}
+	return &prefixConn{Conn: nc, prefix: h.prefix}, nil
+}
+
+// prefixConn is a net.Conn that reads prefix first.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
