@@ -294,7 +294,7 @@ func (c *Connection) pump() error {
 	if c.closed.Load() {
 		return ErrConnClosed
 	}
-	m, err := c.next(bg, wantAny)
+	m, err := c.next(bg, wantAny, true)
 	if err != nil {
 		return err
 	}
@@ -328,6 +328,9 @@ func (c *Connection) closeHandoffs() {
 	}
 	handed := c.handed
 	c.handed = nil
+	for _, wake := range c.loopWaiters {
+		wake()
+	}
 	c.hmu.Unlock()
 	for _, h := range handed {
 		h.Close()
@@ -360,7 +363,178 @@ func (c *Connection) CoroRecvConn(ctx context.Context) (*HandedConn, error) {
 	if l == nil {
 		return c.recvConn(ctx)
 	}
+	if h, done, err := c.recvConnOnLoop(ctx, l); done {
+		return h, err
+	}
 	return onLoop(ctx, l, c.recvConn, c.keepHanded)
+}
+
+// recvConnOnLoop is CoroRecvConn's fast way: while no other receive reads
+// the end, the task reads it itself on its loop, without blocking, and
+// waits for it to be readable in the loop's own poller (a goroutine, the
+// netpoller and a threadsafe call back to the loop cost about 30 us per
+// hand-off here). done is false if another receive holds the end: then
+// the caller waits the usual way.
+func (c *Connection) recvConnOnLoop(ctx context.Context, l *loop.Loop) (h *HandedConn, done bool, err error) {
+	for {
+		if err := c.check(true); err != nil {
+			return nil, true, err
+		}
+		if h := c.takeHanded(); h != nil {
+			return h, true, nil
+		}
+		select {
+		case c.rsem <- struct{}{}:
+		default:
+			return nil, false, nil
+		}
+		m, err := c.takeFree(wantHandoff)
+		if err == errPollTimeout {
+			m, err = c.next(ctx, wantHandoff, false)
+		}
+		c.unlockRead()
+		switch {
+		case err == nil:
+			h, err := c.ackOnLoop(ctx, l, m)
+			return h, true, err
+		case err != errPollTimeout:
+			return nil, true, err
+		}
+		if err := c.waitReadable(ctx, l); err != nil {
+			return nil, true, err
+		}
+	}
+}
+
+// takeFree takes the first free parked message if it is of the sort w
+// (errPollTimeout: there is none); the caller holds rsem.
+func (c *Connection) takeFree(w want) (pmsg, error) {
+	c.bmu.Lock()
+	defer c.bmu.Unlock()
+	e := c.firstFree()
+	if e == nil {
+		return pmsg{}, errPollTimeout
+	}
+	if err := sortOf(e.m, w); err != nil {
+		return pmsg{}, err
+	}
+	c.unpark(e)
+	return e.m, nil
+}
+
+// waitReadable waits on l until the end is readable, or closed. It
+// watches a duplicate of the descriptor, its own to close: the Connection
+// may be closed meanwhile, and the loop must never watch a descriptor
+// number that another open may reuse.
+func (c *Connection) waitReadable(ctx context.Context, l *loop.Loop) error {
+	fd := -1
+	var derr error
+	if err := c.rc.Control(func(f uintptr) { fd, derr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return c.mapErr(err)
+	}
+	if derr != nil {
+		return os.NewSyscallError("fcntl", derr)
+	}
+	defer unix.Close(fd)
+	ready := loop.NewFuture[struct{}](l)
+	wake := func() {
+		if !ready.Done() {
+			ready.SetResult(struct{}{})
+		}
+	}
+	if err := l.AddReader(fd, wake); err != nil {
+		return err
+	}
+	defer l.RemoveReader(fd)
+	key := new(byte)
+	c.hmu.Lock()
+	if c.loopWaiters == nil {
+		c.loopWaiters = make(map[*byte]func())
+	}
+	c.loopWaiters[key] = func() { _ = l.CallSoonThreadsafe(wake) }
+	c.hmu.Unlock()
+	defer func() {
+		c.hmu.Lock()
+		delete(c.loopWaiters, key)
+		c.hmu.Unlock()
+	}()
+	if c.closed.Load() { // closed before it could wake us
+		return ErrConnClosed
+	}
+	_, err := ready.Await(ctx)
+	return err
+}
+
+// ackOnLoop acknowledges the hand-off m from the loop: at once if the
+// socket takes the 24 bytes, else from a goroutine, awaited.
+func (c *Connection) ackOnLoop(ctx context.Context, l *loop.Loop, m pmsg) (*HandedConn, error) {
+	closeFDs(m.fds[1:])
+	fd := m.fds[0]
+	if len(m.data) < 8 {
+		unix.Close(fd)
+		return nil, errCorruptMessage
+	}
+	h := &HandedConn{fd: fd}
+	if len(m.data) > 8 {
+		h.prefix = m.data[8:]
+	}
+	ack := ackMessage(m.data[:8])
+	if err := c.check(false); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("aio: RecvConn: cannot acknowledge the connection: %w", err)
+	}
+	n, held := 0, false
+	select {
+	case c.wsem <- struct{}{}:
+		var werr error
+		if err := c.rc.Write(func(f uintptr) bool {
+			n, werr = unix.Write(int(f), ack[:])
+			return true
+		}); err != nil {
+			werr = err
+		}
+		n = max(n, 0)
+		switch {
+		case n == len(ack):
+			<-c.wsem
+			return h, nil
+		case werr != nil && werr != unix.EAGAIN:
+			<-c.wsem
+			unix.Close(fd)
+			return nil, fmt.Errorf("aio: RecvConn: cannot acknowledge the connection: %w", c.mapErr(werr))
+		case n > 0:
+			held = true // part of it went: nobody else may write before the rest
+		default:
+			<-c.wsem
+		}
+	default: // another sender writes: wait for it off the loop
+	}
+	rest := ack[n:]
+	return onLoop(ctx, l, func(context.Context) (*HandedConn, error) {
+		if !held {
+			if err := c.lockWrite(bg); err != nil {
+				h.Close()
+				return nil, err
+			}
+		}
+		_, err := c.uc.Write(rest)
+		<-c.wsem
+		if err != nil {
+			h.Close()
+			return nil, fmt.Errorf("aio: RecvConn: cannot acknowledge the connection: %w", c.mapErr(err))
+		}
+		return h, nil
+	}, c.keepHanded)
+}
+
+// ackMessage is the acknowledgement of the hand-off whose sequence number
+// is seq (8 bytes).
+func ackMessage(seq []byte) [pipeHeader + 8]byte {
+	var ack [pipeHeader + 8]byte
+	binary.LittleEndian.PutUint64(ack[:], 8)
+	binary.LittleEndian.PutUint32(ack[12:], kindAck)
+	copy(ack[pipeHeader:], seq)
+	return ack
 }
 
 // recvConn receives the next hand-off, or takes one kept for the next
@@ -408,10 +582,7 @@ func (c *Connection) ackConn(m pmsg) (*HandedConn, error) {
 		unix.Close(fd)
 		return nil, errCorruptMessage
 	}
-	var ack [pipeHeader + 8]byte
-	binary.LittleEndian.PutUint64(ack[:], 8)
-	binary.LittleEndian.PutUint32(ack[12:], kindAck)
-	copy(ack[pipeHeader:], m.data[:8])
+	ack := ackMessage(m.data[:8])
 	if err := c.check(false); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("aio: RecvConn: cannot acknowledge the connection: %w", err)

@@ -746,3 +746,35 @@ func TestHandoffCoro(t *testing.T) {
 	b.Close()
 	checkFDs(t, before)
 }
+
+// A CoroRecvConn waiting on its loop for the end to be readable returns
+// ErrConnClosed when the end is closed, and the other end sees EOF: the
+// loop watched a descriptor of its own, closed with the wait.
+func TestHandoffCoroRecvClosedWhileWaiting(t *testing.T) {
+	before := countFDs(t)
+	a, b, err := aio.Pipe(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = loop.RunMain(context.Background(), func(ctx context.Context) error {
+		l, _ := loop.RunningLoop(ctx)
+		rt := loop.CreateTask(l, func(ctx context.Context) (*aio.HandedConn, error) { return b.CoroRecvConn(ctx) })
+		if err := loop.Sleep(ctx, 0); err != nil { // rt waits
+			return err
+		}
+		b.Close()
+		if _, err := rt.Await(ctx); !errors.Is(err, aio.ErrConnClosed) {
+			t.Errorf("CoroRecvConn on a closed end = %v; want ErrConnClosed", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s string
+	if err := a.Recv(&s); !errors.Is(err, io.EOF) {
+		t.Errorf("Recv from the closed end = %v; want io.EOF", err)
+	}
+	a.Close()
+	checkFDs(t, before)
+}

@@ -130,6 +130,9 @@ type Connection struct {
 	acks   map[uint64]chan error
 	handed []*HandedConn
 	wakers map[*byte]context.CancelFunc // of the RecvConns waiting
+	// CoroRecvConns waiting on their loops for the end to be readable:
+	// Close wakes them.
+	loopWaiters map[*byte]func()
 }
 
 // pmsg is one received message.
@@ -344,8 +347,9 @@ func (c *Connection) ownedBy(op *recvOp) *parkedMsg {
 // next receives the next message of the sort w; the caller holds rsem. A
 // message of another sort is left in place. Acknowledgements of hand-offs
 // are taken on the way, whoever reads; with wantAny next returns
-// errAckTaken after each.
-func (c *Connection) next(ctx context.Context, w want) (pmsg, error) {
+// errAckTaken after each. Without wait it reads only what the socket has
+// and returns errPollTimeout if that is not a whole message.
+func (c *Connection) next(ctx context.Context, w want, wait bool) (pmsg, error) {
 	if c.closed.Load() {
 		return pmsg{}, ErrConnClosed
 	}
@@ -391,7 +395,7 @@ func (c *Connection) next(ctx context.Context, w want) (pmsg, error) {
 			}
 			return pmsg{}, io.EOF
 		}
-		if err := c.fill(ctx, time.Time{}, true); err != nil {
+		if err := c.fill(ctx, time.Time{}, wait); err != nil {
 			return pmsg{}, err
 		}
 	}
@@ -558,7 +562,7 @@ func (c *Connection) recvMsg(ctx context.Context, w want, op *recvOp) (pmsg, err
 		return e.m, nil
 	}
 	c.bmu.Unlock()
-	m, err := c.next(ctx, w)
+	m, err := c.next(ctx, w, true)
 	if err != nil || op == nil {
 		return m, err
 	}
