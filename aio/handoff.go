@@ -301,7 +301,23 @@ func (c *Connection) pump() error {
 	c.bmu.Lock()
 	c.parked = append(c.parked, &parkedMsg{m: m})
 	c.bmu.Unlock()
+	if m.kind == kindHandoff {
+		c.wakeReceivers()
+	}
 	return nil
+}
+
+// wakeReceivers wakes the RecvConns waiting on the socket, for a hand-off
+// that is no longer there but parked or kept.
+func (c *Connection) wakeReceivers() {
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
+	for _, wake := range c.wakers {
+		wake()
+	}
+	for _, wake := range c.loopWaiters {
+		wake()
+	}
 }
 
 // deliverAck hands the acknowledgement of hand-off seq to its SendConn.
@@ -383,16 +399,16 @@ func (c *Connection) recvConnOnLoop(ctx context.Context, l *loop.Loop) (h *Hande
 		if h := c.takeHanded(); h != nil {
 			return h, true, nil
 		}
-		select {
-		case c.rsem <- struct{}{}:
-		default:
-			return nil, false, nil
-		}
 		m, err := c.takeFree(wantHandoff)
 		if err == errPollTimeout {
+			select {
+			case c.rsem <- struct{}{}:
+			default:
+				return nil, false, nil
+			}
 			m, err = c.next(ctx, wantHandoff, false)
+			c.unlockRead()
 		}
-		c.unlockRead()
 		switch {
 		case err == nil:
 			h, err := c.ackOnLoop(ctx, l, m)
@@ -407,7 +423,8 @@ func (c *Connection) recvConnOnLoop(ctx context.Context, l *loop.Loop) (h *Hande
 }
 
 // takeFree takes the first free parked message if it is of the sort w
-// (errPollTimeout: there is none); the caller holds rsem.
+// (errPollTimeout: there is none). Parked messages come before anything
+// still in the socket, so this needs bmu only.
 func (c *Connection) takeFree(w want) (pmsg, error) {
 	c.bmu.Lock()
 	defer c.bmu.Unlock()
@@ -558,7 +575,13 @@ func (c *Connection) recvConn(ctx context.Context) (*HandedConn, error) {
 		}
 		c.wakers[key] = wake
 		c.hmu.Unlock()
-		m, err := c.recvMsg(wctx, wantHandoff, nil)
+		// A hand-off parked by a SendConn's pump is taken without the
+		// read lock, which that pump may hold while it waits for an
+		// acknowledgement that only this receive's would let come.
+		m, err := c.takeFree(wantHandoff)
+		if err == errPollTimeout {
+			m, err = c.recvMsg(wctx, wantHandoff, nil)
+		}
 		c.hmu.Lock()
 		delete(c.wakers, key)
 		c.hmu.Unlock()
@@ -620,14 +643,13 @@ func (c *Connection) keepHanded(h *HandedConn) {
 	if !c.closed.Load() {
 		c.handed = append(c.handed, h)
 		h = nil
-		for _, wake := range c.wakers {
-			wake()
-		}
 	}
 	c.hmu.Unlock()
 	if h != nil {
 		h.Close()
+		return
 	}
+	c.wakeReceivers()
 }
 
 // HandedConn is a connection received with RecvConn: its descriptor

@@ -778,3 +778,73 @@ func TestHandoffCoroRecvClosedWhileWaiting(t *testing.T) {
 	a.Close()
 	checkFDs(t, before)
 }
+
+// Hand-offs both ways on one duplex Pipe at once: each end's SendConns
+// read (and park) the other's hand-offs while they wait for their
+// acknowledgements, and the receives, a loop's CoroRecvConn on one end,
+// blocking RecvConns on the other, are woken for what was parked.
+func TestHandoffBothWays(t *testing.T) {
+	before := countFDs(t)
+	a, b, err := aio.Pipe(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	send := func(c *aio.Connection, tag string) {
+		defer wg.Done()
+		for i := range n {
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			unix.Close(fds[1])
+			if err := c.SendConn(fds[0], fmt.Appendf(nil, "%s%d", tag, i)); err != nil {
+				t.Errorf("%s: SendConn = %v", tag, err)
+				unix.Close(fds[0])
+			}
+		}
+	}
+	wg.Add(2)
+	go send(a, "a")
+	go send(b, "b")
+	var fromA []string
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range n {
+			h, err := a.RecvConn()
+			if err != nil {
+				t.Errorf("a.RecvConn = %v", err)
+				return
+			}
+			h.Close()
+		}
+	}()
+	err = loop.RunMain(context.Background(), func(ctx context.Context) error {
+		for range n {
+			h, err := b.CoroRecvConn(ctx)
+			if err != nil {
+				return err
+			}
+			fromA = append(fromA, string(h.Prefix()))
+			h.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	var want []string
+	for i := range n {
+		want = append(want, fmt.Sprintf("a%d", i))
+	}
+	if diff := cmp.Diff(want, fromA); diff != "" {
+		t.Errorf("b received (-want +got):\n%s", diff)
+	}
+	a.Close()
+	b.Close()
+	checkFDs(t, before)
+}
