@@ -3,6 +3,7 @@ package aio
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"sync"
 	"time"
 
@@ -176,17 +177,23 @@ func (c *qclient) delivered(r reply) {
 func (c *qclient) get(ctx context.Context, timeout time.Duration) ([]byte, error) {
 	c.mu.Lock()
 	if len(c.buf) > 0 {
-		b := c.buf[0]
-		c.buf[0] = nil
-		c.buf = c.buf[1:]
-		c.consumed++
-		c.topUp()
-		c.mu.Unlock()
-		return b, nil
+		return c.take(), nil
 	}
 	if timeout == 0 {
 		c.mu.Unlock()
-		return c.getNowait()
+		b, err := c.getNowait()
+		if errors.Is(err, ErrEmpty) {
+			// The host answers after the items it lent this process
+			// before it: one may have come into the buffer meanwhile (a
+			// Put of this process's that went to one of its standing
+			// gets).
+			c.mu.Lock()
+			if len(c.buf) > 0 {
+				return c.take(), nil
+			}
+			c.mu.Unlock()
+		}
+		return b, err
 	}
 	// Wait for a delivery, with the task's loop or this goroutine.
 	f := executor.NewFuture[[]byte]()
@@ -222,6 +229,17 @@ func (c *qclient) get(ctx context.Context, timeout time.Duration) ([]byte, error
 		}
 	}
 	return f.Result(context.Background())
+}
+
+// take takes the front item of the buffer; mu is held, and released.
+func (c *qclient) take() []byte {
+	b := c.buf[0]
+	c.buf[0] = nil
+	c.buf = c.buf[1:]
+	c.consumed++
+	c.topUp()
+	c.mu.Unlock()
+	return b
 }
 
 // giveBack returns an item a cancelled task was handed: it has been

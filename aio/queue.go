@@ -93,7 +93,10 @@ type queueObj struct {
 
 func (q *queueObj) n() int { return len(q.items) - q.head }
 
-func (q *queueObj) full() bool { return q.maxsize > 0 && q.n() >= q.maxsize }
+// full reports whether the queue is at its bound, counting the items lent
+// to processes and not yet taken there: they are still in the queue (Qsize
+// counts them), and maxsize bounds what a consumer's standing gets hold.
+func (q *queueObj) full() bool { return q.maxsize > 0 && q.n()+q.lentN() >= q.maxsize }
 
 func (q *queueObj) pushItem(b []byte, out *outbox) {
 	if g := q.getters.pop(); g != nil {
@@ -227,6 +230,7 @@ func (q *queueObj) serve(r *request) {
 	case qGet, qLend:
 		if r.op == qLend && len(r.data) == 4 {
 			q.consume(r.p, int(binary.LittleEndian.Uint32(r.data)))
+			q.admit(&out) // what was taken made room
 		}
 		switch {
 		case q.n() > 0:
@@ -252,6 +256,7 @@ func (q *queueObj) serve(r *request) {
 	case qConsumed:
 		if len(r.data) == 4 {
 			q.consume(r.p, int(binary.LittleEndian.Uint32(r.data)))
+			q.admit(&out)
 		}
 	case qReturn:
 		if len(r.data) == 4 {

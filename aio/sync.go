@@ -48,7 +48,8 @@ const (
 type semObj struct {
 	mu        sync.Mutex
 	value     int
-	bound     int  // > 0: release past it is an error (Lock, BoundedSemaphore)
+	bound     int // if bounded, release past it is an error (Lock, BoundedSemaphore)
+	bounded   bool
 	recursive bool // RLock
 	isLock    bool // Lock or RLock: owner is kept
 	owner     holder
@@ -214,7 +215,7 @@ func (s *semObj) release(r *request) (uint8, string) {
 			return stOK, ""
 		}
 		s.owner = holder{}
-	case s.bound > 0 && s.value >= s.bound:
+	case s.bounded && s.value >= s.bound:
 		return stWrongState, ErrReleasedTooOften.Error()
 	case s.isLock:
 		s.owner = holder{}
@@ -349,7 +350,7 @@ type Lock struct{ semaphore }
 
 // NewLock returns a free Lock.
 func NewLock() *Lock {
-	return &Lock{semaphore{newHandle(kindLock, &semObj{value: 1, bound: 1, isLock: true})}}
+	return &Lock{semaphore{newHandle(kindLock, &semObj{value: 1, bound: 1, bounded: true, isLock: true})}}
 }
 
 // Acquire waits until the lock is free and takes it.
@@ -390,7 +391,7 @@ type RLock struct{ semaphore }
 
 // NewRLock returns a free RLock.
 func NewRLock() *RLock {
-	return &RLock{semaphore{newHandle(kindRLock, &semObj{value: 1, bound: 1, isLock: true, recursive: true})}}
+	return &RLock{semaphore{newHandle(kindRLock, &semObj{value: 1, bound: 1, bounded: true, isLock: true, recursive: true})}}
 }
 
 // Acquire takes the lock for the calling goroutine, waiting while another
@@ -463,7 +464,7 @@ type BoundedSemaphore struct{ Semaphore }
 // NewBoundedSemaphore returns a bounded semaphore of value n.
 func NewBoundedSemaphore(n int) *BoundedSemaphore {
 	n = max(n, 0)
-	return &BoundedSemaphore{Semaphore{semaphore{newHandle(kindBounded, &semObj{value: n, bound: max(n, 1)})}}}
+	return &BoundedSemaphore{Semaphore{semaphore{newHandle(kindBounded, &semObj{value: n, bound: n, bounded: true})}}}
 }
 
 // GobDecode makes a received reference the semaphore.
