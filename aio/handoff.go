@@ -91,19 +91,7 @@ func (c *Connection) CoroSendConn(ctx context.Context, conn any, prefix []byte) 
 		src.sent()
 		return src.settle(acked, err)
 	}
-	type outcome struct {
-		acked bool
-		err   error
-	}
-	res, err := onLoop(ctx, l, func(octx context.Context) (outcome, error) {
-		acked, err := c.handoff(octx, src.fd, prefix)
-		src.sent()
-		return outcome{acked, err}, nil
-	}, func(outcome) { src.closeFrom(l) })
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrHandoffUnsettled, err)
-	}
-	return src.settle(res.acked, res.err)
+	return c.coroSendConnOnLoop(ctx, l, src, prefix)
 }
 
 // connSource is the connection SendConn hands off: the descriptor to send
@@ -188,37 +176,172 @@ func (s *connSource) closeFrom(l *loop.Loop) {
 // acked, or an error: ErrHandoffFailed (nobody else has the connection)
 // or ErrHandoffUnsettled. ctx bounds only the wait for an earlier sender.
 func (c *Connection) handoff(ctx context.Context, fd int, prefix []byte) (bool, error) {
-	if err := c.check(false); err != nil {
+	p, err := c.prepareHandoff(prefix)
+	if err != nil {
+		return false, err
+	}
+	if err := c.sendRaw(ctx, p.msg, fd); err != nil {
+		c.dropAck(p.seq)
 		return false, fmt.Errorf("%w: %w", ErrHandoffFailed, err)
 	}
-	if !c.readable {
-		return false, fmt.Errorf("%w: the Connection is write-only, and the acknowledgement comes back on it: use a duplex Pipe", ErrHandoffFailed)
-	}
-	ch := make(chan error, 1)
-	c.hmu.Lock()
-	c.hseq++
-	seq := c.hseq
-	if c.acks == nil {
-		c.acks = make(map[uint64]chan error)
-	}
-	c.acks[seq] = ch
-	c.hmu.Unlock()
-	msg := make([]byte, pipeHeader+8+len(prefix))
-	binary.LittleEndian.PutUint64(msg, uint64(8+len(prefix)))
-	binary.LittleEndian.PutUint32(msg[8:], 1)
-	binary.LittleEndian.PutUint32(msg[12:], kindHandoff)
-	binary.LittleEndian.PutUint64(msg[pipeHeader:], seq)
-	copy(msg[pipeHeader+8:], prefix)
-	if err := c.sendRaw(ctx, msg, fd); err != nil {
-		c.hmu.Lock()
-		delete(c.acks, seq)
-		c.hmu.Unlock()
-		return false, fmt.Errorf("%w: %w", ErrHandoffFailed, err)
-	}
-	if err := c.awaitAck(ch); err != nil {
+	if err := c.awaitAck(p.seq, p.ch); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// pendingHandoff is a hand-off message and the acknowledgement it waits
+// for, registered before the message goes (any reader may take it).
+type pendingHandoff struct {
+	seq uint64
+	ch  chan error
+	msg []byte
+}
+
+func (c *Connection) prepareHandoff(prefix []byte) (*pendingHandoff, error) {
+	if err := c.check(false); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrHandoffFailed, err)
+	}
+	if !c.readable {
+		return nil, fmt.Errorf("%w: the Connection is write-only, and the acknowledgement comes back on it: use a duplex Pipe", ErrHandoffFailed)
+	}
+	p := &pendingHandoff{ch: make(chan error, 1), msg: make([]byte, pipeHeader+8+len(prefix))}
+	c.hmu.Lock()
+	c.hseq++
+	p.seq = c.hseq
+	if c.acks == nil {
+		c.acks = make(map[uint64]chan error)
+	}
+	c.acks[p.seq] = p.ch
+	c.hmu.Unlock()
+	binary.LittleEndian.PutUint64(p.msg, uint64(8+len(prefix)))
+	binary.LittleEndian.PutUint32(p.msg[8:], 1)
+	binary.LittleEndian.PutUint32(p.msg[12:], kindHandoff)
+	binary.LittleEndian.PutUint64(p.msg[pipeHeader:], p.seq)
+	copy(p.msg[pipeHeader+8:], prefix)
+	return p, nil
+}
+
+// dropAck forgets the acknowledgement of hand-off seq.
+func (c *Connection) dropAck(seq uint64) {
+	c.hmu.Lock()
+	delete(c.acks, seq)
+	c.hmu.Unlock()
+}
+
+// coroSendConnOnLoop is CoroSendConn's fast way, on the task's loop: the
+// message goes with one non-blocking sendmsg, and the task reads the
+// acknowledgement itself, waiting for the end in the loop's poller, as
+// CoroRecvConn does. What cannot be done without waiting (the socket
+// full, another sender or receiver on the end) goes on from a goroutine.
+func (c *Connection) coroSendConnOnLoop(ctx context.Context, l *loop.Loop, src *connSource, prefix []byte) error {
+	p, err := c.prepareHandoff(prefix)
+	if err != nil {
+		src.sent()
+		return src.settle(false, err)
+	}
+	n, held := 0, false
+	select {
+	case c.wsem <- struct{}{}:
+		var werr error
+		rights := unix.UnixRights(src.fd)
+		if err := c.rc.Write(func(f uintptr) bool {
+			n, werr = unix.SendmsgN(int(f), p.msg, rights, nil, 0)
+			return true
+		}); err != nil {
+			werr = err
+		}
+		n = max(n, 0)
+		switch {
+		case n == len(p.msg):
+			<-c.wsem
+			src.sent()
+			return c.awaitAckOnLoop(ctx, l, src, p)
+		case werr != nil && werr != unix.EAGAIN:
+			<-c.wsem
+			c.dropAck(p.seq)
+			src.sent()
+			return src.settle(false, fmt.Errorf("%w: %w", ErrHandoffFailed, c.mapErr(werr)))
+		case n > 0:
+			held = true // the descriptor went with the first bytes: the rest next, nothing between
+		default:
+			<-c.wsem
+		}
+	default:
+	}
+	return c.settleOffLoop(ctx, l, src, func(octx context.Context) error {
+		var err error
+		if held {
+			_, err = c.uc.Write(p.msg[n:])
+			<-c.wsem
+			err = c.mapErr(err)
+		} else {
+			err = c.sendRaw(octx, p.msg, src.fd)
+		}
+		src.sent()
+		if err != nil {
+			c.dropAck(p.seq)
+			return fmt.Errorf("%w: %w", ErrHandoffFailed, err)
+		}
+		return c.awaitAck(p.seq, p.ch)
+	})
+}
+
+// settleOffLoop runs op (the rest of a hand-off: nil once acknowledged)
+// on a goroutine and settles src with its outcome on the loop; a task that
+// stops waiting leaves src to be closed when op ends.
+func (c *Connection) settleOffLoop(ctx context.Context, l *loop.Loop, src *connSource, op func(context.Context) error) error {
+	type outcome struct{ err error }
+	res, err := onLoop(ctx, l, func(octx context.Context) (outcome, error) {
+		return outcome{op(octx)}, nil
+	}, func(outcome) { src.closeFrom(l) })
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrHandoffUnsettled, err)
+	}
+	return src.settle(res.err == nil, res.err)
+}
+
+// awaitAckOnLoop waits on the loop for the acknowledgement of p, whose
+// message went, reading the end itself while no other receive does.
+func (c *Connection) awaitAckOnLoop(ctx context.Context, l *loop.Loop, src *connSource, p *pendingHandoff) error {
+	for {
+		select {
+		case err := <-p.ch:
+			err = c.ackErr(err)
+			return src.settle(err == nil, err)
+		default:
+		}
+		select {
+		case c.rsem <- struct{}{}:
+		default: // another receive reads, and will take it on its way
+			return c.settleOffLoop(ctx, l, src, func(context.Context) error { return c.awaitAck(p.seq, p.ch) })
+		}
+		var perr error
+		for {
+			if perr = c.pumpWith(false); perr != nil && perr != errAckTaken {
+				break
+			}
+		}
+		c.unlockRead()
+		select {
+		case err := <-p.ch:
+			err = c.ackErr(err)
+			return src.settle(err == nil, err)
+		default:
+		}
+		if perr != errPollTimeout {
+			c.dropAck(p.seq)
+			return src.settle(false, c.endErr(perr))
+		}
+		if err := c.waitReadable(ctx, l); err != nil && !errors.Is(err, ErrConnClosed) {
+			// The task stopped waiting: the hand-off settles on its own.
+			go func() {
+				_ = c.awaitAck(p.seq, p.ch)
+				src.closeFrom(l)
+			}()
+			return fmt.Errorf("%w: %w", ErrHandoffUnsettled, err)
+		}
+	}
 }
 
 // sendRaw writes msg, a whole message with its header, with fd on the
@@ -243,7 +366,7 @@ func (c *Connection) sendRaw(ctx context.Context, msg []byte, fd int) error {
 // awaitAck waits for the acknowledgement ch stands for: nil once it came.
 // While no other receive reads the end, it reads itself, parking other
 // messages for the receives.
-func (c *Connection) awaitAck(ch chan error) error {
+func (c *Connection) awaitAck(seq uint64, ch chan error) error {
 	for {
 		select {
 		case err := <-ch:
@@ -256,7 +379,7 @@ func (c *Connection) awaitAck(ch chan error) error {
 			return c.ackErr(err)
 		default:
 		}
-		perr := c.pump()
+		perr := c.pumpWith(true)
 		c.unlockRead()
 		if perr == nil || perr == errAckTaken {
 			continue
@@ -266,18 +389,18 @@ func (c *Connection) awaitAck(ch chan error) error {
 			return c.ackErr(err)
 		default:
 		}
-		c.hmu.Lock()
-		for seq, x := range c.acks {
-			if x == ch {
-				delete(c.acks, seq)
-			}
-		}
-		c.hmu.Unlock()
-		if errors.Is(perr, ErrConnClosed) || errors.Is(perr, errCorruptMessage) {
-			return fmt.Errorf("%w: %w", ErrHandoffUnsettled, perr)
-		}
-		return fmt.Errorf("%w: the receiver closed its end or died before it acknowledged: %w", ErrHandoffFailed, perr)
+		c.dropAck(seq)
+		return c.endErr(perr)
 	}
+}
+
+// endErr is the outcome of a hand-off whose end stopped (perr) before its
+// acknowledgement came.
+func (c *Connection) endErr(perr error) error {
+	if errors.Is(perr, ErrConnClosed) || errors.Is(perr, errCorruptMessage) {
+		return fmt.Errorf("%w: %w", ErrHandoffUnsettled, perr)
+	}
+	return fmt.Errorf("%w: the receiver closed its end or died before it acknowledged: %w", ErrHandoffFailed, perr)
 }
 
 func (c *Connection) ackErr(err error) error {
@@ -287,14 +410,15 @@ func (c *Connection) ackErr(err error) error {
 	return fmt.Errorf("%w: %w", ErrHandoffUnsettled, err)
 }
 
-// pump reads the next message for awaitAck (which holds rsem): an
-// acknowledgement is delivered (errAckTaken), another message parked for
-// whoever receives next.
-func (c *Connection) pump() error {
+// pumpWith reads the next message for a SendConn waiting for its
+// acknowledgement (which holds rsem): an acknowledgement is delivered
+// (errAckTaken), another message parked for whoever receives next.
+// Without wait, it returns errPollTimeout rather than wait for the socket.
+func (c *Connection) pumpWith(wait bool) error {
 	if c.closed.Load() {
 		return ErrConnClosed
 	}
-	m, err := c.next(bg, wantAny, true)
+	m, err := c.next(bg, wantAny, wait)
 	if err != nil {
 		return err
 	}
@@ -325,10 +449,13 @@ func (c *Connection) deliverAck(seq uint64) {
 	c.hmu.Lock()
 	ch := c.acks[seq]
 	delete(c.acks, seq)
-	c.hmu.Unlock()
 	if ch != nil {
 		ch <- nil
+		for _, wake := range c.loopWaiters { // a CoroSendConn waiting on its loop for this one
+			wake()
+		}
 	}
+	c.hmu.Unlock()
 }
 
 // closeHandoffs, at Close, fails the SendConns waiting and closes the

@@ -148,6 +148,44 @@ func BenchmarkHandoff(b *testing.B) {
 	}
 }
 
+// BenchmarkHandoffCoroSend is BenchmarkHandoff with the sender a task on
+// a loop (CoroSendConn), as an acceptor's is.
+func BenchmarkHandoffCoroSend(b *testing.B) {
+	tmpl, done := benchTemplate(b)
+	defer done()
+	a, bb, err := aio.Pipe(true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	p := aio.NewProcess(handoffBenchWorker.Bind(handoffBenchArgs{C: bb, N: b.N}))
+	if err := p.Start(); err != nil {
+		b.Fatal(err)
+	}
+	bb.Close()
+	prefix := make([]byte, benchPrefix)
+	err = loop.RunMain(context.Background(), func(ctx context.Context) error {
+		if err := a.CoroSendConn(ctx, dupFD(b, tmpl), prefix); err != nil { // the worker is up
+			return err
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			if err := a.CoroSendConn(ctx, dupFD(b, tmpl), prefix); err != nil {
+				return err
+			}
+		}
+		return p.CoroJoin(ctx)
+	})
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if code, _ := p.ExitCode(); code != 0 {
+		b.Fatalf("the worker exited with %d", code)
+	}
+}
+
 // BenchmarkHandoffRawFloor is BenchmarkHandoff's floor: the same
 // descriptor and prefix per operation over a raw socketpair with sendmsg,
 // recvmsg and a one-byte answer, and the same adoption on the worker's
