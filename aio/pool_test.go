@@ -647,8 +647,12 @@ func TestPoolCoroMapCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Fields(string(ran)); !cmp.Equal([]string{"0"}, got) {
-		t.Errorf("items that ran = %v; want only item 0, the rest cancelled", got)
+	// Item 1 may have run too: the pool sends a worker the next chunk
+	// ahead of the one it runs, and that one has started, as the call
+	// CPython's ProcessPoolExecutor queues ahead (EXTRA_QUEUED_CALLS).
+	got := strings.Fields(string(ran))
+	if !cmp.Equal([]string{"0"}, got) && !cmp.Equal([]string{"0", "1"}, got) {
+		t.Errorf("items that ran = %v; want item 0 (and the chunk sent ahead, 1), the rest cancelled", got)
 	}
 }
 

@@ -117,6 +117,12 @@ func Register[A, R any](name string, fn func(A) (R, error)) *Func[A, R] {
 // to hold.
 const chunkSuffix = "\x00chunk"
 
+// IsChunkCall reports whether name is that of a chunk call (BindChunk's,
+// as Map makes them). A process pool may send a worker such a call ahead
+// of the chunk it runs: chunks are short and independent of each other,
+// so one waiting behind another costs no more than a moment.
+func IsChunkCall(name string) bool { return strings.HasSuffix(name, chunkSuffix) }
+
 // BindChunk is the call of f on each of items in turn, in one call that
 // returns their results in order: what aio.Pool's Map sends a worker
 // process as one chunk (Python's Pool.map chunksize), so that a chunk

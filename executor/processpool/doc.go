@@ -55,6 +55,15 @@
 // one replaces it), where CPython breaks the whole pool: one binary runs
 // on both sides, so such a stream is one worker's fault.
 //
+// A worker runs one call at a time, but while it runs a chunk of a Map
+// (executor.Func.BindChunk) and the queue holds a call per worker, the
+// next chunk is sent behind it, so that the worker starts on it without
+// waiting a round trip (Pool.Map of 100,000 ints in chunks of 100: 3.9 to
+// 6.9 M items/s). That chunk has started: it can no longer be cancelled,
+// as the call CPython's ProcessPoolExecutor queues ahead of its workers.
+// Other calls are never sent ahead: one waiting behind a long call while
+// another worker is free could wait for ever for that call's effect.
+//
 // An error returned or panicked in a worker arrives as an
 // *executor.RemoteError with its type name, message and the worker's
 // stack; it prints the worker's error text. A sentinel registered with

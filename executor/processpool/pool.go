@@ -103,6 +103,20 @@ type worker struct {
 	dying  bool         // closed on purpose: EOF is expected
 	fault  error        // the panic that ended the reader, a bug
 
+	// One call ahead: while the worker runs a chunk of a Map (cur), the
+	// next queued chunk is sent behind it (request id seq+1), so that the
+	// worker starts on it as soon as it has answered cur instead of
+	// waiting a round trip for it. Chunks only (executor.IsChunkCall), and
+	// only when the queue holds a call per worker: a call sent ahead waits
+	// for cur however long that runs, so any other call is left to
+	// whichever worker is free first, as Python's pools do (a call that
+	// waits for another one's effect must not be stuck behind it).
+	ahead       executor.Job
+	aheadSeq    uint64
+	aheadUnsent bool // ahead is for the sender to send
+	aheadInline bool // ahead is small: the reader sends it itself
+	noMore      bool // retire once the calls in flight are answered
+
 	tasks int // calls answered; the reader's own
 }
 
@@ -243,6 +257,7 @@ func (w *worker) run() {
 	}
 	if j != nil {
 		w.send(j, seq)
+		w.sendAhead()
 	}
 	w.serveThenReap()
 }
@@ -322,7 +337,9 @@ func (w *worker) handshake() error {
 	return ctrl.SetReadDeadline(time.Time{})
 }
 
-// sendLoop sends the calls Submit gives the worker while it is idle.
+// sendLoop sends the calls Submit gives the worker while it is idle, and
+// the calls sent ahead: never the reader, which could then block on a
+// write while the worker blocks writing it an answer.
 func (w *worker) sendLoop() {
 	p := w.p
 	for w.wake.Wait(time.Time{}) == nil {
@@ -333,7 +350,41 @@ func (w *worker) sendLoop() {
 		if ok {
 			w.send(j, seq)
 		}
+		p.mu.Lock()
+		a, aseq, aok := w.ahead, w.aheadSeq, w.aheadUnsent
+		w.aheadUnsent = false
+		p.mu.Unlock()
+		if aok {
+			w.send(a, aseq)
+		}
 	}
+}
+
+// takeAheadLocked takes the next queued call as the one sent ahead of
+// cur, if there is room for it; it reports whether the sender must be
+// woken to send it.
+func (w *worker) takeAheadLocked() bool {
+	p := w.p
+	if w.dying || w.noMore || w.cur == nil || w.unsent || w.ahead != nil || p.broken != nil {
+		return false
+	}
+	if p.maxTasks > 0 && w.tasks+2 > p.maxTasks {
+		return false // cur is its last call
+	}
+	if !executor.IsChunkCall(w.cur.Name()) {
+		return false
+	}
+	for len(p.queue) > 0 && len(p.queue) >= len(p.workers)+p.starting && executor.IsChunkCall(p.queue[0].Name()) {
+		j := p.queue[0]
+		p.queue[0] = nil
+		p.queue = p.queue[1:]
+		if j.Start() {
+			inline := fits(j.Arg(), aheadLimit)
+			w.ahead, w.aheadSeq, w.aheadUnsent, w.aheadInline = j, w.seq+1, !inline, inline
+			return true
+		}
+	}
+	return false
 }
 
 // sendInline is send on the submitter's goroutine, for a small argument.
@@ -370,6 +421,12 @@ func (w *worker) send(j executor.Job, seq uint64) {
 			return
 		}
 		p.mu.Lock()
+		if w.ahead == j && w.aheadSeq == seq { // still ahead: the worker never knew it
+			w.ahead = nil
+			p.mu.Unlock()
+			j.Fail(fmt.Errorf("processpool: cannot send the argument of %s: %w", j.Name(), ee.Err))
+			return
+		}
 		if w.cur != j || w.seq != seq { // the pool broke and failed j
 			p.mu.Unlock()
 			return
@@ -409,6 +466,28 @@ func (w *worker) takeLocked() (j executor.Job, seq uint64, retire bool) {
 	}
 	p.idle = append(p.idle, w)
 	return nil, 0, false
+}
+
+// sendAhead sends a call ahead of cur, if one is due: a small one here,
+// any other through the sender.
+func (w *worker) sendAhead() {
+	w.p.mu.Lock()
+	due := w.takeAheadLocked()
+	j, seq, inline := w.ahead, w.aheadSeq, w.aheadInline
+	w.aheadInline = false
+	w.p.mu.Unlock()
+	w.sentAhead(due, j, seq, inline)
+}
+
+// sentAhead sends the call takeAheadLocked took, if due.
+func (w *worker) sentAhead(due bool, j executor.Job, seq uint64, inline bool) {
+	switch {
+	case !due:
+	case inline:
+		w.send(j, seq)
+	default:
+		w.wake.Wake()
+	}
 }
 
 // serve reads the worker's answers until it exits.
@@ -470,12 +549,28 @@ func (w *worker) serve() {
 		// child starts on it while this goroutine wakes j's waiters, and a
 		// waiter that submits again at once finds the worker idle.
 		w.tasks++
-		retired := unreadable || p.maxTasks > 0 && w.tasks >= p.maxTasks
+		retired := unreadable || p.maxTasks > 0 && w.tasks >= p.maxTasks || w.noMore
 		retire := retired
 		var next executor.Job
 		var seq uint64
+		wake, due, ainline := false, false, false
+		var aj executor.Job
+		var aseq uint64
 		p.mu.Lock()
-		if retired {
+		if w.ahead != nil { // the next call is on its way already
+			w.cur, w.seq, w.unsent = w.ahead, w.aheadSeq, w.aheadUnsent
+			w.ahead, w.aheadUnsent = nil, false
+			if retired { // answer it first
+				w.noMore, retired, retire = true, false, false
+			}
+			if w.unsent {
+				wake = true // the sender sends it, as cur now
+			} else {
+				due = w.takeAheadLocked()
+				aj, aseq, ainline = w.ahead, w.aheadSeq, w.aheadInline
+				w.aheadInline = false
+			}
+		} else if retired {
 			w.dying = true
 			delete(p.workers, w) // so that a Submit from now on starts a new one
 			// Queued calls still run after Shutdown (unless cancelled),
@@ -492,7 +587,12 @@ func (w *worker) serve() {
 		}
 		if next != nil {
 			w.send(next, seq)
+			w.sendAhead()
 		}
+		if wake {
+			w.wake.Wake()
+		}
+		w.sentAhead(due, aj, aseq, ainline)
 		if err != nil {
 			j.Fail(err)
 		} else {
@@ -541,6 +641,10 @@ func (w *worker) reap() {
 	if w.cur != nil {
 		jobs = append(jobs, w.cur)
 		w.cur = nil
+	}
+	if w.ahead != nil {
+		jobs = append(jobs, w.ahead)
+		w.ahead = nil
 	}
 	p.mu.Unlock()
 	p.finishBreak(cause, jobs, victims)
@@ -595,6 +699,10 @@ func (p *Pool) breakLocked(cause error) (jobs []executor.Job, victims []*worker)
 			jobs = append(jobs, w.cur)
 			w.cur = nil
 			w.unsent = false
+		}
+		if w.ahead != nil {
+			jobs = append(jobs, w.ahead)
+			w.ahead, w.aheadUnsent = nil, false
 		}
 		if !w.dying {
 			w.dying = true
