@@ -4,6 +4,7 @@ package aio_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -846,5 +847,96 @@ func TestHandoffBothWays(t *testing.T) {
 	}
 	a.Close()
 	b.Close()
+	checkFDs(t, before)
+}
+
+// CoroSendConn's ways off the loop's fast path: a prefix larger than the
+// socket takes at once (the rest goes from a goroutine), a Recv of the
+// sender's end that takes the acknowledgement on its way, and a receiver
+// that closed its end (ErrHandoffFailed: the connection is still ours).
+func TestHandoffCoroSendSlowPaths(t *testing.T) {
+	before := countFDs(t)
+	a, b, err := aio.Pipe(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 4<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		h, err := b.RecvConn()
+		if err != nil {
+			t.Error(err)
+			got <- nil
+			return
+		}
+		got <- h.Prefix()
+		h.Close()
+	}()
+	recvd := make(chan string, 1)
+	err = loop.RunMain(context.Background(), func(ctx context.Context) error {
+		server, client := tcpPair(t)
+		defer client.Close()
+		cc := newCounting(server)
+		if err := a.CoroSendConn(ctx, cc, big); err != nil {
+			return fmt.Errorf("CoroSendConn of a 4 MiB prefix = %w", err)
+		}
+		if p := <-got; !bytes.Equal(p, big) {
+			t.Errorf("the 4 MiB prefix arrived as %d bytes, or changed", len(p))
+		}
+		if cc.closes.Load() != 1 {
+			t.Errorf("closed %d times", cc.closes.Load())
+		}
+
+		// A Recv holds the sender's end: it takes the acknowledgement.
+		go func() {
+			var s string
+			if err := a.Recv(&s); err != nil {
+				t.Error(err)
+			}
+			recvd <- s
+		}()
+		server2, client2 := tcpPair(t)
+		defer client2.Close()
+		cc2 := newCounting(server2)
+		go func() {
+			h, err := b.RecvConn()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			h.Close()
+			b.Send("after the ack")
+		}()
+		if err := a.CoroSendConn(ctx, cc2, []byte("x")); err != nil {
+			return fmt.Errorf("CoroSendConn with a Recv on the end = %w", err)
+		}
+		if cc2.closes.Load() != 1 {
+			t.Errorf("closed %d times", cc2.closes.Load())
+		}
+		if s := <-recvd; s != "after the ack" {
+			t.Errorf("the Recv got %q", s)
+		}
+
+		// The receiver is gone.
+		b.Close()
+		server3, client3 := tcpPair(t)
+		defer client3.Close()
+		cc3 := newCounting(server3)
+		if err := a.CoroSendConn(ctx, cc3, nil); !errors.Is(err, aio.ErrHandoffFailed) {
+			t.Errorf("CoroSendConn to a closed end = %v; want ErrHandoffFailed", err)
+		}
+		if cc3.closes.Load() != 0 {
+			t.Errorf("a failed hand-off closed the connection")
+		}
+		cc3.Close()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
 	checkFDs(t, before)
 }
