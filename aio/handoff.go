@@ -97,10 +97,21 @@ func (c *Connection) CoroSendConn(ctx context.Context, conn any, prefix []byte) 
 // connSource is the connection SendConn hands off: the descriptor to send
 // and how to close the caller's copy.
 type connSource struct {
-	fd    int
-	dup   bool // fd is a duplicate made for the send, closed once sent
-	close func() error
-	sock  *loop.Socket
+	fd     int
+	dup    bool         // fd is a duplicate made for the send, closed once sent
+	sock   *loop.Socket // or closer, or neither: fd is the caller's own
+	closer io.Closer
+}
+
+// close closes the caller's copy.
+func (s *connSource) close() error {
+	switch {
+	case s.sock != nil:
+		return s.sock.Close()
+	case s.closer != nil:
+		return s.closer.Close()
+	}
+	return unix.Close(s.fd)
 }
 
 func sourceOf(conn any) (*connSource, error) {
@@ -109,12 +120,12 @@ func sourceOf(conn any) (*connSource, error) {
 		if x < 0 {
 			return nil, fmt.Errorf("aio: SendConn: bad descriptor %d", x)
 		}
-		return &connSource{fd: x, close: func() error { return unix.Close(x) }}, nil
+		return &connSource{fd: x}, nil
 	case *loop.Socket:
 		if x == nil || x.Fd() < 0 {
 			return nil, fmt.Errorf("aio: SendConn: %w", loop.ErrSocketClosed)
 		}
-		return &connSource{fd: x.Fd(), close: x.Close, sock: x}, nil
+		return &connSource{fd: x.Fd(), sock: x}, nil
 	case syscall.Conn:
 		cl, ok := conn.(io.Closer)
 		if !ok {
@@ -134,7 +145,7 @@ func sourceOf(conn any) (*connSource, error) {
 		if derr != nil {
 			return nil, fmt.Errorf("aio: SendConn: %w", os.NewSyscallError("fcntl", derr))
 		}
-		return &connSource{fd: dup, dup: true, close: cl.Close}, nil
+		return &connSource{fd: dup, dup: true, closer: cl}, nil
 	}
 	return nil, fmt.Errorf("aio: SendConn: cannot hand off a %T: give a net.Conn, *os.File, *loop.Socket or descriptor", conn)
 }

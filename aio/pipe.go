@@ -120,7 +120,14 @@ type Connection struct {
 	fdq   []int  // descriptors received, not yet taken by a message
 	eof   bool
 	oob   []byte
-	rerrs error // a sticky read error (a corrupt header)
+	rerrs error    // a sticky read error (a corrupt header)
+	rd    struct { // fill's read: arguments, results, the func rc.Read calls
+		p              []byte
+		wait           bool
+		n, oobn, flags int
+		err            error
+		fn             func(uintptr) bool
+	}
 
 	// Hand-offs (handoff.go): the acknowledgements this end's SendConns
 	// wait for, by sequence number, and connections received and
@@ -466,20 +473,16 @@ func (c *Connection) fill(ctx context.Context, deadline time.Time, wait bool) er
 			}()
 		}
 	}
-	var n, oobn, flags int
-	var rerr error
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), p, c.oob, recvFlags)
-			if rerr != unix.EINTR {
-				break
-			}
-		}
-		return rerr != unix.EAGAIN || !wait
-	})
-	if err == nil {
-		err = rerr
+	if c.rd.fn == nil {
+		c.rd.fn = c.recvOnce // made once: a closure per read cost 7 allocations
 	}
+	c.rd.p, c.rd.wait = p, wait
+	err := c.rc.Read(c.rd.fn)
+	n, oobn, flags := c.rd.n, c.rd.oobn, c.rd.flags
+	if err == nil {
+		err = c.rd.err
+	}
+	c.rd.p, c.rd.err = nil, nil
 	if oobn > 0 {
 		c.takeFDs(c.oob[:oobn])
 	}
@@ -505,6 +508,19 @@ func (c *Connection) fill(ctx context.Context, deadline time.Time, wait bool) er
 		c.bn += n
 	}
 	return nil
+}
+
+// recvOnce is fill's read of the socket, with its arguments and results
+// in c.rd.
+func (c *Connection) recvOnce(fd uintptr) bool {
+	r := &c.rd
+	for {
+		r.n, r.oobn, r.flags, _, r.err = unix.Recvmsg(int(fd), r.p, c.oob, recvFlags)
+		if r.err != unix.EINTR {
+			break
+		}
+	}
+	return r.err != unix.EAGAIN || !r.wait
 }
 
 func (c *Connection) takeFDs(oob []byte) {
