@@ -70,7 +70,9 @@ var (
 // loop.DetachTransport or loop.DetachStreams first); a net.Conn must have
 // no read of its own under way. The Connection must be duplex: the
 // acknowledgement comes back on it. Several SendConns may wait on one
-// Connection at once; one process at a time should send on an end.
+// Connection at once; one process at a time should send on an end. A
+// receiver that lives and never receives keeps SendConn waiting: bound
+// the wait with CoroSendConn's ctx.
 func (c *Connection) SendConn(conn any, prefix []byte) error {
 	return c.CoroSendConn(bg, conn, prefix)
 }
@@ -118,36 +120,36 @@ func sourceOf(conn any) (*connSource, error) {
 	switch x := conn.(type) {
 	case int:
 		if x < 0 {
-			return nil, fmt.Errorf("aio: SendConn: bad descriptor %d", x)
+			return nil, fmt.Errorf("%w: bad descriptor %d", ErrHandoffFailed, x)
 		}
 		return &connSource{fd: x}, nil
 	case *loop.Socket:
 		if x == nil || x.Fd() < 0 {
-			return nil, fmt.Errorf("aio: SendConn: %w", loop.ErrSocketClosed)
+			return nil, fmt.Errorf("%w: %w", ErrHandoffFailed, loop.ErrSocketClosed)
 		}
 		return &connSource{fd: x.Fd(), sock: x}, nil
 	case syscall.Conn:
 		cl, ok := conn.(io.Closer)
 		if !ok {
-			return nil, fmt.Errorf("aio: SendConn: %T has no Close method", conn)
+			return nil, fmt.Errorf("%w: %T has no Close method", ErrHandoffFailed, conn)
 		}
 		rc, err := x.SyscallConn()
 		if err != nil {
-			return nil, fmt.Errorf("aio: SendConn: %w", err)
+			return nil, fmt.Errorf("%w: %w", ErrHandoffFailed, err)
 		}
 		dup := -1
 		var derr error
 		if err := rc.Control(func(fd uintptr) {
 			dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
 		}); err != nil {
-			return nil, fmt.Errorf("aio: SendConn: %w", err)
+			return nil, fmt.Errorf("%w: %w", ErrHandoffFailed, err)
 		}
 		if derr != nil {
-			return nil, fmt.Errorf("aio: SendConn: %w", os.NewSyscallError("fcntl", derr))
+			return nil, fmt.Errorf("%w: %w", ErrHandoffFailed, os.NewSyscallError("fcntl", derr))
 		}
 		return &connSource{fd: dup, dup: true, closer: cl}, nil
 	}
-	return nil, fmt.Errorf("aio: SendConn: cannot hand off a %T: give a net.Conn, *os.File, *loop.Socket or descriptor", conn)
+	return nil, fmt.Errorf("%w: cannot hand off a %T: give a net.Conn, *os.File, *loop.Socket or descriptor", ErrHandoffFailed, conn)
 }
 
 // sent releases the duplicate made for the send: the kernel holds its own
