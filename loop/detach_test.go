@@ -319,3 +319,43 @@ func TestDetachStreamsThenAttach(t *testing.T) {
 		return nil
 	})
 }
+
+// closer closes its transport in ConnectionMade.
+type closer struct{ recorder }
+
+func (c *closer) ConnectionMade(t loop.Transport) { c.recorder.ConnectionMade(t); t.Close() }
+
+// A protocol that closes its transport in ConnectionMade is not given the
+// bytes the socket came with; a transport over a net.Conn cannot be
+// detached.
+func TestAttachSocketClosedAtOnce(t *testing.T) {
+	runNet(t, func(ctx context.Context) error {
+		l := mustLoop(ctx)
+		a, peer := socketPair(t)
+		defer peer.Close()
+		c := &closer{recorder: *newRecorder(0)}
+		if _, _, err := l.AttachSocket(ctx, func() loop.BaseProtocol { return c }, a, []byte("dropped")); err != nil {
+			return err
+		}
+		for len(c.calls) < 2 {
+			if err := loop.Sleep(ctx, 0); err != nil {
+				return err
+			}
+		}
+		if diff := cmp.Diff([]string{"made", "lost"}, c.calls); diff != "" {
+			t.Errorf("calls (-want +got):\n%s", diff)
+		}
+
+		x, y := net.Pipe()
+		defer y.Close()
+		tr, _, err := l.ConnectNetConn(ctx, func() loop.BaseProtocol { return &loop.NopProtocol{} }, x)
+		if err != nil {
+			return err
+		}
+		if _, err := loop.DetachTransport(tr); !errors.Is(err, loop.ErrDetachUnsupported) {
+			t.Errorf("DetachTransport of a net.Conn transport = %v; want ErrDetachUnsupported", err)
+		}
+		tr.Abort()
+		return loop.Sleep(ctx, 0)
+	})
+}
