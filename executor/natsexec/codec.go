@@ -23,9 +23,16 @@ const (
 	hdrKind  = "Asyncgo-Kind"   // on the caller's subject: kindStart or kindResult
 	hdrBlob  = "Asyncgo-Object" // the body is in the object store, under this name
 	hdrSize  = "Asyncgo-Size"   // the body's size, for a blob
+	// hdrDelivery is on a start request: the call's delivery count (1 for
+	// the first), as the server numbers them.
+	hdrDelivery = "Asyncgo-Delivery"
+	// hdrAckWait is on a call: its caller's AckWait, which a worker that
+	// bound to the consumer before the caller set it would not know.
+	hdrAckWait = "Asyncgo-Ack-Wait"
 
 	kindStart  = "start"
 	kindResult = "result"
+	kindAlive  = "alive" // a running call's worker is alive, every AckWait/3
 
 	startOK     = "ok"
 	startCancel = "cancelled"

@@ -30,7 +30,8 @@
 // All workers share one durable pull consumer ("workers") with explicit
 // acks. A worker asks the caller whether the call may start (a request to
 // the caller's own subject, "<stream>.results.<id>"), runs the function,
-// publishes the result to that subject, then acks the call. Arguments and
+// sends the result to that subject as a request, and acks the call once
+// the caller confirms it. Arguments and
 // results cross as the ProcessPool's do: encoding/gob, one self-contained
 // stream per message; errors as *executor.RemoteError, registered
 // sentinels matching with errors.Is and registered error types with
@@ -48,7 +49,12 @@
 // (which a worker sends every AckWait/3 while a call runs, so a long call
 // keeps its lease). The caller's future takes the first result and ignores
 // any later one. After MaxDeliver deliveries without a result the server
-// gives the call up, and its future fails with ErrMaxDeliver. Functions
+// gives the call up, and its future fails with ErrMaxDeliver: when the
+// server says so (its MAX_DELIVERIES advisory, which nats-server sends
+// only when a worker asks for calls), or when the worker of the last
+// delivery goes silent for AckWait (it tells the caller it is alive every
+// AckWait/3), whichever comes first; so a call that kills every worker
+// fails too. Functions
 // that must not run twice must be idempotent, as with any at-least-once
 // queue (Celery's acks_late, Dask's retries).
 //
@@ -59,17 +65,22 @@
 // so Future.Cancel succeeds until then, and a worker that reaches a
 // cancelled call drops it without running it. A running call cannot be
 // cancelled, as in concurrent.futures; registered functions take no ctx,
-// so it runs to its end. A caller that is gone (no subscriber on its
-// subject) has its calls dropped by the workers that reach them.
+// so it runs to its end. A call whose caller has no subscriber on its
+// subject (gone, or reconnecting) is put back for n seconds at its n-th
+// delivery, and dropped after MaxDeliver such tries (10s with the
+// default of 5): workers are never stuck on a dead caller.
 //
 // Shutdown(wait, cancelFutures) is concurrent.futures': no new calls;
 // with cancelFutures, the calls not started are cancelled; the connection,
 // local workers and embedded server stay until every other future is done.
 //
-// Results travel on core NATS, not in a stream: a result published while
-// the caller is disconnected from the server is lost, and its future
-// stays pending. Calls themselves survive the server's restart on a file
-// store.
+// Results travel on core NATS, not in a stream, but a worker acks a call
+// only once its caller confirms the result: it sends the result again
+// while the caller reconnects (for 20s), then puts the call back, so a
+// result is not lost to a caller that moved to another server of a
+// cluster. Calls survive the server's restart on a file store, and a
+// cluster node's loss with Options.Replicas > 1. A caller that dies loses
+// its futures, as a process does; its calls are dropped as above.
 //
 // # Large values
 //

@@ -74,18 +74,46 @@ func newExecutor(t *testing.T, opts natsexec.Options) *natsexec.Executor {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	t.Cleanup(func() { ex.Shutdown(true, true) })
+	t.Cleanup(func() { shutdown(t, ex, true) })
 	return ex
+}
+
+// shutdown is ex.Shutdown(true, cancelFutures), within a bound: a future
+// that never resolves fails the test rather than hanging it.
+func shutdown(t *testing.T, ex *natsexec.Executor, cancelFutures bool) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ex.Shutdown(true, cancelFutures)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Errorf("Shutdown(true, %v) still waiting after 30s: a future never resolved", cancelFutures)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 30s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s after 30s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // result waits for f within a bound that only detects a hang.
 func result[T any](t *testing.T, f *executor.Future[T]) (T, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	v, err := f.Result(ctx)
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
-		t.Fatalf("future still pending after 60s")
+		t.Fatalf("future still pending after 30s")
 	}
 	return v, err
 }

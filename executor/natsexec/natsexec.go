@@ -42,7 +42,9 @@ type Options struct {
 	// MaxDeliver is how many times a call is delivered before its future
 	// fails with ErrMaxDeliver; 0 is DefaultMaxDeliver.
 	MaxDeliver int
-	// Replicas is the stream's replication factor in a cluster; 0 is 1.
+	// Replicas is the replication factor of the stream and of the object
+	// store in a JetStream cluster (at most its size; 3 survives the loss
+	// of one server); 0 is 1. It applies when this Executor makes them.
 	Replicas int
 	// MemoryStorage keeps the stream in memory rather than on disk: faster,
 	// lost with the server.
@@ -72,13 +74,18 @@ type Executor struct {
 	obs      jetstream.ObjectStore
 	reply    string
 	maxBody  int
-	sub      *nats.Subscription
-	advisory *nats.Subscription
-	local    *localWorkers
+	ackWait  time.Duration
+	maxDeliv int
+	// ackWaitHdr is ackWait for hdrAckWait.
+	ackWaitHdr string
+	sub        *nats.Subscription
+	advisory   *nats.Subscription
+	local      *localWorkers
 
 	mu       sync.Mutex
 	calls    map[string]*call
 	bySeq    map[uint64]string
+	last     map[*call]time.Time // calls on their last delivery: when to give them up
 	outq     []*call
 	wake     chan struct{} // the publisher has work
 	shutdown bool
@@ -126,6 +133,7 @@ func New(opts Options) (*Executor, error) {
 		url:    opts.URL,
 		calls:  make(map[string]*call),
 		bySeq:  make(map[uint64]string),
+		last:   make(map[*call]time.Time),
 		wake:   make(chan struct{}, 1),
 		acks:   make(chan pending, 4096),
 		closed: make(chan struct{}),
@@ -163,6 +171,8 @@ func New(opts Options) (*Executor, error) {
 		return nil, err
 	}
 	e.maxBody = maxBody(nc)
+	e.ackWait, e.maxDeliv = cfg.ackWait, cfg.maxDeliver
+	e.ackWaitHdr = e.ackWait.String()
 	e.reply = e.q.resultSubject(nuid.Next())
 	if e.sub, err = nc.Subscribe(e.reply, e.onReply); err != nil {
 		return nil, fmt.Errorf("natsexec: %w", err)
@@ -174,9 +184,10 @@ func New(opts Options) (*Executor, error) {
 	if err := nc.Flush(); err != nil {
 		return nil, fmt.Errorf("natsexec: %w", err)
 	}
-	e.bg.Add(2)
+	e.bg.Add(3)
 	go e.publisher()
 	go e.acker()
+	go e.watchdog()
 	if opts.LocalWorkers > 0 {
 		e.local, err = startLocalWorkers(opts.LocalWorkers, ServeOptions{URL: e.url, Stream: e.q.stream, MaxInFlight: opts.WorkerInFlight})
 		if err != nil {
@@ -233,6 +244,9 @@ func (e *Executor) SubmitJob(j executor.Job) error {
 // reads their acks.
 func (e *Executor) publisher() {
 	defer e.bg.Done()
+	// Ends the publisher's ack goroutine, which the connection's close
+	// does not end if an async publish made it after the close.
+	defer e.js.CleanupPublisher()
 	defer close(e.acks)
 	var batch []*call
 	for {
@@ -255,6 +269,12 @@ func (e *Executor) publisher() {
 }
 
 func (e *Executor) publish(c *call) {
+	e.mu.Lock()
+	_, live := e.calls[c.id]
+	e.mu.Unlock()
+	if !live {
+		return // cancelled by Shutdown
+	}
 	body, err := encodeValues(c.job.Arg())
 	if err != nil {
 		e.finish(c.id, fmt.Errorf("natsexec: cannot encode the argument of %s: %w", c.job.Name(), err))
@@ -264,6 +284,7 @@ func (e *Executor) publish(c *call) {
 	msg.Header.Set(hdrMsgID, c.id)
 	msg.Header.Set(hdrReply, e.reply)
 	msg.Header.Set(hdrFn, c.job.Name())
+	msg.Header.Set(hdrAckWait, e.ackWaitHdr)
 	if len(body) > e.maxBody {
 		name := c.id + ".arg"
 		if err := e.putObject(name, body); err != nil {
@@ -298,6 +319,10 @@ func (e *Executor) acker() {
 			select {
 			case ack = <-p.fut.Ok():
 			case <-p.fut.Err():
+			case <-e.closed:
+				// Every call is done (a result can come before its
+				// publish's ack): the acks still due will never come.
+				continue
 			}
 		}
 		for attempt := 0; ack == nil && attempt < 10; attempt++ {
@@ -350,8 +375,21 @@ func (e *Executor) onReply(m *nats.Msg) {
 				answer = startCancel
 			}
 		}
+		if answer == startOK {
+			if n, _ := strconv.Atoi(m.Header.Get(hdrDelivery)); n >= e.maxDeliv {
+				e.last[c] = e.giveUpAt()
+			}
+		}
 		e.mu.Unlock()
 		_ = m.Respond([]byte(answer))
+	case kindAlive:
+		e.mu.Lock()
+		if c := e.calls[id]; c != nil {
+			if _, ok := e.last[c]; ok {
+				e.last[c] = e.giveUpAt()
+			}
+		}
+		e.mu.Unlock()
 	case kindResult:
 		e.mu.Lock()
 		c := e.calls[id]
@@ -359,10 +397,10 @@ func (e *Executor) onReply(m *nats.Msg) {
 			e.removeLocked(c)
 		}
 		e.mu.Unlock()
-		if c == nil {
-			return // a duplicate: the future is done already
-		}
-		e.resolve(c, m)
+		if c != nil {
+			e.resolve(c, m)
+		} // else a duplicate: the future is done already
+		_ = m.Respond(nil) // the receipt the worker waits for to ack the call
 	}
 }
 
@@ -422,6 +460,46 @@ func (e *Executor) onMaxDeliver(m *nats.Msg) {
 	}
 }
 
+// giveUpAt is when a call on its last delivery is given up if its worker
+// shows no sign of life before: the server's AckWait, and a margin for the
+// sign's way here.
+func (e *Executor) giveUpAt() time.Time {
+	return time.Now().Add(e.ackWait + min(e.ackWait/2, 5*time.Second))
+}
+
+// watchdog fails with ErrMaxDeliver the calls whose last delivery's
+// worker went silent (died, or lost its connection). The server's
+// MAX_DELIVERIES advisory (onMaxDeliver) does it too, but nats-server
+// sends it only when it would deliver the call once more, so only while
+// some worker asks for calls: without this, a call that killed every
+// worker would leave its future pending.
+func (e *Executor) watchdog() {
+	defer e.bg.Done()
+	t := time.NewTicker(max(e.ackWait/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-e.closed:
+			return
+		case now := <-t.C:
+			var dead []*call
+			e.mu.Lock()
+			for c, at := range e.last {
+				if now.After(at) {
+					dead = append(dead, c)
+				}
+			}
+			for _, c := range dead {
+				e.removeLocked(c)
+			}
+			e.mu.Unlock()
+			for _, c := range dead {
+				c.job.Fail(fmt.Errorf("%w: %s was delivered %d times, and its last worker went silent for AckWait (%v)", ErrMaxDeliver, c.job.Name(), e.maxDeliv, e.ackWait))
+			}
+		}
+	}
+}
+
 // finish fails the call id, if it is still pending.
 func (e *Executor) finish(id string, err error) {
 	e.mu.Lock()
@@ -437,6 +515,7 @@ func (e *Executor) finish(id string, err error) {
 
 func (e *Executor) removeLocked(c *call) {
 	delete(e.calls, c.id)
+	delete(e.last, c)
 	if c.seq != 0 {
 		delete(e.bySeq, c.seq)
 	}

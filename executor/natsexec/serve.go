@@ -34,6 +34,27 @@ type ServeOptions struct {
 // request; one that does not come puts the call back.
 const startTimeout = 10 * time.Second
 
+// callerAwayDelay is how long a call whose caller has no subscriber waits
+// before it is delivered again, times its delivery count: with the
+// default MaxDeliver, a caller away for 10s (reconnecting to another
+// server of a cluster) loses no call.
+const callerAwayDelay = time.Second
+
+// resultTimeout bounds a worker's wait for the caller's receipt of a
+// result, and resultPatience its tries: a result is sent again until the
+// caller confirms it, so that one sent while the caller reconnects is not
+// lost; after resultPatience the call is put back to run again.
+const (
+	resultTimeout  = 5 * time.Second
+	resultPatience = 20 * time.Second
+)
+
+// nextWait bounds a wait for the next call: nats.go's pull iterator can
+// miss renewing its pull request when the previous one is still being
+// sent as its last message is taken, and then waits for a heartbeat that
+// never comes (30s); a Next that returns lets it renew.
+const nextWait = time.Second
+
 // Serve runs this process as a worker of opts.Stream until ctx ends: it
 // pulls calls, at most opts.MaxInFlight at a time, runs each registered
 // function (executor.Register, as a process pool's worker does) and
@@ -110,7 +131,16 @@ func (w *worker) pull(batch int) error {
 			}
 			continue
 		}
-		stop := context.AfterFunc(w.ctx, it.Drain)
+		// Drain puts back the calls it buffered, but waits (flushes) for
+		// a server that is away: then Stop, and the server redelivers them
+		// after AckWait.
+		stop := context.AfterFunc(w.ctx, func() {
+			if w.nc.IsConnected() {
+				it.Drain()
+			} else {
+				it.Stop()
+			}
+		})
 		w.drain(it)
 		stop()
 		it.Stop()
@@ -133,13 +163,13 @@ func (w *worker) drain(it jetstream.MessagesContext) {
 				_ = m.Nak()
 			}
 		}
-		m, err := it.Next()
+		m, err := it.Next(jetstream.NextMaxWait(nextWait))
 		if err != nil {
 			<-w.sem
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || w.ctx.Err() != nil {
 				return
 			}
-			continue // a missed heartbeat while the server is away
+			continue // no call yet, or a missed heartbeat while the server is away
 		}
 		if w.ctx.Err() != nil {
 			<-w.sem
@@ -167,10 +197,17 @@ func (w *worker) handle(m jetstream.Msg) {
 	start := nats.NewMsg(reply)
 	start.Header.Set(hdrKind, kindStart)
 	start.Header.Set(hdrMsgID, id)
+	var delivery uint64 = 1
+	if md, err := m.Metadata(); err == nil {
+		delivery = md.NumDelivered
+	}
+	start.Header.Set(hdrDelivery, strconv.FormatUint(delivery, 10))
 	resp, err := w.nc.RequestMsg(start, startTimeout)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		_ = m.Term() // the caller is gone: nobody wants the result
+		// The caller is gone, or reconnecting: try again later, and let
+		// MaxDeliver drop the calls of a caller that does not come back.
+		_ = m.NakWithDelay(callerAwayDelay * time.Duration(delivery))
 		return
 	case err != nil:
 		_ = m.NakWithDelay(time.Second)
@@ -179,7 +216,7 @@ func (w *worker) handle(m jetstream.Msg) {
 		_ = m.Term() // cancelled, or resolved already
 		return
 	}
-	stopLease := w.keepLease(m)
+	stopLease := w.keepLease(m, reply, id)
 	var head resultHead
 	var result any
 	body := m.Data()
@@ -198,9 +235,10 @@ func (w *worker) handle(m jetstream.Msg) {
 			head.ErrValue, _ = marshalValue(v)
 		}
 	}
+	perr := w.sendResult(reply, id, fn, head, result)
 	stopLease()
-	if w.publishResult(reply, id, fn, head, result) != nil {
-		_ = m.Nak() // the result did not leave: let the call run again
+	if perr != nil {
+		_ = m.Nak() // the caller did not confirm the result: let the call run again
 		return
 	}
 	_ = m.Ack()
@@ -212,11 +250,15 @@ func (w *worker) handle(m jetstream.Msg) {
 }
 
 // keepLease sends in-progress acks every third of the consumer's AckWait
-// until the returned function is called.
-func (w *worker) keepLease(m jetstream.Msg) (stop func()) {
+// until the returned function is called, and tells the caller, which
+// gives up a call on its last delivery when they stop (see watchdog).
+func (w *worker) keepLease(m jetstream.Msg, reply, id string) (stop func()) {
 	every := DefaultAckWait / 3
 	if info := w.cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
 		every = info.Config.AckWait / 3
+	}
+	if d, err := time.ParseDuration(m.Headers().Get(hdrAckWait)); err == nil && d > 0 {
+		every = min(every, d/3)
 	}
 	done := make(chan struct{})
 	finished := make(chan struct{})
@@ -230,6 +272,10 @@ func (w *worker) keepLease(m jetstream.Msg) (stop func()) {
 				return
 			case <-t.C:
 				_ = m.InProgress()
+				alive := nats.NewMsg(reply)
+				alive.Header.Set(hdrKind, kindAlive)
+				alive.Header.Set(hdrMsgID, id)
+				_ = w.nc.PublishMsg(alive)
 			}
 		}
 	}()
@@ -272,9 +318,10 @@ func run(fn string, body []byte) (result any, rerr *executor.RemoteError) {
 	return result, rerr
 }
 
-// publishResult sends the call's result, or its error, to the caller,
-// through the object store if it is too large for a message.
-func (w *worker) publishResult(reply, id, fn string, head resultHead, result any) error {
+// sendResult sends the call's result, or its error, to the caller,
+// through the object store if it is too large for a message, until the
+// caller confirms it (resultPatience).
+func (w *worker) sendResult(reply, id, fn string, head resultHead, result any) error {
 	var body []byte
 	var err error
 	if head.Err != nil {
@@ -299,7 +346,19 @@ func (w *worker) publishResult(reply, id, fn string, head resultHead, result any
 		body = nil
 	}
 	msg.Data = body
-	return w.nc.PublishMsg(msg)
+	deadline := time.Now().Add(resultPatience)
+	for {
+		_, err := w.nc.RequestMsg(msg, resultTimeout)
+		if err == nil || w.nc.IsClosed() || time.Now().After(deadline) {
+			return err
+		}
+		// No subscriber (the caller reconnecting, or gone) or no answer.
+		select {
+		case <-time.After(250 * time.Millisecond):
+		case <-w.ctx.Done():
+			return err // stopping: another worker runs it again
+		}
+	}
 }
 
 func (w *worker) getObject(name string) ([]byte, error) {
