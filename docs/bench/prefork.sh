@@ -5,6 +5,9 @@
 #   pool            examples/reactor: one loop and a ProcessPool of WORKERS
 #   prefork         examples/prefork: WORKERS worker processes, a loop each,
 #                   on the master's shared socket (-max-requests 0)
+#   handoff         docs/bench/handoffsrv: one acceptor loop hands each
+#                   connection to one of WORKERS worker processes (SCM_RIGHTS),
+#                   each serving it on a loop of its own
 #   python-prefork  docs/bench/peers/prefork_server.py: WORKERS asyncio
 #                   processes sharing one socket through multiprocessing
 #   python-prefork-uvloop  the same on uvloop
@@ -38,7 +41,7 @@ WORKERS=${WORKERS:-2}
 export CONNS=${CONNS:-16}
 INFLIGHT=${INFLIGHT:-8}
 RECYCLE=${RECYCLE:-2000}
-ALL_SERVERS="pool prefork python-prefork python-prefork-uvloop"
+ALL_SERVERS="pool prefork handoff python-prefork python-prefork-uvloop"
 SERVERS=${SERVERS:-$ALL_SERVERS}
 WORKLOADS=${WORKLOADS:-cpu1ms triv1k}
 README=${README:-$here/README.md}
@@ -65,11 +68,13 @@ echo "prefork.sh: building in $bin" >&2
 go build -o "$bin/loadgen" ./docs/bench/loadgen
 go build -o "$bin/reactor" ./examples/reactor
 go build -o "$bin/prefork" ./examples/prefork
+go build -o "$bin/handoffsrv" ./docs/bench/handoffsrv
 
 server_cmd() { # server_cmd NAME ADDR CPU_SECONDS: sets cmd
 	case $1 in
 	pool) cmd=("$bin/reactor" -addr "$2" -workers "$WORKERS" -cpu "${3}s") ;;
 	prefork) cmd=("$bin/prefork" -addr "$2" -workers "$WORKERS" -max-requests 0 -cpu "${3}s") ;;
+	handoff) cmd=("$bin/handoffsrv" -addr "$2" -workers "$WORKERS" -cpu "${3}s") ;;
 	python-prefork) cmd=("$PY" "$here/peers/prefork_server.py" --addr "$2" --workers "$WORKERS" --cpu "$3") ;;
 	python-prefork-uvloop) cmd=("$PY" "$here/peers/prefork_server.py" --uvloop --addr "$2" --workers "$WORKERS" --cpu "$3") ;;
 	*)
@@ -198,8 +203,8 @@ if res:
         t = f"{ns / 1e6:.2f} ms" if ns >= 1e6 else f"{ns / 1e3:.1f} µs"
         lines.append(f"| {name} | {t} | {allocs or ''} |")
     lines.append("")
-lines += ["- pool is one loop and a ProcessPool (the reactor); prefork runs the job on each worker's own loop; the Python twin is the seed's model, asyncio workers sharing one socket via multiprocessing. A 1 ms job is 1 ms of the worker thread's CPU time in every server, so two workers can do at most 2,000 msgs/s, and they share the two cores with the load generator.",
-          "- BenchmarkReload is the time from Reload to the replacement serving and the old worker gone, for one worker.", ""]
+lines += ["- pool is one loop and a ProcessPool (the reactor); prefork runs the job on each worker's own loop; handoff is one acceptor loop handing each connection to a worker process with its own loop; the Python twin is the seed's model, asyncio workers sharing one socket via multiprocessing. A 1 ms job is 1 ms of the worker thread's CPU time in every server, so two workers can do at most 2,000 msgs/s, and they share the two cores with the load generator.",
+          "- BenchmarkReload is the time from Reload to the replacement serving and the old worker gone, for one worker. BenchmarkHandoff* (aio) hand one TCP connection and 64 bytes of prefix to another process, which adopts it as a transport on its loop, and wait for its acknowledgement; BenchmarkHandoffRawFloor is the same with raw sendmsg/recvmsg and a 1-byte answer: the target is 1.5x it.", ""]
 section = "\n".join(lines) + "\n"
 text = open(readme).read()
 pat = re.compile(r"^## Issue 12:.*?\n.*?(?=^## |\Z)", re.S | re.M)

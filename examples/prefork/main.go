@@ -24,8 +24,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -36,7 +34,7 @@ import (
 	"github.com/asyncgo/asyncgo/aio"
 	"github.com/asyncgo/asyncgo/aio/prefork"
 	"github.com/asyncgo/asyncgo/executor"
-	"github.com/asyncgo/asyncgo/internal/cpuburn"
+	"github.com/asyncgo/asyncgo/internal/frameproto"
 	"github.com/asyncgo/asyncgo/loop"
 )
 
@@ -48,99 +46,31 @@ type config struct {
 
 // server is the workers' body: registered at package level, so that a
 // worker process, a re-execution of this binary, knows it before
-// executor.Init runs it.
+// executor.Init runs it. Each connection is served by frameproto (the
+// reactor's protocol, the job on the worker's loop); draining, each
+// closes between messages.
 var server = prefork.Register("examples/prefork.reactor", func(ctx context.Context, w *prefork.Worker) error {
 	var cfg config
 	if err := json.Unmarshal(w.Data(), &cfg); err != nil {
 		return err
 	}
-	conns := map[*frameProto]struct{}{}
-	return w.Serve(ctx, func() loop.BaseProtocol {
-		return &frameProto{w: w, cfg: cfg, conns: conns}
-	}, &prefork.ServeOptions{OnDrain: func() {
-		for p := range conns {
-			p.closeIfIdle()
-		}
-	}})
+	conns := frameproto.Set{}
+	fc := &frameproto.Config{
+		MaxSize:   cfg.MaxSize,
+		CPU:       cfg.CPU,
+		OnMessage: w.RequestDone,
+		Draining: func() bool {
+			select {
+			case <-w.Stopping():
+				return true
+			default:
+				return false
+			}
+		},
+	}
+	return w.Serve(ctx, func() loop.BaseProtocol { return frameproto.New(fc, conns) },
+		&prefork.ServeOptions{OnDrain: conns.CloseIdle})
 })
-
-// frameProto serves one connection: it answers each whole frame in
-// turn, on the loop.
-type frameProto struct {
-	w     *prefork.Worker
-	cfg   config
-	conns map[*frameProto]struct{}
-	t     loop.Transport
-	buf   []byte
-}
-
-func (p *frameProto) ConnectionMade(t loop.Transport) {
-	p.t = t
-	p.conns[p] = struct{}{}
-	p.closeIfIdle() // accepted as the worker began to drain
-}
-
-func (p *frameProto) ConnectionLost(error) { delete(p.conns, p) }
-
-func (p *frameProto) EOFReceived() bool { return false }
-
-// DataReceived answers every whole frame that has arrived, and writes
-// the answers in one Write: one system call for all the messages a read
-// brought.
-func (p *frameProto) DataReceived(b []byte) {
-	p.buf = append(p.buf, b...)
-	var out []byte
-	used := 0
-	for len(p.buf)-used >= 4 {
-		n := int(binary.BigEndian.Uint32(p.buf[used:]))
-		if n > p.cfg.MaxSize {
-			out = appendReply(out, 1, fmt.Appendf(nil, "message of %d bytes is over the %d-byte cap", n, p.cfg.MaxSize))
-			_, _ = p.t.Write(out)
-			p.t.Close()
-			p.buf = nil
-			return
-		}
-		if len(p.buf)-used-4 < n {
-			break
-		}
-		msg := p.buf[used+4 : used+4+n]
-		used += 4 + n
-		sum := sha256.Sum256(msg)
-		if p.cfg.CPU > 0 {
-			cpuburn.Burn(p.cfg.CPU, sum)
-		}
-		out = appendReply(out, 0, sum[:])
-		p.w.RequestDone()
-	}
-	if len(out) > 0 {
-		_, _ = p.t.Write(out)
-	}
-	if used == len(p.buf) {
-		p.buf = p.buf[:0]
-	} else if used > 0 {
-		p.buf = append(p.buf[:0], p.buf[used:]...)
-	}
-	p.closeIfIdle()
-}
-
-// appendReply appends an answer frame: its length, the status, data.
-func appendReply(out []byte, status byte, data []byte) []byte {
-	out = binary.BigEndian.AppendUint32(out, uint32(1+len(data)))
-	out = append(out, status)
-	return append(out, data...)
-}
-
-// closeIfIdle closes the connection once the worker drains, between
-// messages (the replies owed are written first).
-func (p *frameProto) closeIfIdle() {
-	select {
-	case <-p.w.Stopping():
-		if len(p.buf) == 0 {
-			p.t.Close()
-		}
-	default:
-	}
-}
 
 func main() {
 	executor.Init() // a worker process runs its body here and exits

@@ -66,6 +66,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -129,8 +130,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	name := fs.String("workload", "", "the workload to run: "+workloadNames())
 	n := fs.Int("n", 0, "items (or round trips) in one timed run; 0: the workload's default")
+	cpuprofile := fs.String("cpuprofile", "", "write this process's CPU profile to the file (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(stderr, "aiobench:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "aiobench:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if fs.NArg() > 0 || *n < 0 {
 		fmt.Fprintf(stderr, "aiobench: bad arguments: %q\n", args)
