@@ -790,3 +790,22 @@ func TestWorkerWithPools(t *testing.T) {
 		t.Fatalf("exits %+v", ex)
 	}
 }
+
+// MaxConnections recycles a worker after it has accepted that many
+// connections, with no request failed.
+func TestMaxConnections(t *testing.T) {
+	m := startGroup(t, lineServer, prefork.Options{Workers: 1, MaxConnections: 5})
+	ld := newLoad(m.Addr().String())
+	for range 12 { // a connection each
+		ld.run(1, 1, nil)
+	}
+	if ld.failures.Load() != 0 || ld.ok.Load() != 12 {
+		t.Fatalf("%d ok, %d failed: %v", ld.ok.Load(), ld.failures.Load(), ld.firstErr)
+	}
+	waitFor(t, func() bool { return reasons(m.Exited())["recycled"] >= 2 })
+	for _, wi := range m.Exited() {
+		if wi.Reason == "recycled" && wi.Connections < 5 {
+			t.Errorf("worker %d.%d recycled after %d connections", wi.Slot, wi.Generation, wi.Connections)
+		}
+	}
+}

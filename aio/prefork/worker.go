@@ -82,6 +82,7 @@ type Worker struct {
 	requests atomic.Int64
 	conns    atomic.Int64
 	retired  atomic.Bool
+	retiring chan struct{} // closed when it reaches its limits
 	stop     chan struct{} // closed when the master asks this worker to go
 	stopOnce sync.Once
 	sendMu   sync.Mutex
@@ -111,9 +112,10 @@ func (w *Worker) Requests() int64 { return w.requests.Load() }
 func (w *Worker) Stopping() <-chan struct{} { return w.stop }
 
 // RequestDone counts one request served. At the worker's MaxRequests (with
-// its jitter) the worker asks the master for its replacement, and stops
-// once that one serves: gunicorn's max_requests. Any goroutine may call
-// it.
+// its jitter) the worker asks the master for its replacement and stops
+// accepting (on the shared socket; with ReusePort it accepts until it
+// stops), and it drains once that one serves: gunicorn's max_requests.
+// Any goroutine may call it.
 func (w *Worker) RequestDone() {
 	n := w.requests.Add(1)
 	if w.arg.MaxRequests > 0 && n >= w.arg.MaxRequests {
@@ -131,6 +133,7 @@ func (w *Worker) connDone() {
 // retire asks for a replacement, once.
 func (w *Worker) retire() {
 	if w.retired.CompareAndSwap(false, true) {
+		close(w.retiring)
 		go w.send(msgRetire)
 	}
 }
@@ -240,11 +243,25 @@ func (w *Worker) serve(ctx context.Context, l *loop.Loop, opts *ServeOptions, st
 	defer close(stop)
 	stopping := loop.NewFuture[struct{}](l)
 	go func() {
-		select {
-		case <-w.stop:
-		case <-ctx.Done():
-		case <-stop:
-			return
+		retiring := w.retiring
+		if w.arg.ReusePort {
+			retiring = nil // closing its own listener would reset its queue
+		}
+		for {
+			select {
+			case <-retiring:
+				// Past its limits: it accepts no more (the shared socket
+				// keeps them for the others, and for its replacement) and
+				// serves what it has until the replacement serves.
+				_ = l.CallSoonThreadsafe(srv.Close)
+				retiring = nil
+				continue
+			case <-w.stop:
+			case <-ctx.Done():
+			case <-stop:
+				return
+			}
+			break
 		}
 		_ = l.CallSoonThreadsafe(func() { stopping.SetResult(struct{}{}) })
 	}()
@@ -269,7 +286,7 @@ func runWorker(a workerArg, h Handler) error {
 		return errors.New("prefork: a worker started without its control connection")
 	}
 	defer a.Ctl.Close()
-	w := &Worker{arg: a, stop: make(chan struct{})}
+	w := &Worker{arg: a, stop: make(chan struct{}), retiring: make(chan struct{})}
 	var err error
 	if a.ReusePort {
 		w.ln, err = reusePortListener(a.Network, a.Addr)
