@@ -5,16 +5,25 @@ import (
 	"fmt"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/asyncgo/asyncgo/loop"
 )
 
-// A server that accepts one connection per readiness (AcceptPerWake: 1)
-// still serves every client of a burst: the level-triggered listener is
-// ready again while connections wait.
+// A server that accepts one connection per readiness (AcceptPerWake: 1),
+// and one that also pauses after each (AcceptPause), still serve every
+// client of a burst: the level-triggered listener is ready again while
+// connections wait, and accepting resumes after the pause.
 func TestServerAcceptPerWake(t *testing.T) {
+	t.Run("perwake", func(t *testing.T) { testAcceptBurst(t, &loop.ServerOptions{AcceptPerWake: 1}) })
+	t.Run("pause", func(t *testing.T) {
+		testAcceptBurst(t, &loop.ServerOptions{AcceptPerWake: 1, AcceptPause: 200 * time.Microsecond})
+	})
+}
+
+func testAcceptBurst(t *testing.T, opts *loop.ServerOptions) {
 	runNet(t, func(ctx context.Context) error {
-		srv, err := loop.StartServer(ctx, streamHandleClient, "127.0.0.1:0", &loop.ServerOptions{AcceptPerWake: 1})
+		srv, err := loop.StartServer(ctx, streamHandleClient, "127.0.0.1:0", opts)
 		if err != nil {
 			return err
 		}

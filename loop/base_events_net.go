@@ -47,6 +47,13 @@ type ServerOptions struct {
 	// at a time, so that the next connection goes to whichever is idle,
 	// not a whole burst to the first one woken.
 	AcceptPerWake int
+	// AcceptPause, if set, stops accepting for that long after each
+	// readiness that accepted a connection (no asyncio twin). Processes
+	// sharing a listening socket set it so that the next connection of a
+	// burst finds another process polling the socket: a loop that has
+	// just accepted is back at the socket before a sleeping one wakes,
+	// and would take every connection of the burst.
+	AcceptPause time.Duration
 }
 
 // ConnOptions are create_connection's keyword arguments; the zero value
@@ -116,6 +123,8 @@ type Server struct {
 	factory  func() BaseProtocol
 	backlog  int
 	perWake  int // connections accepted per readiness
+	pause    time.Duration
+	pausing  bool
 	tls      *tlsParams
 	serving  bool
 	active   int
@@ -275,6 +284,20 @@ func (s *Server) forceClose() { s.Close() }
 // accept is _accept_connection: up to backlog connections per readiness
 // (or AcceptPerWake), each given a transport at once.
 func (s *Server) accept(lsock *Socket) {
+	accepted := false
+	defer func() {
+		if accepted && s.pause > 0 && !s.pausing && s.serving && s.sockets != nil {
+			s.pausing = true
+			s.stopAccepting()
+			s.l.CallLater(s.pause, func() {
+				s.pausing = false
+				if s.serving && s.sockets != nil && !s.retrying {
+					s.serving = false
+					s.StartServing()
+				}
+			})
+		}
+	}()
 	for range s.perWake {
 		if lsock.closed {
 			return // a factory closed the server meanwhile
@@ -309,6 +332,7 @@ func (s *Server) accept(lsock *Socket) {
 			}
 		}
 		conn := newSocket(fd, lsock.family, lsock.sotype)
+		accepted = true
 		s.newConnection(conn)
 	}
 }
@@ -401,7 +425,7 @@ func (l *Loop) newServer(factory func() BaseProtocol, socks []*Socket, opts *Ser
 	if opts.AcceptPerWake > 0 {
 		perWake = opts.AcceptPerWake
 	}
-	srv := &Server{l: l, sockets: socks, factory: factory, backlog: backlog, perWake: perWake}
+	srv := &Server{l: l, sockets: socks, factory: factory, backlog: backlog, perWake: perWake, pause: opts.AcceptPause}
 	if opts.TLS != nil {
 		srv.tls = &tlsParams{config: opts.TLS, server: true, handshakeTimeout: opts.TLSHandshakeTimeout, shutdownTimeout: opts.TLSShutdownTimeout}
 	}

@@ -505,7 +505,7 @@ func (m *Master) spawn(i int) error {
 		Ctl: child, Slot: i, Gen: s.gen,
 		MaxRequests: maxReq, MaxConns: int64(m.opts.MaxConnections),
 		ReusePort: m.opts.ReusePort, Network: m.opts.Network, Addr: m.opts.Addr,
-		Graceful: m.opts.GracefulTimeout, Data: m.opts.Data,
+		Graceful: m.opts.GracefulTimeout, Workers: max(m.numSlots(), m.opts.Workers), Data: m.opts.Data,
 	}
 	ap := aio.NewProcess(m.fn.fn.Bind(arg))
 	ap.Name = fmt.Sprintf("prefork-worker-%d.%d", i, s.gen)
