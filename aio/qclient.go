@@ -69,6 +69,26 @@ func clientOf(h handle) *qclient {
 	return c
 }
 
+// settle makes what this process has consumed of a queue hosted
+// elsewhere known to the host before a request that reads its state
+// (Qsize, Full, Empty): a Get that returned has been counted. A delivery
+// wakes its getter before it reports the item consumed, under mu, so
+// taking mu here waits for that report.
+func settle(h handle) {
+	if h.local != nil || h.p == nil {
+		return
+	}
+	qclientsMu.Lock()
+	c := qclients[h.ref]
+	qclientsMu.Unlock()
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.report()
+	c.mu.Unlock()
+}
+
 // recallFrom answers the host's recall: the items not yet taken go back.
 func recallFrom(p *peer, obj uint64) {
 	qclientsMu.Lock()

@@ -527,6 +527,7 @@ func (q *Queue[T]) GetNowait() (T, error) { return q.get(bg, 0) }
 func (q *Queue[T]) CoroGet(ctx context.Context) (T, error) { return q.get(ctx, -1) }
 
 func (q *Queue[T]) size() (n, maxsize int) {
+	settle(q.h)
 	r, err := q.h.call(bg, qSize, 0, -1, nil, nil, nil)
 	if err != nil || r.status != stOK || len(r.data) != 16 {
 		return 0, 0
