@@ -15,6 +15,10 @@ import (
 	"github.com/nats-io/nuid"
 )
 
+// publishRetry bounds the retries of a call's publish that failed (no
+// stream leader, no connection) before its future fails.
+const publishRetry = time.Minute
+
 // ErrMaxDeliver is the error of a call that was delivered to workers
 // MaxDeliver times without a result: each worker that took it died or
 // lost its lease (see the package doc).
@@ -155,7 +159,7 @@ func New(opts Options) (*Executor, error) {
 			e.closeAll()
 		}
 	}()
-	nopts := append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}, opts.NATSOptions...)
+	nopts := append(connOptions(), opts.NATSOptions...)
 	nc, err := nats.Connect(e.url, nopts...)
 	if err != nil {
 		return nil, fmt.Errorf("natsexec: %w", err)
@@ -325,24 +329,31 @@ func (e *Executor) acker() {
 				continue
 			}
 		}
-		for attempt := 0; ack == nil && attempt < 10; attempt++ {
-			select {
-			case <-e.closed:
-				attempt = 10
-				continue
-			default:
-			}
+		// Retry for publishRetry: a cluster elects a new stream leader
+		// in seconds, and the caller reconnects to another server.
+		var lastErr error
+		for deadline := time.Now().Add(publishRetry); ack == nil && time.Now().Before(deadline); {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			a, err := e.js.PublishMsg(ctx, p.msg)
 			cancel()
 			if err == nil {
 				ack = a
-			} else {
-				time.Sleep(100 * time.Millisecond)
+				break
+			}
+			lastErr = err
+			select {
+			case <-e.closed:
+				deadline = time.Time{}
+			case <-time.After(250 * time.Millisecond):
 			}
 		}
 		if ack == nil {
-			e.finish(p.c.id, fmt.Errorf("natsexec: cannot publish the call of %s to stream %s", p.c.job.Name(), e.q.stream))
+			select {
+			case <-e.closed:
+				continue
+			default:
+			}
+			e.finish(p.c.id, fmt.Errorf("natsexec: cannot publish the call of %s to stream %s: %w", p.c.job.Name(), e.q.stream, lastErr))
 			continue
 		}
 		e.mu.Lock()

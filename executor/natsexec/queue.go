@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -20,6 +21,17 @@ const (
 	DefaultObjectTTL = time.Hour
 	consumerName     = "workers"
 )
+
+// connOptions are the options of every connection, before the user's
+// NATSOptions: reconnect for ever, and quiet asynchronous errors (nats.go
+// prints them by default; the code that meets them retries).
+func connOptions() []nats.Option {
+	return []nats.Option{
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}),
+	}
+}
 
 // queue is what a caller and a worker agree on: the stream, its subjects,
 // the consumer and the object store's bucket, all named after the stream.

@@ -49,11 +49,15 @@ const (
 	resultPatience = 20 * time.Second
 )
 
-// nextWait bounds a wait for the next call: nats.go's pull iterator can
-// miss renewing its pull request when the previous one is still being
-// sent as its last message is taken, and then waits for a heartbeat that
-// never comes (30s); a Next that returns lets it renew.
-const nextWait = time.Second
+// A worker's pull requests expire after pullExpiry, and the server sends
+// a heartbeat every pullHeartbeat while one waits: a pull request lost
+// (its server died, or the consumer's leader moved in a cluster) is
+// noticed after two missed heartbeats and renewed, rather than after
+// nats.go's default 30s.
+const (
+	pullExpiry    = 5 * time.Second
+	pullHeartbeat = time.Second
+)
 
 // Serve runs this process as a worker of opts.Stream until ctx ends: it
 // pulls calls, at most opts.MaxInFlight at a time, runs each registered
@@ -85,7 +89,7 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	if q.stream == "" {
 		q.stream = DefaultStream
 	}
-	nopts := append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}, opts.NATSOptions...)
+	nopts := append(connOptions(), opts.NATSOptions...)
 	nc, err := nats.Connect(url, nopts...)
 	if err != nil {
 		return fmt.Errorf("natsexec: %w", err)
@@ -123,7 +127,7 @@ type worker struct {
 // pull hands calls to goroutines, at most cap(w.sem) at once.
 func (w *worker) pull(batch int) error {
 	for w.ctx.Err() == nil {
-		it, err := w.cons.Messages(jetstream.PullMaxMessages(batch))
+		it, err := w.cons.Messages(jetstream.PullMaxMessages(batch), jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 		if err != nil {
 			select {
 			case <-w.ctx.Done():
@@ -163,13 +167,13 @@ func (w *worker) drain(it jetstream.MessagesContext) {
 				_ = m.Nak()
 			}
 		}
-		m, err := it.Next(jetstream.NextMaxWait(nextWait))
+		m, err := it.Next()
 		if err != nil {
 			<-w.sem
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || w.ctx.Err() != nil {
 				return
 			}
-			continue // no call yet, or a missed heartbeat while the server is away
+			continue // a missed heartbeat while the server is away
 		}
 		if w.ctx.Err() != nil {
 			<-w.sem
