@@ -437,6 +437,7 @@ func (q *Queue[T]) put(ctx context.Context, v T, timeout time.Duration) error {
 		// Nothing to wait for: the put is posted, in order.
 		return q.h.post(qPut, b)
 	}
+	settle(q.h) // the host counts what this process has taken before it admits the put
 	if ctx != bg {
 		// A put cannot be undone once the host has taken it: a
 		// cancellation withdraws the put and waits for the answer, which
