@@ -645,11 +645,10 @@ func (m *Master) stopProc(p *proc, reason string) {
 		return
 	}
 	p.stopped = reason
-	if p.info.Ready {
-		m.tell(p, msgStop)
-	} else {
-		_ = p.p.Terminate() // not serving yet: nothing to finish
-	}
+	// Even one that has not said it serves: it may be serving already
+	// (it accepts before its word arrives), and a signal would cut its
+	// connections. One that never gets to read it is killed below.
+	m.tell(p, msgStop)
 	p.timer.Stop()
 	p.timer = time.AfterFunc(m.opts.GracefulTimeout+time.Second, func() { _ = p.p.Kill() })
 }
