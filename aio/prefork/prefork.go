@@ -152,6 +152,7 @@ type proc struct {
 	retired bool   // asked for its replacement
 	stopped string // the reason it was asked to stop; "" if not
 	timer   *time.Timer
+	read    chan struct{} // closed when its messages have all been forwarded
 }
 
 type slotState struct {
@@ -523,7 +524,7 @@ func (m *Master) spawn(i int) error {
 			return err
 		}
 	}
-	p := &proc{p: ap, ctl: parent, info: WorkerInfo{Slot: i, Generation: s.gen, Pid: ap.Pid(), Started: time.Now()}}
+	p := &proc{p: ap, ctl: parent, read: make(chan struct{}), info: WorkerInfo{Slot: i, Generation: s.gen, Pid: ap.Pid(), Started: time.Now()}}
 	if s.cur == nil {
 		s.cur = p
 	} else {
@@ -543,6 +544,10 @@ func (m *Master) spawn(i int) error {
 	go func() {
 		_ = ap.Join()
 		code, _ := ap.ExitCode()
+		select { // its last counts first: they were sent before it exited
+		case <-p.read:
+		case <-time.After(time.Second):
+		}
 		select {
 		case m.events <- event{p: p, exit: true, code: code}:
 		case <-m.done:
@@ -553,6 +558,7 @@ func (m *Master) spawn(i int) error {
 
 // read forwards a worker's messages to the supervisor.
 func (m *Master) read(p *proc) {
+	defer close(p.read)
 	for {
 		var msg ctlMsg
 		if err := p.ctl.Recv(&msg); err != nil {
@@ -609,6 +615,9 @@ func (m *Master) message(p *proc, msg *ctlMsg) {
 				}
 				m.stopProc(old, reason)
 			}
+		}
+		if p.retired && s.cur == p && s.next == nil && !m.stopping && !s.removed {
+			m.start(p.info.Slot) // it reached its limits before its ready message came
 		}
 		s.backoff = m.opts.Backoff
 		if m.opts.OnWorkerStart != nil {

@@ -822,7 +822,13 @@ func TestMaxConnections(t *testing.T) {
 	if ld.failures.Load() != 0 || ld.ok.Load() != 12 {
 		t.Fatalf("%d ok, %d failed: %v", ld.ok.Load(), ld.failures.Load(), ld.firstErr)
 	}
-	waitFor(t, func() bool { return reasons(m.Exited())["recycled"] >= 2 })
+	deadline := time.Now().Add(20 * time.Second)
+	for reasons(m.Exited())["recycled"] < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not recycled twice: workers %+v, exits %+v", m.Workers(), m.Exited())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	for _, wi := range m.Exited() {
 		if wi.Reason == "recycled" && wi.Connections < 5 {
 			t.Errorf("worker %d.%d recycled after %d connections", wi.Slot, wi.Generation, wi.Connections)
