@@ -235,8 +235,16 @@ func (c *qclient) get(ctx context.Context, timeout time.Duration) ([]byte, error
 		ctx = bg
 	}
 	if l, err := loop.RunningLoop(ctx); err == nil {
-		b, err := loop.WrapFutureUndo(l, f, c.giveBack).Await(ctx)
-		if err != nil && !f.Done() && c.drop(w) {
+		b, err := loop.WrapFuture(l, f).Await(ctx)
+		if err != nil && !c.drop(w) {
+			// Served as it gave up: the item is in f (delivered sets it
+			// under mu, where it takes the waiter off). It goes back to
+			// the front of the queue before this returns, so a Put or Get
+			// the task makes next is ordered after it.
+			if v, ferr := f.Result(context.Background()); ferr == nil {
+				c.giveBack(v)
+			}
+		} else if err != nil {
 			_ = f.SetErr(err)
 		}
 		return b, err
