@@ -84,8 +84,8 @@
 //
 // # Large values
 //
-// A body larger than the server's max_payload (1 MiB by default, and on
-// the embedded server) less 8 KiB of headroom goes through the
+// A body larger than the server's max_payload (1 MiB by default; 8 MiB
+// on the embedded server) less 8 KiB of headroom goes through the
 // JetStream object store (bucket "<stream>_objects"), in 128 KiB chunks,
 // and the message carries its name: arguments and results of any size the
 // store holds, up to internal/wire's MaxFrame (1 GiB). Objects are deleted

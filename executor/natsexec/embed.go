@@ -23,6 +23,12 @@ type embedded struct {
 	temp bool
 }
 
+// embeddedMaxPayload is the embedded server's max_payload: 8 MiB, the
+// largest nats-server accepts without a warning, so that arguments and
+// results up to about 8 MiB (the seed's 2 MiB among them) travel in their
+// message rather than through the object store.
+const embeddedMaxPayload = 8 << 20
+
 func startEmbedded(storeDir string) (*embedded, error) {
 	e := &embedded{dir: storeDir}
 	if e.dir == "" {
@@ -43,7 +49,7 @@ func startEmbedded(storeDir string) (*embedded, error) {
 		Authorization: token,
 		NoSigs:        true,
 		NoLog:         true,
-		MaxPayload:    server.MAX_PAYLOAD_SIZE,
+		MaxPayload:    embeddedMaxPayload,
 	})
 	if err != nil {
 		e.removeDir()
