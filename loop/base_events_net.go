@@ -622,24 +622,31 @@ func (l *Loop) connectSocket(ctx context.Context, factory func() BaseProtocol, s
 	return l.connectWith(ctx, factory, sock, opts, tp)
 }
 
-func (l *Loop) connectWith(ctx context.Context, factory func() BaseProtocol, sock *Socket, opts *ConnOptions, tp *tlsParams) (Transport, BaseProtocol, error) {
+// protocolFor makes the protocol for a connection on sock, which it
+// closes if there is none to make: a nil factory, or one that panics (the
+// panic goes on; the socket does not leak).
+func protocolFor(sock *Socket, factory func() BaseProtocol) (proto BaseProtocol, err error) {
 	if sock == nil || sock.closed {
-		return nil, nil, ErrSocketClosed
+		return nil, ErrSocketClosed
 	}
 	if factory == nil {
 		sock.Close()
-		return nil, nil, errors.New("loop: nil protocol factory")
+		return nil, errors.New("loop: nil protocol factory")
 	}
-	var proto BaseProtocol
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				sock.Close() // the factory's panic goes on; the socket does not leak
-				panic(r)
-			}
-		}()
-		proto = factory()
+	defer func() {
+		if r := recover(); r != nil {
+			sock.Close()
+			panic(r)
+		}
 	}()
+	return factory(), nil
+}
+
+func (l *Loop) connectWith(ctx context.Context, factory func() BaseProtocol, sock *Socket, opts *ConnOptions, tp *tlsParams) (Transport, BaseProtocol, error) {
+	proto, err := protocolFor(sock, factory)
+	if err != nil {
+		return nil, nil, err
+	}
 	waiter := NewFuture[struct{}](l)
 	t, err := l.makeTransport(sock, proto, waiter, nil, tp)
 	if err != nil {

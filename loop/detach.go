@@ -105,23 +105,10 @@ func (l *Loop) AttachSocket(ctx context.Context, factory func() BaseProtocol, so
 	if runningTask(ctx) == nil {
 		return nil, nil, ErrNotInTask
 	}
-	if sock == nil || sock.closed {
-		return nil, nil, ErrSocketClosed
+	proto, err := protocolFor(sock, factory)
+	if err != nil {
+		return nil, nil, err
 	}
-	if factory == nil {
-		sock.Close()
-		return nil, nil, errors.New("loop: nil protocol factory")
-	}
-	var proto BaseProtocol
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				sock.Close()
-				panic(r)
-			}
-		}()
-		proto = factory()
-	}()
 	waiter := NewFuture[struct{}](l)
 	t, err := l.newSocketTransport(sock, proto, waiter, nil)
 	if err != nil {
