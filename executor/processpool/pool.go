@@ -556,7 +556,14 @@ func (w *worker) serve() {
 		wake, due, ainline := false, false, false
 		var aj executor.Job
 		var aseq uint64
+		var lost executor.Job // sent ahead on a stream that broke
 		p.mu.Lock()
+		if unreadable && w.ahead != nil {
+			// Its answer would come on a stream this reader could not
+			// follow: fail it, as a worker that died would, and retire.
+			lost = w.ahead
+			w.ahead, w.aheadUnsent = nil, false
+		}
 		if w.ahead != nil { // the next call is on its way already
 			w.cur, w.seq, w.unsent = w.ahead, w.aheadSeq, w.aheadUnsent
 			w.ahead, w.aheadUnsent = nil, false
@@ -593,6 +600,9 @@ func (w *worker) serve() {
 			w.wake.Wake()
 		}
 		w.sentAhead(due, aj, aseq, ainline)
+		if lost != nil {
+			lost.Fail(fmt.Errorf("processpool: the worker running %s was retired: the result before it could not be decoded", lost.Name()))
+		}
 		if err != nil {
 			j.Fail(err)
 		} else {
