@@ -194,6 +194,7 @@ type Master struct {
 	crashes  []time.Time
 	rolling  []int // slots still to restart (Reload)
 	stopping bool
+	target   int           // the number of slots, as workers are told
 	ready    chan struct{} // closed once every first worker serves
 	readyN   int
 }
@@ -234,6 +235,7 @@ func Start(fn Func, opts Options) (*Master, error) {
 		live:   map[*proc]struct{}{},
 		ready:  make(chan struct{}),
 		readyN: opts.Workers,
+		target: opts.Workers,
 	}
 	var err error
 	if opts.ReusePort {
@@ -380,6 +382,7 @@ func (m *Master) Resize(delta int) error {
 		if m.stopping {
 			return
 		}
+		m.target = max(m.numSlots()+delta, 1)
 		for ; delta > 0; delta-- {
 			m.slots = append(m.slots, &slotState{backoff: m.opts.Backoff})
 			m.start(len(m.slots) - 1)
@@ -399,11 +402,16 @@ func (m *Master) Resize(delta int) error {
 					m.stopProc(p, "stopped")
 				}
 			}
-			for len(m.slots) > 0 && m.slots[len(m.slots)-1].removed && m.slots[len(m.slots)-1].cur == nil && m.slots[len(m.slots)-1].next == nil {
-				m.slots = m.slots[:len(m.slots)-1]
-			}
+			m.trimSlots()
 		}
 	})
+}
+
+// trimSlots drops the removed slots at the end whose workers are gone.
+func (m *Master) trimSlots() {
+	for n := len(m.slots); n > 0 && m.slots[n-1].removed && m.slots[n-1].cur == nil && m.slots[n-1].next == nil; n-- {
+		m.slots = m.slots[:n-1]
+	}
 }
 
 func (m *Master) numSlots() int {
@@ -506,7 +514,7 @@ func (m *Master) spawn(i int) error {
 		Ctl: child, Slot: i, Gen: s.gen,
 		MaxRequests: maxReq, MaxConns: int64(m.opts.MaxConnections),
 		ReusePort: m.opts.ReusePort, Network: m.opts.Network, Addr: m.opts.Addr,
-		Graceful: m.opts.GracefulTimeout, Workers: max(m.numSlots(), m.opts.Workers), Data: m.opts.Data,
+		Graceful: m.opts.GracefulTimeout, Workers: m.target, Data: m.opts.Data,
 	}
 	ap := aio.NewProcess(m.fn.fn.Bind(arg))
 	ap.Name = fmt.Sprintf("prefork-worker-%d.%d", i, s.gen)
@@ -520,6 +528,7 @@ func (m *Master) spawn(i int) error {
 		if err := parent.SendHandle(m.ln.Fd()); err != nil {
 			_ = ap.Kill()
 			_ = ap.Join()
+			_ = ap.Close()
 			parent.Close()
 			return err
 		}
@@ -720,11 +729,7 @@ func (m *Master) exited(p *proc, code int) {
 	case s.cur == nil && s.respawn == nil:
 		m.start(i) // it left on its own, with no replacement on its way
 	}
-	if s.removed && s.cur == nil && s.next == nil {
-		for len(m.slots) > 0 && m.slots[len(m.slots)-1].removed && m.slots[len(m.slots)-1].cur == nil && m.slots[len(m.slots)-1].next == nil {
-			m.slots = m.slots[:len(m.slots)-1]
-		}
-	}
+	m.trimSlots()
 	m.roll()
 }
 
