@@ -100,9 +100,13 @@ func DetachStreams(w *StreamWriter) (*Socket, []byte, error) {
 // transport reads from the socket. buffered is copied; it is delivered
 // even if the protocol paused reading in ConnectionMade, and dropped if it
 // closed the transport there. No TLS: a TLS session cannot change hands.
-// ctx is a task's of l.
+// ctx is a task's of l. sock is the transport's from now on, and is
+// closed if AttachSocket fails.
 func (l *Loop) AttachSocket(ctx context.Context, factory func() BaseProtocol, sock *Socket, buffered []byte) (Transport, BaseProtocol, error) {
 	if runningTask(ctx) == nil {
+		if sock != nil {
+			sock.Close() // the caller gave it up: it is closed, not lost
+		}
 		return nil, nil, ErrNotInTask
 	}
 	proto, err := protocolFor(sock, factory)
@@ -170,6 +174,9 @@ func (t *socketTransport) feedBuffered(data []byte) {
 func AttachStreams(ctx context.Context, sock *Socket, buffered []byte, limit int) (*StreamReader, *StreamWriter, error) {
 	l, err := RunningLoop(ctx)
 	if err != nil {
+		if sock != nil {
+			sock.Close()
+		}
 		return nil, nil, err
 	}
 	r := NewStreamReader(limit)

@@ -359,3 +359,24 @@ func TestAttachSocketClosedAtOnce(t *testing.T) {
 		return loop.Sleep(ctx, 0)
 	})
 }
+
+// AttachSocket and AttachStreams outside a task refuse, and close the
+// socket they were given: nothing else owns it any more.
+func TestAttachOutsideTaskClosesSocket(t *testing.T) {
+	a, b := socketPair(t)
+	defer b.Close()
+	if _, _, err := new(loop.Loop).AttachSocket(context.Background(), nil, a, nil); !errors.Is(err, loop.ErrNotInTask) {
+		t.Fatalf("AttachSocket outside a task = %v; want ErrNotInTask", err)
+	}
+	if a.Fd() != -1 {
+		t.Errorf("the socket is still open after AttachSocket refused it")
+	}
+	c, d := socketPair(t)
+	defer d.Close()
+	if _, _, err := loop.AttachStreams(context.Background(), c, nil, 0); err == nil {
+		t.Fatal("AttachStreams outside a task succeeded")
+	}
+	if c.Fd() != -1 {
+		t.Errorf("the socket is still open after AttachStreams refused it")
+	}
+}
