@@ -346,7 +346,7 @@ func (c *Connection) awaitAckOnLoop(ctx context.Context, l *loop.Loop, src *conn
 			c.dropAck(p.seq)
 			return src.settle(false, c.endErr(perr))
 		}
-		if err := c.waitReadable(ctx, l); err != nil && !errors.Is(err, ErrConnClosed) {
+		if err := c.waitReadable(ctx, l, func() bool { return len(p.ch) > 0 }); err != nil && !errors.Is(err, ErrConnClosed) {
 			// The task stopped waiting: the hand-off settles on its own.
 			go func() {
 				_ = c.awaitAck(p.seq, p.ch)
@@ -556,7 +556,7 @@ func (c *Connection) recvConnOnLoop(ctx context.Context, l *loop.Loop) (h *Hande
 		case err != errPollTimeout:
 			return nil, true, err
 		}
-		if err := c.waitReadable(ctx, l); err != nil {
+		if err := c.waitReadable(ctx, l, c.handoffWaiting); err != nil {
 			return nil, true, err
 		}
 	}
@@ -582,8 +582,10 @@ func (c *Connection) takeFree(w want) (pmsg, error) {
 // waitReadable waits on l until the end is readable, or closed. It
 // watches a duplicate of the descriptor, its own to close: the Connection
 // may be closed meanwhile, and the loop must never watch a descriptor
-// number that another open may reuse.
-func (c *Connection) waitReadable(ctx context.Context, l *loop.Loop) error {
+// number that another open may reuse. done is the caller's condition,
+// checked again once the waiter is registered: what another reader
+// delivered in between would wake nobody.
+func (c *Connection) waitReadable(ctx context.Context, l *loop.Loop, done func() bool) error {
 	fd := -1
 	var derr error
 	if err := c.rc.Control(func(f uintptr) { fd, derr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
@@ -618,8 +620,25 @@ func (c *Connection) waitReadable(ctx context.Context, l *loop.Loop) error {
 	if c.closed.Load() { // closed before it could wake us
 		return ErrConnClosed
 	}
+	if done() { // came while the caller looked, before we could be woken
+		return nil
+	}
 	_, err := ready.Await(ctx)
 	return err
+}
+
+// handoffWaiting reports whether a hand-off is there to take without
+// reading the socket: one another reader parked, or a free message.
+func (c *Connection) handoffWaiting() bool {
+	c.hmu.Lock()
+	n := len(c.handed)
+	c.hmu.Unlock()
+	if n > 0 {
+		return true
+	}
+	c.bmu.Lock()
+	defer c.bmu.Unlock()
+	return c.firstFree() != nil
 }
 
 // ackOnLoop acknowledges the hand-off m from the loop: at once if the

@@ -366,7 +366,7 @@ func (c *Connection) next(ctx context.Context, w want, wait bool) (pmsg, error) 
 			nfds := int(binary.LittleEndian.Uint32(c.hdr[8:]))
 			if c.bn == int(n) && len(c.fdq) >= nfds {
 				m := pmsg{data: c.body, fds: c.fdq[:nfds:nfds], kind: binary.LittleEndian.Uint32(c.hdr[12:])}
-				if m.kind > kindAck || m.kind == kindAck && (nfds > 0 || n != 8) {
+				if m.kind > kindAck || m.kind == kindAck && (nfds > 0 || n != 8) || m.kind == kindHandoff && nfds < 1 {
 					c.rerrs = errCorruptMessage
 					return pmsg{}, c.rerrs
 				}
