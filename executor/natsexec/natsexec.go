@@ -408,10 +408,15 @@ func (e *Executor) onReply(m *nats.Msg) {
 			e.removeLocked(c)
 		}
 		e.mu.Unlock()
+		// The receipt the worker waits for to ack the call, first: a
+		// result held in the object store can take resolve a while to
+		// fetch, and a worker that waits too long runs the call again.
+		// The call is the caller's from here: a fetch that fails fails
+		// its future.
+		_ = m.Respond(nil)
 		if c != nil {
 			e.resolve(c, m)
 		} // else a duplicate: the future is done already
-		_ = m.Respond(nil) // the receipt the worker waits for to ack the call
 	}
 }
 
