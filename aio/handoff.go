@@ -78,22 +78,47 @@ func (c *Connection) SendConn(conn any, prefix []byte) error {
 }
 
 // CoroSendConn is SendConn for a task: it never blocks the loop, and it
-// closes a *loop.Socket on its loop. Cancelled before the receiver
-// answered, it returns at once an error matching both the cancellation
-// and ErrHandoffUnsettled: the connection is no longer the caller's, and
-// is closed once the receiver answers, whatever the answer.
+// closes a *loop.Socket on its loop. Cancelled (or its ctx ended, on a
+// loop or off one) before the receiver answered, it returns at once an
+// error matching both ctx's error and ErrHandoffUnsettled: the connection
+// is no longer the caller's, and is closed once the receiver answers,
+// whatever the answer.
 func (c *Connection) CoroSendConn(ctx context.Context, conn any, prefix []byte) error {
 	src, err := sourceOf(conn)
 	if err != nil {
 		return err
 	}
 	l := taskLoop(ctx)
-	if l == nil {
+	if l != nil {
+		return c.coroSendConnOnLoop(ctx, l, src, prefix)
+	}
+	if ctx.Done() == nil {
 		acked, err := c.handoff(ctx, src.fd, prefix)
 		src.sent()
 		return src.settle(acked, err)
 	}
-	return c.coroSendConnOnLoop(ctx, l, src, prefix)
+	// A ctx that can end: the wait for the acknowledgement goes on a
+	// goroutine, so that ctx bounds it as the doc says.
+	type result struct {
+		acked bool
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		acked, err := c.handoff(ctx, src.fd, prefix)
+		src.sent()
+		done <- result{acked, err}
+	}()
+	select {
+	case r := <-done:
+		return src.settle(r.acked, r.err)
+	case <-ctx.Done():
+	}
+	go func() { // the caller has given it up: closed once it settles
+		<-done
+		_ = src.close()
+	}()
+	return fmt.Errorf("%w: %w", ErrHandoffUnsettled, ctx.Err())
 }
 
 // connSource is the connection SendConn hands off: the descriptor to send

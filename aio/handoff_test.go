@@ -631,6 +631,38 @@ func TestHandoffSenderClosesWhileWaiting(t *testing.T) {
 	checkFDs(t, before)
 }
 
+// CoroSendConn off a loop with a ctx that ends, to a receiver that never
+// receives: it returns ErrHandoffUnsettled at the deadline, not never, and
+// the sender's copy is closed once, when the hand-off settles (here: the
+// receiver's end closes unread).
+func TestHandoffSendCtxEnds(t *testing.T) {
+	before := countFDs(t)
+	a, b, err := aio.Pipe(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, client := tcpPair(t)
+	defer client.Close()
+	cc := newCounting(server)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err = a.CoroSendConn(ctx, cc, nil)
+	if !errors.Is(err, aio.ErrHandoffUnsettled) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("CoroSendConn past its deadline = %v; want ErrHandoffUnsettled and the deadline", err)
+	}
+	b.Close() // unread: the hand-off fails, and the copy is closed for the caller
+	deadline := time.Now().Add(10 * time.Second)
+	for cc.closes.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := cc.closes.Load(); n != 1 {
+		t.Errorf("the sender's copy was closed %d times; want 1", n)
+	}
+	a.Close()
+	client.Close()
+	checkFDs(t, before)
+}
+
 // On a loop: CoroSendConn and CoroRecvConn; a CoroRecvConn cancelled
 // while waiting takes nothing; a CoroSendConn cancelled after its message
 // went returns at once with ErrHandoffUnsettled, and the connection is
