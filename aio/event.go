@@ -90,26 +90,56 @@ func (e *eventObj) peerGone(p *peer) {
 }
 
 // Event is multiprocessing.Event (aioprocessing's AioEvent): a flag that
-// processes set, clear and wait for.
-type Event struct{ h handle }
+// processes set, clear and wait for. On Linux its flag lives in shared
+// memory (event_shm.go) and a waiter sleeps in the kernel until a Set
+// wakes it, in whichever process; elsewhere the process that made it
+// hosts it. A waiter woken by a Set returns even if a Clear came right
+// after, as threading.Event's does.
+type Event struct {
+	s *shmEvent // nil: hosted, h
+	h handle
+}
 
 // NewEvent returns a clear Event.
-func NewEvent() *Event { return &Event{newHandle(kindEvent, &eventObj{})} }
+func NewEvent() *Event {
+	if shmSupported {
+		if s, err := newShmEvent(); err == nil {
+			return &Event{s: s}
+		}
+	}
+	return &Event{h: newHandle(kindEvent, &eventObj{})}
+}
 
 // Set sets the flag and wakes every waiter.
-func (e *Event) Set() error { return e.h.post(eSet, nil) }
+func (e *Event) Set() error {
+	if e.s != nil {
+		return e.s.set()
+	}
+	return e.h.post(eSet, nil)
+}
 
 // Clear clears the flag.
-func (e *Event) Clear() error { return e.h.post(eClear, nil) }
+func (e *Event) Clear() error {
+	if e.s != nil {
+		return e.s.clear()
+	}
+	return e.h.post(eClear, nil)
+}
 
-// IsSet reports whether the flag is set (false if the event's host has
-// exited).
+// IsSet reports whether the flag is set (false if the event cannot be
+// reached: a hosted one whose host has exited).
 func (e *Event) IsSet() bool {
+	if e.s != nil {
+		return e.s.isSet()
+	}
 	r, err := e.h.call(bg, eIsSet, 0, -1, nil, nil, nil)
 	return err == nil && r.status == stOK && len(r.data) == 1 && r.data[0] == 1
 }
 
 func (e *Event) wait(ctx context.Context, timeout time.Duration) (bool, error) {
+	if e.s != nil {
+		return e.s.wait(ctx, timeout)
+	}
 	r, err := e.h.call(ctx, eWait, 0, timeout, nil, nil, nil)
 	if err != nil {
 		return false, err
@@ -127,14 +157,30 @@ func (e *Event) Wait() error { _, err := e.wait(bg, -1); return err }
 // whether the flag was set (Python's wait(timeout)).
 func (e *Event) WaitTimeout(d time.Duration) (bool, error) { return e.wait(bg, timeoutOf(true, d)) }
 
-// CoroWait is Wait as an await (coro_wait).
+// CoroWait is Wait as an await (coro_wait): with a task's ctx it never
+// blocks the loop, and it returns ctx's error if ctx ends first.
 func (e *Event) CoroWait(ctx context.Context) error { _, err := e.wait(ctx, -1); return err }
 
 // GobEncode makes the event cross to another process as a reference.
-func (e *Event) GobEncode() ([]byte, error) { return e.h.encode() }
+func (e *Event) GobEncode() ([]byte, error) {
+	if e.s != nil {
+		return e.s.r.encode(kindEvent), nil
+	}
+	return e.h.encode()
+}
 
 // GobDecode makes a received reference the event.
-func (e *Event) GobDecode(b []byte) error { return e.h.decode(b, kindEvent) }
+func (e *Event) GobDecode(b []byte) error {
+	if len(b) == shmRefLen {
+		s, err := decodeShmEvent(b)
+		if err != nil {
+			return err
+		}
+		*e = Event{s: s}
+		return nil
+	}
+	return e.h.decode(b, kindEvent)
+}
 
 // barrierObj is a Barrier in its host: threading.Barrier's filling and
 // draining, done in one step, since the host answers every waiter at once.

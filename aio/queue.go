@@ -23,6 +23,7 @@ const (
 	kindCondition
 	kindBarrier
 	kindPipe
+	kindArena // shared memory (shm_linux.go)
 )
 
 func kindName(k uint8) string {
@@ -49,6 +50,8 @@ func kindName(k uint8) string {
 		return "Barrier"
 	case kindPipe:
 		return "Connection"
+	case kindArena:
+		return "shared memory"
 	}
 	return fmt.Sprintf("object of kind %d", k)
 }

@@ -1,0 +1,199 @@
+package aio
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Shared memory: an Event's flag lives in a page that every process using
+// it maps, and a waiter sleeps in the kernel on that word (a futex), as
+// CPython's multiprocessing semaphores do. A set wakes the sleeping
+// threads of every process directly: no message, no reader goroutine and
+// no hand-off between goroutines, which on a small machine cost several
+// times a pipe's round trip (DESIGN.md, Processes).
+//
+// A process keeps its shared objects in arenas: memfds of arenaSize bytes,
+// cut into slots of slotSize. An arena is also a hosted object (kindArena),
+// whose one operation hands a duplicate of its descriptor to the asking
+// process, which maps it the first time it uses one of its objects. Slots
+// are never reused (an object has no end of life another process could
+// see): 4,096 Events cost one 64 KiB arena.
+
+const (
+	shmSupported = true
+	arenaSize    = 64 << 10
+	slotSize     = 16
+)
+
+// aFD is the arena's operation: reply with a duplicate of its descriptor.
+const aFD = opObject
+
+type arena struct {
+	id  uint64 // the hosted object's id, in its host
+	fd  int    // the host keeps its memfd open, to hand out; -1 elsewhere
+	mem []byte
+}
+
+type arenaObj struct{ a *arena }
+
+func (o arenaObj) serve(r *request) {
+	if r.op != aFD {
+		r.reply(reply{status: stErr, data: []byte("aio: bad shared-memory operation")})
+		return
+	}
+	fd, err := unix.FcntlInt(uintptr(o.a.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		r.reply(reply{status: stErr, data: []byte("aio: cannot share the memory: " + err.Error())})
+		return
+	}
+	r.reply(reply{fds: []int{fd}})
+}
+
+func (arenaObj) withdraw(*peer, uint64) {}
+func (arenaObj) peerGone(*peer)         {}
+
+var (
+	arenaMu  sync.Mutex
+	ownArena *arena // the one new slots come from
+	ownNext  uint32 // its next free slot's offset
+	mapped   = map[ref]*arena{}
+)
+
+// newSlot returns a zeroed slot of this process's and the reference that
+// names it anywhere.
+func newSlot() (shmRef, *[4]uint32, error) {
+	arenaMu.Lock()
+	defer arenaMu.Unlock()
+	if ownArena == nil || ownNext+slotSize > arenaSize {
+		fd, err := unix.MemfdCreate("asyncgo-aio", unix.MFD_CLOEXEC)
+		if err != nil {
+			return shmRef{}, nil, fmt.Errorf("aio: shared memory: %w", err)
+		}
+		if err := unix.Ftruncate(fd, arenaSize); err != nil {
+			unix.Close(fd)
+			return shmRef{}, nil, fmt.Errorf("aio: shared memory: %w", err)
+		}
+		mem, err := unix.Mmap(fd, 0, arenaSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		if err != nil {
+			unix.Close(fd)
+			return shmRef{}, nil, fmt.Errorf("aio: shared memory: %w", err)
+		}
+		a := &arena{fd: fd, mem: mem}
+		a.id = host(arenaObj{a})
+		mapped[ref{Host: selfToken, ID: a.id, Kind: kindArena}] = a
+		ownArena, ownNext = a, 0
+	}
+	off := ownNext
+	ownNext += slotSize
+	r := shmRef{arena: ref{Host: selfToken, ID: ownArena.id, Kind: kindArena}, off: off}
+	return r, slotAt(ownArena, off), nil
+}
+
+func slotAt(a *arena, off uint32) *[4]uint32 {
+	return (*[4]uint32)(unsafe.Pointer(&a.mem[off]))
+}
+
+// shmRef names a slot in any process: its arena's reference and offset.
+type shmRef struct {
+	arena ref
+	off   uint32
+}
+
+// shmRefLen is the length of an encoded shmRef: the arena's reference,
+// the offset and the kind of the object in the slot.
+const shmRefLen = 17 + 4 + 1
+
+func (r shmRef) encode(kind uint8) []byte {
+	h := handle{ref: r.arena}
+	b, _ := h.encode() // a slot's arena has an id
+	return append(binary.LittleEndian.AppendUint32(b, r.off), kind)
+}
+
+func decodeShmRef(b []byte, kind uint8) (shmRef, error) {
+	if len(b) != shmRefLen || b[16] != kindArena {
+		return shmRef{}, fmt.Errorf("aio: corrupt shared-memory reference")
+	}
+	if b[21] != kind {
+		return shmRef{}, fmt.Errorf("aio: the value holds a %s, not a %s", kindName(b[21]), kindName(kind))
+	}
+	r := shmRef{
+		arena: ref{Host: binary.LittleEndian.Uint64(b), ID: binary.LittleEndian.Uint64(b[8:]), Kind: kindArena},
+		off:   binary.LittleEndian.Uint32(b[17:]),
+	}
+	if r.off%slotSize != 0 || r.off+slotSize > arenaSize {
+		return shmRef{}, fmt.Errorf("aio: corrupt shared-memory reference")
+	}
+	return r, nil
+}
+
+// mapSlot finds the slot at off of the arena h names (resolved when its
+// reference arrived), mapping the arena the first time: in another
+// process, that asks the arena's host for its descriptor. It is never
+// called on a peer's reader goroutine (only by the users of an object),
+// since it waits for that reader.
+func mapSlot(h handle, off uint32) (*[4]uint32, error) {
+	arenaMu.Lock()
+	a := mapped[h.ref]
+	arenaMu.Unlock()
+	if a != nil {
+		return slotAt(a, off), nil
+	}
+	if h.local != nil {
+		return slotAt(h.local.(arenaObj).a, off), nil
+	}
+	rep, err := h.call(bg, aFD, 0, -1, nil, nil, nil)
+	if err == nil {
+		err = errOf(rep, nil)
+	}
+	if err != nil {
+		closeFDs(rep.fds)
+		return nil, err
+	}
+	if len(rep.fds) != 1 {
+		closeFDs(rep.fds)
+		return nil, fmt.Errorf("aio: the shared memory came without its descriptor")
+	}
+	fd := rep.fds[0]
+	mem, err := unix.Mmap(fd, 0, arenaSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	unix.Close(fd)
+	if err != nil {
+		return nil, fmt.Errorf("aio: shared memory: %w", err)
+	}
+	arenaMu.Lock()
+	defer arenaMu.Unlock()
+	if a := mapped[h.ref]; a != nil { // another goroutine was first
+		_ = unix.Munmap(mem)
+		return slotAt(a, off), nil
+	}
+	a = &arena{id: h.ID, fd: -1, mem: mem}
+	mapped[h.ref] = a
+	return slotAt(a, off), nil
+}
+
+// The futex operations (linux/futex.h), without FUTEX_PRIVATE_FLAG.
+const (
+	futexWaitOp = 0
+	futexWakeOp = 1
+)
+
+// futexWait sleeps while *addr == val, at most d (d < 0: no limit), or
+// until a wake; it may return early for no reason. The word is shared
+// between processes: no FUTEX_PRIVATE_FLAG.
+func futexWait(addr *uint32, val uint32, d time.Duration) {
+	var ts *unix.Timespec
+	if d >= 0 {
+		t := unix.NsecToTimespec(int64(d))
+		ts = &t
+	}
+	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWaitOp, uintptr(val), uintptr(unsafe.Pointer(ts)), 0, 0)
+}
+
+// futexWakeAll wakes every thread sleeping on addr, in any process.
+func futexWakeAll(addr *uint32) {
+	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWakeOp, uintptr(1<<31-1), 0, 0, 0)
+}
