@@ -12,7 +12,7 @@ import (
 )
 
 // Gets from a queue hosted elsewhere would cost a round trip each. So a
-// process that gets from such a queue keeps a few get requests standing
+// process that gets from such a queue keeps get requests standing
 // at the host ("lends"): each is an ordinary getter in the host's FIFO,
 // so processes share the items fairly, and an item it receives waits in
 // the process's buffer for the next Get there. The host counts what it
@@ -26,7 +26,7 @@ import (
 // that asks for it, so that a busy consumer never sits on 2 MiB another
 // could be working on.
 const (
-	lendDepth = 32
+	lendDepth = 256
 	lendSmall = 4 << 10
 )
 
