@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -96,10 +97,13 @@ type outFrame struct {
 }
 
 type peer struct {
-	tok  uint64
-	f    *os.File
-	rc   syscall.RawConn
-	name string // for errors: "parent" or "child pid N"
+	tok uint64
+	pid int // the other process's, for the shared-memory locks it held
+
+	posted atomic.Bool // something was posted since the last applied
+	f      *os.File
+	rc     syscall.RawConn
+	name   string // for errors: "parent" or "child pid N"
 
 	wmu    sync.Mutex
 	wq     []outFrame
@@ -128,13 +132,13 @@ func (e *peerGoneError) Error() string {
 
 func (e *peerGoneError) Is(target error) bool { return target == ErrHostGone }
 
-func newPeer(f *os.File, tok uint64, name string) (*peer, error) {
+func newPeer(f *os.File, tok uint64, pid int, name string) (*peer, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	p := &peer{tok: tok, f: f, rc: rc, name: name, calls: map[uint64]*call{}, done: make(chan struct{})}
+	p := &peer{tok: tok, pid: pid, f: f, rc: rc, name: name, calls: map[uint64]*call{}, done: make(chan struct{})}
 	go p.readLoop()
 	return p, nil
 }
@@ -169,7 +173,38 @@ func (p *peer) isDead() bool {
 // post sends a request that gets no reply (req 0): its effects are
 // ordered with this process's later requests on the same connection.
 func (p *peer) post(obj uint64, op uint8, prefix, body []byte) {
+	p.posted.Store(true)
 	p.send(header{op: op, obj: obj}, prefix, body, nil, false)
+}
+
+// applied waits until the peer has applied what this process posted to
+// it: a request to no object (object 0), answered at once, comes back
+// after every frame sent before it has been dispatched.
+func (p *peer) applied() {
+	if !p.posted.Swap(false) {
+		return
+	}
+	ch := make(chan struct{})
+	p.start(0, opObject, requestPrefix(0, -1), nil, nil, func(reply) { close(ch) })
+	<-ch
+}
+
+// postedApplied makes what this process posted, to every peer, applied
+// before an operation that others see without a message: a shared-memory
+// Release or Set (a Put then a Release, in that order, for whoever takes
+// the lock next, as when both went through the host).
+func postedApplied() {
+	peersMu.Lock()
+	ps := make([]*peer, 0, len(peers))
+	for _, p := range peers {
+		if p.posted.Load() {
+			ps = append(ps, p)
+		}
+	}
+	peersMu.Unlock()
+	for _, p := range ps {
+		p.applied()
+	}
 }
 
 // cancel asks the peer to withdraw request req; its reply still comes.

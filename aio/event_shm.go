@@ -2,6 +2,7 @@ package aio
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +27,7 @@ type shmEvent struct {
 	r    shmRef
 	h    handle // r's arena, resolved when r arrived
 	once sync.Mutex
-	slot atomic.Pointer[[4]uint32]
+	slot atomic.Pointer[[8]uint32]
 }
 
 func newShmEvent() (*shmEvent, error) {
@@ -38,6 +39,8 @@ func newShmEvent() (*shmEvent, error) {
 	s.slot.Store(slot)
 	return s, nil
 }
+
+var errCorruptShmRef = errors.New("aio: corrupt shared-memory reference")
 
 // decodeShmEvent makes a received reference an event: its arena's host
 // must be this process or one it shares a connection with.
@@ -76,6 +79,7 @@ func (s *shmEvent) set() error {
 	if err != nil {
 		return err
 	}
+	postedApplied()
 	for {
 		v := atomic.LoadUint32(state)
 		if v&1 != 0 {
@@ -96,6 +100,7 @@ func (s *shmEvent) clear() error {
 	if err != nil {
 		return err
 	}
+	postedApplied()
 	for {
 		v := atomic.LoadUint32(state)
 		if v&1 == 0 || atomic.CompareAndSwapUint32(state, v, v&^1) {

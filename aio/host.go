@@ -56,7 +56,7 @@ func init() {
 	if f, pt, own := child.InheritedSideChannel(); f != nil {
 		selfToken = own
 		child.SetSideChannel(selfToken, newToken, adoptChild)
-		p, err := newPeer(f, pt, "parent process")
+		p, err := newPeer(f, pt, os.Getppid(), "parent process")
 		if err == nil {
 			peersMu.Lock()
 			peers[pt] = p
@@ -67,7 +67,7 @@ func init() {
 
 // adoptChild is called by internal/child for each child it starts.
 func adoptChild(f *os.File, tok uint64, cp *child.Process) {
-	p, err := newPeer(f, tok, fmt.Sprintf("child process %d", cp.Pid()))
+	p, err := newPeer(f, tok, cp.Pid(), fmt.Sprintf("child process %d", cp.Pid()))
 	if err != nil {
 		return
 	}

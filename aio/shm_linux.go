@@ -18,16 +18,16 @@ import (
 // times a pipe's round trip (DESIGN.md, Processes).
 //
 // A process keeps its shared objects in arenas: memfds of arenaSize bytes,
-// cut into slots of slotSize. An arena is also a hosted object (kindArena),
+// cut into slots of slotSize bytes. An arena is also a hosted object (kindArena),
 // whose one operation hands a duplicate of its descriptor to the asking
 // process, which maps it the first time it uses one of its objects. Slots
 // are never reused (an object has no end of life another process could
-// see): 4,096 Events cost one 64 KiB arena.
+// see): 2,048 Events or Locks cost one 64 KiB arena.
 
 const (
 	shmSupported = true
 	arenaSize    = 64 << 10
-	slotSize     = 16
+	slotSize     = 32
 )
 
 // aFD is the arena's operation: reply with a duplicate of its descriptor.
@@ -66,7 +66,7 @@ var (
 
 // newSlot returns a zeroed slot of this process's and the reference that
 // names it anywhere.
-func newSlot() (shmRef, *[4]uint32, error) {
+func newSlot() (shmRef, *[8]uint32, error) {
 	arenaMu.Lock()
 	defer arenaMu.Unlock()
 	if ownArena == nil || ownNext+slotSize > arenaSize {
@@ -94,8 +94,8 @@ func newSlot() (shmRef, *[4]uint32, error) {
 	return r, slotAt(ownArena, off), nil
 }
 
-func slotAt(a *arena, off uint32) *[4]uint32 {
-	return (*[4]uint32)(unsafe.Pointer(&a.mem[off]))
+func slotAt(a *arena, off uint32) *[8]uint32 {
+	return (*[8]uint32)(unsafe.Pointer(&a.mem[off]))
 }
 
 // shmRef names a slot in any process: its arena's reference and offset.
@@ -116,7 +116,7 @@ func (r shmRef) encode(kind uint8) []byte {
 
 func decodeShmRef(b []byte, kind uint8) (shmRef, error) {
 	if len(b) != shmRefLen || b[16] != kindArena {
-		return shmRef{}, fmt.Errorf("aio: corrupt shared-memory reference")
+		return shmRef{}, errCorruptShmRef
 	}
 	if b[21] != kind {
 		return shmRef{}, fmt.Errorf("aio: the value holds a %s, not a %s", kindName(b[21]), kindName(kind))
@@ -126,7 +126,7 @@ func decodeShmRef(b []byte, kind uint8) (shmRef, error) {
 		off:   binary.LittleEndian.Uint32(b[17:]),
 	}
 	if r.off%slotSize != 0 || r.off+slotSize > arenaSize {
-		return shmRef{}, fmt.Errorf("aio: corrupt shared-memory reference")
+		return shmRef{}, errCorruptShmRef
 	}
 	return r, nil
 }
@@ -136,7 +136,7 @@ func decodeShmRef(b []byte, kind uint8) (shmRef, error) {
 // process, that asks the arena's host for its descriptor. It is never
 // called on a peer's reader goroutine (only by the users of an object),
 // since it waits for that reader.
-func mapSlot(h handle, off uint32) (*[4]uint32, error) {
+func mapSlot(h handle, off uint32) (*[8]uint32, error) {
 	arenaMu.Lock()
 	a := mapped[h.ref]
 	arenaMu.Unlock()
@@ -191,6 +191,11 @@ func futexWait(addr *uint32, val uint32, d time.Duration) {
 		ts = &t
 	}
 	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWaitOp, uintptr(val), uintptr(unsafe.Pointer(ts)), 0, 0)
+}
+
+// futexWakeOne wakes one thread sleeping on addr, in any process.
+func futexWakeOne(addr *uint32) {
+	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWakeOp, 1, 0, 0, 0)
 }
 
 // futexWakeAll wakes every thread sleeping on addr, in any process.

@@ -18,16 +18,18 @@ type shmRef struct {
 	off   uint32
 }
 
-const shmRefLen = -1
+const shmRefLen = 22
 
 func (shmRef) encode(uint8) []byte { return nil }
 
 func decodeShmRef([]byte, uint8) (shmRef, error) { return shmRef{}, errNoShm }
 
-func newSlot() (shmRef, *[4]uint32, error) { return shmRef{}, nil, errNoShm }
+func newSlot() (shmRef, *[8]uint32, error) { return shmRef{}, nil, errNoShm }
 
-func mapSlot(handle, uint32) (*[4]uint32, error) { return nil, errNoShm }
+func mapSlot(handle, uint32) (*[8]uint32, error) { return nil, errNoShm }
 
 func futexWait(*uint32, uint32, time.Duration) {}
 
 func futexWakeAll(*uint32) {}
+
+func futexWakeOne(*uint32) {}

@@ -346,11 +346,33 @@ func (s *semaphore) value() int {
 // loop, and a task may hold the lock across its awaits. A cancelled
 // CoroAcquire leaves the lock free. If the process holding it dies, the
 // next acquire returns ErrOwnerDied.
-type Lock struct{ semaphore }
+//
+// On Linux the lock is a word in shared memory (lock_shm.go): a blocked
+// Acquire sleeps in the kernel and the Release of any process wakes it,
+// with no message. NewCondition over the lock moves it into the process
+// that made it for good, since a Condition's wait must release it and
+// queue in one step. Like multiprocessing's, it does not hand itself to
+// waiters in the order they came.
+type Lock struct {
+	semaphore
+	s *shmLock // nil: hosted, semaphore
+}
 
 // NewLock returns a free Lock.
 func NewLock() *Lock {
-	return &Lock{semaphore{newHandle(kindLock, &semObj{value: 1, bound: 1, bounded: true, isLock: true})}}
+	if shmSupported {
+		if s, err := newShmLock(); err == nil {
+			return &Lock{semaphore: s.sem, s: s}
+		}
+	}
+	return &Lock{semaphore: semaphore{newHandle(kindLock, &semObj{value: 1, bound: 1, bounded: true, isLock: true})}}
+}
+
+func (l *Lock) acquire(ctx context.Context, timeout time.Duration) (bool, error) {
+	if l.s != nil {
+		return l.s.acquire(ctx, timeout)
+	}
+	return l.semaphore.acquire(ctx, timeout)
 }
 
 // Acquire waits until the lock is free and takes it.
@@ -371,16 +393,41 @@ func (l *Lock) CoroAcquire(ctx context.Context) error { _, err := l.acquire(ctx,
 
 // Release frees the lock; releasing a free lock returns
 // ErrReleasedTooOften.
-func (l *Lock) Release() error { return l.release(bg) }
+func (l *Lock) Release() error {
+	if l.s != nil {
+		return l.s.release(bg)
+	}
+	return l.release(bg)
+}
 
 // Locked reports whether the lock is held.
-func (l *Lock) Locked() bool { return l.value() <= 0 }
+func (l *Lock) Locked() bool {
+	if l.s != nil {
+		return l.s.locked()
+	}
+	return l.value() <= 0
+}
 
 // GobEncode makes the lock cross to another process as a reference.
-func (l *Lock) GobEncode() ([]byte, error) { return l.h.encode() }
+func (l *Lock) GobEncode() ([]byte, error) {
+	if l.s != nil {
+		return l.s.encode()
+	}
+	return l.h.encode()
+}
 
 // GobDecode makes a received reference the lock.
-func (l *Lock) GobDecode(b []byte) error { return l.h.decode(b, kindLock) }
+func (l *Lock) GobDecode(b []byte) error {
+	if len(b) == shmLockRefLen {
+		s, err := decodeShmLock(b)
+		if err != nil {
+			return err
+		}
+		*l = Lock{semaphore: s.sem, s: s}
+		return nil
+	}
+	return l.h.decode(b, kindLock)
+}
 
 // RLock is multiprocessing.RLock: a lock its owner may take again, and
 // must release as many times. Its owner is the task (for CoroAcquire, with
@@ -488,6 +535,12 @@ func NewCondition(lock any) (*Condition, error) {
 	case nil:
 		s = NewRLock().semaphore
 	case *Lock:
+		if l.s != nil {
+			if l.s.sem.h.local == nil {
+				return nil, errors.New("aio: a Condition's lock must have been made in this process")
+			}
+			l.s.moveToHost()
+		}
 		s = l.semaphore
 	case *RLock:
 		s = l.semaphore

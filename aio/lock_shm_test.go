@@ -1,0 +1,292 @@
+//go:build linux
+
+package aio_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asyncgo/asyncgo/aio"
+	"github.com/asyncgo/asyncgo/executor"
+	"github.com/asyncgo/asyncgo/loop"
+)
+
+type putUnderArgs struct {
+	L     *aio.Lock
+	Held  *aio.Event
+	Go    *aio.Event
+	Queue *aio.Queue[int]
+	N     int
+}
+
+// putUnderLock takes the lock, says so, waits for Go, puts N items (each
+// a posted frame) and releases the lock.
+var putUnderLock = executor.Register("aio_test.putUnderLock", func(a putUnderArgs) (struct{}, error) {
+	if err := a.L.Acquire(); err != nil {
+		return struct{}{}, err
+	}
+	if err := a.Held.Set(); err != nil {
+		return struct{}{}, err
+	}
+	if err := a.Go.Wait(); err != nil {
+		return struct{}{}, err
+	}
+	for i := range a.N {
+		if err := a.Queue.Put(i); err != nil {
+			return struct{}{}, err
+		}
+	}
+	return struct{}{}, a.L.Release()
+})
+
+// What a process did before it released a shared-memory Lock is seen by
+// whoever takes the lock next: the child's Puts (posted to the queue's
+// host) are all in the queue once this process acquires, though the
+// Release itself sends no message (the seed's "with lock: put ...; then
+// async with lock: put 78" with no delay, the example's 0s case).
+func TestLockReleaseAfterPuts(t *testing.T) {
+	for round := range 10 {
+		a := putUnderArgs{L: aio.NewLock(), Held: aio.NewEvent(), Go: aio.NewEvent(), Queue: aio.NewQueue[int](0), N: 50}
+		p := aio.NewProcess(putUnderLock.Bind(a))
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := a.Held.WaitTimeout(20 * time.Second); !ok || err != nil {
+			t.Fatal("the child never took the lock", err)
+		}
+		if err := a.Go.Set(); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := a.L.AcquireTimeout(20 * time.Second); !ok || err != nil {
+			t.Fatal("Acquire after the child:", ok, err)
+		}
+		for i := range a.N {
+			v, err := a.Queue.GetNowait()
+			if err != nil || v != i {
+				t.Fatalf("round %d: GetNowait %d after the child released = %d, %v", round, i, v, err)
+			}
+		}
+		if err := a.L.Release(); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.L.Release(); !errors.Is(err, aio.ErrReleasedTooOften) {
+			t.Fatalf("Release of a free lock = %v, want ErrReleasedTooOften", err)
+		}
+		if err := p.Join(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Mutual exclusion under every way to acquire at once (Acquire,
+// AcquireTimeout, TryAcquire, CoroAcquire with a ctx that ends, loop
+// tasks, some cancelled while they wait): never two holders, every wait
+// ends, the lock is free at the end, and no watcher goroutine outlives
+// its waiters (goleak in TestMain).
+func TestLockStress(t *testing.T) {
+	l := aio.NewLock()
+	var inside atomic.Int32
+	var took atomic.Int64
+	critical := func(who string) {
+		if n := inside.Add(1); n != 1 {
+			t.Errorf("%s: %d holders at once", who, n)
+		}
+		took.Add(1)
+		if took.Load()%7 == 0 {
+			time.Sleep(20 * time.Microsecond)
+		}
+		inside.Add(-1)
+		if err := l.Release(); err != nil {
+			t.Errorf("%s: Release: %v", who, err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(i), 7))
+			for range 200 {
+				switch r.IntN(4) {
+				case 0:
+					if err := l.Acquire(); err != nil {
+						t.Error(err)
+						return
+					}
+					critical("Acquire")
+				case 1:
+					ok, err := l.AcquireTimeout(time.Duration(1+r.IntN(3)) * time.Millisecond)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if ok {
+						critical("AcquireTimeout")
+					}
+				case 2:
+					ok, err := l.TryAcquire()
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if ok {
+						critical("TryAcquire")
+					}
+				default:
+					ctx, cancel := context.WithTimeout(context.Background(), time.Duration(r.IntN(2))*time.Millisecond)
+					err := l.CoroAcquire(ctx)
+					cancel()
+					if err == nil {
+						critical("CoroAcquire(ctx)")
+					} else if !errors.Is(err, context.DeadlineExceeded) {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	inLoop(t, func(ctx context.Context) error {
+		var tasks []*loop.Task[struct{}]
+		for i := range 300 {
+			task := loop.Spawn(ctx, func(ctx context.Context) (struct{}, error) {
+				if err := l.CoroAcquire(ctx); err != nil {
+					return struct{}{}, err
+				}
+				// Held across an await, as a task may.
+				if err := loop.Sleep(ctx, 0); err != nil {
+					_ = l.Release()
+					return struct{}{}, err
+				}
+				critical("task")
+				return struct{}{}, nil
+			})
+			tasks = append(tasks, task)
+			if i%4 == 0 {
+				if err := loop.Sleep(ctx, 0); err != nil {
+					return err
+				}
+				task.Cancel()
+			}
+		}
+		for i, task := range tasks {
+			if _, err := task.Await(ctx); err != nil && !errors.Is(err, loop.ErrCancelled) {
+				return fmt.Errorf("task %d: %v", i, err)
+			}
+		}
+		return nil
+	})
+	wg.Wait()
+	if l.Locked() {
+		t.Fatal("the lock is held after every holder released it")
+	}
+	if took.Load() == 0 {
+		t.Fatal("nobody took the lock")
+	}
+}
+
+type condRefArgs struct {
+	C *aio.Condition
+}
+
+// A Condition made over a Lock that another process has been using (in
+// shared memory): the lock moves into its host, the other process's Lock
+// value follows it there, and Wait and Notify work between them.
+func TestConditionOverUsedLock(t *testing.T) {
+	l := aio.NewLock()
+	ready, out := aio.NewEvent(), aio.NewQueue[int](0)
+	// The child gets the Condition later, in a queue: it is made after
+	// the child has used the lock.
+	conds := aio.NewQueue[condRefArgs](0)
+	p := aio.NewProcess(condAfter.Bind(condAfterArgs{L: l, Ready: ready, Out: out, Conds: conds}))
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := ready.WaitTimeout(20 * time.Second); !ok || err != nil {
+		t.Fatal("the child never used the lock", err)
+	}
+	c, err := aio.NewCondition(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conds.Put(condRefArgs{C: c}); err != nil {
+		t.Fatal(err)
+	}
+	// The child waits on c holding l; Notify until it has been woken.
+	for {
+		if err := c.Acquire(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.NotifyAll(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Release(); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := out.GetTimeout(time.Millisecond); err == nil {
+			if v != 1 {
+				t.Fatalf("the child's Wait reported %d", v)
+			}
+			break
+		}
+	}
+	if err := p.Join(); err != nil {
+		t.Fatal(err)
+	}
+	if l.Locked() {
+		t.Fatal("the lock is held at the end")
+	}
+	if ok, err := l.TryAcquire(); !ok || err != nil {
+		t.Fatal("TryAcquire of the moved lock:", ok, err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type condAfterArgs struct {
+	L     *aio.Lock
+	Ready *aio.Event
+	Out   *aio.Queue[int]
+	Conds *aio.Queue[condRefArgs]
+}
+
+var condAfter = executor.Register("aio_test.condAfter", func(a condAfterArgs) (struct{}, error) {
+	for range 5 {
+		if err := a.L.Acquire(); err != nil {
+			return struct{}{}, err
+		}
+		if err := a.L.Release(); err != nil {
+			return struct{}{}, err
+		}
+	}
+	if err := a.Ready.Set(); err != nil {
+		return struct{}{}, err
+	}
+	c, err := a.Conds.Get()
+	if err != nil {
+		return struct{}{}, err
+	}
+	if err := a.L.Acquire(); err != nil { // moved to its host by now
+		return struct{}{}, err
+	}
+	ok, err := c.C.WaitTimeout(20 * time.Second)
+	if err != nil {
+		return struct{}{}, err
+	}
+	if !a.L.Locked() {
+		return struct{}{}, errors.New("the lock is free after Wait returned")
+	}
+	if err := a.L.Release(); err != nil {
+		return struct{}{}, err
+	}
+	v := 0
+	if ok {
+		v = 1
+	}
+	return struct{}{}, a.Out.Put(v)
+})
