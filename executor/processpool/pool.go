@@ -115,8 +115,9 @@ type worker struct {
 	// (aheadLimit for the first, aheadExtraLimit for the others), written
 	// in order by whichever goroutine holds sending.
 	ahead   []aheadCall
-	noMore  bool // retire once the calls in flight are answered
-	sending bool // a goroutine is writing a call: no other takes one ahead meanwhile, to keep their order
+	noMore  bool   // retire once the calls in flight are answered
+	sending uint64 // the token of the goroutine writing a call (0: none): no other takes one ahead meanwhile, to keep their order
+	sendTok uint64 // the last token given
 
 	lastAnswer time.Time     // when the last answer came
 	span       time.Duration // between the last two answers: short calls may go deeper ahead
@@ -128,8 +129,9 @@ type worker struct {
 type aheadCall struct {
 	j      executor.Job
 	seq    uint64
-	unsent bool // for the sender to send
-	inline bool // small: the reader sends it itself
+	unsent bool   // for the sender to send
+	inline bool   // small: the reader sends it itself
+	tok    uint64 // the sending token of whoever writes it
 }
 
 // aheadDepth is how many chunks a worker may have sent ahead of the one it
@@ -291,7 +293,10 @@ func (w *worker) run() {
 	p.starting--
 	p.workers[w] = struct{}{}
 	j, seq, retire := w.takeLocked()
-	w.sending = j != nil
+	var tok uint64
+	if j != nil {
+		tok = w.holdLocked()
+	}
 	p.mu.Unlock()
 	p.g.Go(w, w.sendLoop)
 	if retire {
@@ -299,7 +304,7 @@ func (w *worker) run() {
 	}
 	if j != nil {
 		w.send(j, seq)
-		w.sent()
+		w.sent(tok)
 		w.sendAhead()
 	}
 	w.serveThenReap()
@@ -389,8 +394,9 @@ func (w *worker) sendLoop() {
 		p.mu.Lock()
 		j, seq, ok := w.cur, w.seq, w.unsent
 		w.unsent = false
+		var tok, atok uint64
 		if ok {
-			w.sending = true
+			tok = w.holdLocked()
 		}
 		p.mu.Unlock()
 		if ok {
@@ -402,15 +408,15 @@ func (w *worker) sendLoop() {
 		if len(w.ahead) > 0 && w.ahead[0].unsent {
 			a, aseq = w.ahead[0].j, w.ahead[0].seq
 			w.ahead[0].unsent = false
-			w.sending = true
+			atok = w.holdLocked()
 		}
-		mine := ok || a != nil
 		p.mu.Unlock()
 		if a != nil {
 			w.send(a, aseq)
 		}
-		if mine {
-			w.sent()
+		if ok || a != nil {
+			w.sent(tok)
+			w.sent(atok)
 			w.sendAhead() // what the reader could not send meanwhile
 		}
 	}
@@ -425,7 +431,7 @@ func (w *worker) takeAheadLocked() *aheadCall {
 	if w.span > 0 && w.span < aheadShort {
 		depth = aheadDepth
 	}
-	if w.dying || w.noMore || w.cur == nil || w.unsent || w.sending || len(w.ahead) >= depth || p.broken != nil {
+	if w.dying || w.noMore || w.cur == nil || w.unsent || w.sending != 0 || len(w.ahead) >= depth || p.broken != nil {
 		return nil
 	}
 	if n := len(w.ahead); n > 0 && (w.ahead[n-1].unsent || !w.ahead[n-1].inline) {
@@ -457,9 +463,8 @@ func (w *worker) takeAheadLocked() *aheadCall {
 			if n := len(w.ahead); n > 0 {
 				seq = w.ahead[n-1].seq + 1
 			}
-			w.ahead = append(w.ahead, aheadCall{j: j, seq: seq, unsent: !inline, inline: inline})
-			w.sending = inline // the caller writes it, then calls sent
-			a := w.ahead[len(w.ahead)-1]
+			a := aheadCall{j: j, seq: seq, inline: true, tok: w.holdLocked()} // the caller writes it, then calls sent
+			w.ahead = append(w.ahead, a)
 			return &a
 		}
 	}
@@ -563,11 +568,22 @@ func (w *worker) takeLocked() (j executor.Job, seq uint64, retire bool) {
 	return nil, 0, false
 }
 
-// sent ends a write that set sending.
-func (w *worker) sent() {
+// sent ends the write of the goroutine that holds tok (another may have
+// taken over since: then it is its own).
+func (w *worker) sent(tok uint64) {
 	w.p.mu.Lock()
-	w.sending = false
+	if w.sending == tok {
+		w.sending = 0
+	}
 	w.p.mu.Unlock()
+}
+
+// holdLocked makes the caller the goroutine writing a call, and returns
+// the token that sent gives back.
+func (w *worker) holdLocked() uint64 {
+	w.sendTok++
+	w.sending = w.sendTok
+	return w.sending
 }
 
 // aheadIndex is the place of (j, seq) among the calls ahead, or -1.
@@ -601,7 +617,7 @@ func (w *worker) sentAhead(a *aheadCall) bool {
 		return false
 	case a.inline:
 		w.send(a.j, a.seq)
-		w.sent()
+		w.sent(a.tok)
 		return true
 	default:
 		w.wake.Wake()
@@ -673,6 +689,7 @@ func (w *worker) serve() {
 		var next executor.Job
 		var seq uint64
 		wake, more := false, false
+		var tok uint64
 		var lost []executor.Job // sent ahead on a stream that broke
 		now := time.Now()
 		p.mu.Lock()
@@ -708,7 +725,7 @@ func (w *worker) serve() {
 		} else {
 			next, seq, retire = w.takeLocked()
 			if next != nil {
-				w.sending = true
+				tok = w.holdLocked()
 			}
 		}
 		p.mu.Unlock()
@@ -717,7 +734,7 @@ func (w *worker) serve() {
 		}
 		if next != nil {
 			w.send(next, seq)
-			w.sent()
+			w.sent(tok)
 			w.sendAhead()
 		}
 		if wake {
