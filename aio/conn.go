@@ -100,10 +100,11 @@ type peer struct {
 	tok uint64
 	pid int // the other process's, for the shared-memory locks it held
 
-	posted atomic.Bool // something was posted since the last applied
-	f      *os.File
-	rc     syscall.RawConn
-	name   string // for errors: "parent" or "child pid N"
+	posts        atomic.Uint64 // frames posted to the peer, counted once queued
+	appliedPosts atomic.Uint64 // of those, how many the peer is known to have applied
+	f            *os.File
+	rc           syscall.RawConn
+	name         string // for errors: "parent" or "child pid N"
 
 	wmu    sync.Mutex
 	wq     []outFrame
@@ -173,20 +174,29 @@ func (p *peer) isDead() bool {
 // post sends a request that gets no reply (req 0): its effects are
 // ordered with this process's later requests on the same connection.
 func (p *peer) post(obj uint64, op uint8, prefix, body []byte) {
-	p.posted.Store(true)
 	p.send(header{op: op, obj: obj}, prefix, body, nil, false)
+	p.posts.Add(1) // counted once queued: a later request goes behind it
 }
 
 // applied waits until the peer has applied what this process posted to
-// it: a request to no object (object 0), answered at once, comes back
-// after every frame sent before it has been dispatched.
+// it so far: a request to no object (object 0), answered at once, comes
+// back after every frame queued before it has been dispatched. Posts
+// are counted; one such round trip covers every post counted before it
+// was queued, for whichever goroutine is waiting.
 func (p *peer) applied() {
-	if !p.posted.Swap(false) {
+	target := p.posts.Load()
+	if p.appliedPosts.Load() >= target {
 		return
 	}
 	ch := make(chan struct{})
 	p.start(0, opObject, requestPrefix(0, -1), nil, nil, func(reply) { close(ch) })
 	<-ch
+	for {
+		a := p.appliedPosts.Load()
+		if a >= target || p.appliedPosts.CompareAndSwap(a, target) {
+			return
+		}
+	}
 }
 
 // postedApplied makes what this process posted, to every peer, applied
@@ -197,7 +207,7 @@ func postedApplied() {
 	peersMu.Lock()
 	ps := make([]*peer, 0, len(peers))
 	for _, p := range peers {
-		if p.posted.Load() {
+		if p.appliedPosts.Load() < p.posts.Load() {
 			ps = append(ps, p)
 		}
 	}

@@ -238,8 +238,10 @@ func (ww *watchWaiter) drop() {
 
 func (w *eventWatch) run() {
 	for {
-		v := atomic.LoadUint32(w.state)
+		// Read under mu: a waiter added meanwhile read its v0 after this
+		// value, and must not be taken as woken by an older one.
 		w.mu.Lock()
+		v := atomic.LoadUint32(w.state)
 		for ww := range w.waiters {
 			if v != ww.v0 {
 				_ = ww.f.SetResult(true)

@@ -314,3 +314,73 @@ func TestEventCoroWaitKeepsLoopRunning(t *testing.T) {
 		return err
 	})
 }
+
+type postSetArgs struct {
+	Q    *aio.Queue[int]
+	E, A *aio.Event
+	N    int
+}
+
+// postThenSet puts i and sets E, N times, waiting for A between, while
+// another goroutine sets and clears an unrelated Event all along.
+var postThenSet = executor.Register("aio_test.postThenSet", func(a postSetArgs) (struct{}, error) {
+	stop := make(chan struct{})
+	defer close(stop)
+	noise := aio.NewEvent()
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = noise.Set()
+			_ = noise.Clear()
+		}
+	}()
+	for i := range a.N {
+		if err := a.Q.Put(i); err != nil {
+			return struct{}{}, err
+		}
+		if err := a.E.Set(); err != nil {
+			return struct{}{}, err
+		}
+		if err := a.A.Wait(); err != nil {
+			return struct{}{}, err
+		}
+		if err := a.A.Clear(); err != nil {
+			return struct{}{}, err
+		}
+	}
+	return struct{}{}, nil
+})
+
+// A Put posted before a Set is in the queue for the process the Set
+// wakes, even while another goroutine of the putter's sets events too
+// (found in review: one flag per connection let that goroutine's wait
+// stand for the Put's, which it did not cover).
+func TestEventSetAfterPutWithOtherSetters(t *testing.T) {
+	a := postSetArgs{Q: aio.NewQueue[int](0), E: aio.NewEvent(), A: aio.NewEvent(), N: 1000}
+	p := aio.NewProcess(postThenSet.Bind(a))
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range a.N {
+		if ok, err := a.E.WaitTimeout(20 * time.Second); !ok || err != nil {
+			t.Fatal("no Set", i, err)
+		}
+		if err := a.E.Clear(); err != nil {
+			t.Fatal(err)
+		}
+		v, err := a.Q.GetNowait()
+		if err != nil || v != i {
+			t.Fatalf("round %d: GetNowait after the Set = %d, %v", i, v, err)
+		}
+		if err := a.A.Set(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Join(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -12,26 +12,34 @@ import (
 )
 
 // A Lock in shared memory (shm_linux.go), with its hosted twin (a semObj)
-// for when a Condition is made over it. Its slot holds three words:
+// for when a Condition is made over it. Its slot's first word is a futex
+// mutex (Drepper's "Futexes Are Tricky") that names its holder:
 //
-//	state:  0 free, 1 held, 2 held and maybe waited for (a futex mutex,
-//	        Drepper's "Futexes Are Tricky"), 3 moved: the lock now lives in
-//	        its host's semObj, for a Condition, and every operation goes
-//	        there (NewCondition moves a free lock; nothing moves it back)
-//	holder: the pid of the process that took it, written once it has it
-//	        and cleared before it lets go
-//	died:   1 when the host found the holder's process dead: the host
-//	        frees the lock, and the acquire that takes it next frees it
-//	        again and returns ErrOwnerDied
+//	0            free
+//	pid<<1 | c   held by the process pid; c: maybe waited for, so the
+//	             release must wake one
+//	lkDiedFree   free because its holder died: the host found the holder's
+//	             process gone and freed it; the acquire that takes it
+//	             frees it again and returns ErrOwnerDied
+//	lkMoved      the lock lives in its host's semObj now, for a Condition,
+//	             and every operation goes there (NewCondition moves it;
+//	             nothing moves it back)
+//
+// The holder is in the same word as the state, so taking, releasing and
+// the host's freeing of a dead holder's lock are each one compare-and-swap:
+// a process killed at any instant leaves the lock either its own or free,
+// and the host frees it only if it is still the dead one's. Words 2 and 3
+// hold the owner (the task or goroutine, for a Condition made while the
+// lock is held), written once the lock is taken.
 //
 // The processes that can hold a lock are its host and the host's peers
 // (objects cross only between a process and its parent and children), so
-// the host sees every holder's death: its side channel ends.
+// the host sees every holder's death: its side channel ends. Once the host
+// has exited, nobody frees the lock of a holder that dies after it.
 const (
-	lkFree = iota
-	lkHeld
-	lkContended
-	lkMoved
+	lkFree     = 0
+	lkDiedFree = 0xFFFFFFFE
+	lkMoved    = 0xFFFFFFFF
 )
 
 type shmLock struct {
@@ -114,69 +122,75 @@ func (l *shmLock) words() (*[8]uint32, error) {
 	return slot, nil
 }
 
-var selfPid = uint32(os.Getpid())
+// me is this process's holder value (pids are below 2^22, Linux's limit).
+var me = uint32(os.Getpid()) << 1
+
+func isFree(v uint32) bool { return v == lkFree || v == lkDiedFree }
 
 // tryLock takes the lock if it is free; moved reports that it lives in the
-// host now.
-func tryLock(w *[8]uint32) (ok, moved bool) {
+// host now, died that its last holder died.
+func tryLock(w *[8]uint32) (ok, moved, died bool) {
 	for {
-		switch v := atomic.LoadUint32(&w[0]); v {
-		case lkFree:
-			if atomic.CompareAndSwapUint32(&w[0], lkFree, lkHeld) {
-				return true, false
+		v := atomic.LoadUint32(&w[0])
+		switch {
+		case v == lkMoved:
+			return false, true, false
+		case isFree(v):
+			if atomic.CompareAndSwapUint32(&w[0], v, me) {
+				return true, false, v == lkDiedFree
 			}
-		case lkMoved:
-			return false, true
 		default:
-			return false, false
+			return false, false, false
 		}
 	}
 }
 
 // sleepLock waits on this thread until it takes the lock, timeout passes
 // (false) or the lock moves to its host (moved).
-func sleepLock(w *[8]uint32, timeout time.Duration) (ok, moved bool) {
+func sleepLock(w *[8]uint32, timeout time.Duration) (ok, moved, died bool) {
 	var deadline time.Time
 	if timeout > 0 {
 		deadline = time.Now().Add(timeout)
 	}
 	for {
 		v := atomic.LoadUint32(&w[0])
-		switch v {
-		case lkMoved:
-			return false, true
-		case lkFree:
-			// Taken as contended: others may sleep, and the release
+		switch {
+		case v == lkMoved:
+			return false, true, false
+		case isFree(v):
+			// Taken as waited for: others may sleep, and the release
 			// must wake one.
-			if atomic.CompareAndSwapUint32(&w[0], lkFree, lkContended) {
-				return true, false
+			if atomic.CompareAndSwapUint32(&w[0], v, me|1) {
+				return true, false, v == lkDiedFree
 			}
 			continue
-		case lkHeld:
-			if !atomic.CompareAndSwapUint32(&w[0], lkHeld, lkContended) {
+		case v&1 == 0:
+			if !atomic.CompareAndSwapUint32(&w[0], v, v|1) {
 				continue
 			}
+			v |= 1
 		}
 		d := time.Duration(-1)
 		if timeout > 0 {
 			if d = time.Until(deadline); d <= 0 {
-				return false, false
+				return false, false, false
 			}
 		}
-		futexWait(&w[0], lkContended, d)
+		futexWait(&w[0], v, d)
 	}
 }
 
-// took finishes an acquire: it names this process the holder, or, if the
+// took finishes an acquire by owner: it records the owner, or, if the
 // last holder died, lets go again and reports ErrOwnerDied.
-func (l *shmLock) took(w *[8]uint32) error {
-	atomic.StoreUint32(&w[1], selfPid)
-	if atomic.LoadUint32(&w[2]) != 0 && atomic.CompareAndSwapUint32(&w[2], 1, 0) {
+func (l *shmLock) took(w *[8]uint32, died bool, owner uint64) error {
+	if died {
 		if err := l.unlock(w); err != nil {
 			return err
 		}
 		return ErrOwnerDied
 	}
+	atomic.StoreUint32(&w[2], uint32(owner))
+	atomic.StoreUint32(&w[3], uint32(owner>>32))
 	return nil
 }
 
@@ -185,12 +199,13 @@ func (l *shmLock) acquire(ctx context.Context, timeout time.Duration) (bool, err
 	if err != nil {
 		return false, err
 	}
-	ok, moved := tryLock(w)
+	owner := ownerOf(ctx)
+	ok, moved, died := tryLock(w)
 	if moved {
 		return l.sem.acquire(ctx, timeout)
 	}
 	if ok {
-		return true, l.took(w)
+		return true, l.took(w, died, owner)
 	}
 	if timeout == 0 {
 		return false, nil
@@ -198,18 +213,31 @@ func (l *shmLock) acquire(ctx context.Context, timeout time.Duration) (bool, err
 	if ctx == nil {
 		ctx = bg
 	}
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
 	lp := taskLoop(ctx)
 	if lp == nil && ctx.Done() == nil {
-		ok, moved := sleepLock(w, timeout)
+		ok, moved, died := sleepLock(w, timeout)
 		if moved {
-			return l.sem.acquire(ctx, timeout)
+			return l.sem.acquire(ctx, remaining(deadline))
 		}
 		if !ok {
 			return false, nil
 		}
-		return true, l.took(w)
+		return true, l.took(w, died, owner)
 	}
-	return l.acquireWatched(ctx, lp, w, timeout)
+	return l.acquireWatched(ctx, lp, w, timeout, deadline, owner)
+}
+
+// remaining is what is left of a timeout that ends at deadline (zero
+// time: none): at least a nanosecond, so that it still means "wait".
+func remaining(deadline time.Time) time.Duration {
+	if deadline.IsZero() {
+		return -1
+	}
+	return max(time.Until(deadline), time.Nanosecond)
 }
 
 // Results of a watched acquire.
@@ -221,12 +249,13 @@ const (
 // acquireWatched waits through the process's watcher of the lock, for a
 // task (on its loop) or a ctx that can end: a grant that comes as the
 // wait ends is given back.
-func (l *shmLock) acquireWatched(ctx context.Context, lp *loop.Loop, w *[8]uint32, timeout time.Duration) (bool, error) {
+func (l *shmLock) acquireWatched(ctx context.Context, lp *loop.Loop, w *[8]uint32, timeout time.Duration, deadline time.Time, owner uint64) (bool, error) {
 	f := executor.NewFuture[int]()
 	lw := lockWatchOf(l, w)
-	lw.add(f)
+	lw.add(f, owner)
+	var timedOut atomic.Bool
 	if timeout > 0 {
-		t := time.AfterFunc(timeout, func() { f.Cancel() })
+		t := time.AfterFunc(timeout, func() { timedOut.Store(true); f.Cancel() })
 		defer t.Stop()
 	}
 	undo := func(g int) {
@@ -253,17 +282,13 @@ func (l *shmLock) acquireWatched(ctx context.Context, lp *loop.Loop, w *[8]uint3
 	}
 	lw.drop(f)
 	if err != nil {
-		if f.Cancelled() && ctx.Err() == nil {
-			return false, nil // the timeout
+		if timedOut.Load() && ctx.Err() == nil {
+			return false, nil // the timeout, not a cancellation of the caller
 		}
 		return false, err
 	}
 	if g == grantMoved {
-		left := time.Duration(-1)
-		if timeout > 0 {
-			left = timeout // a bound, not exact: the move is once in a lock's life
-		}
-		return l.sem.acquire(ctx, left)
+		return l.sem.acquire(ctx, remaining(deadline))
 	}
 	return true, nil
 }
@@ -291,15 +316,14 @@ func (e errorString) Error() string { return string(e) }
 func (l *shmLock) unlock(w *[8]uint32) error {
 	for {
 		v := atomic.LoadUint32(&w[0])
-		switch v {
-		case lkFree:
+		switch {
+		case isFree(v):
 			return ErrReleasedTooOften
-		case lkMoved:
+		case v == lkMoved:
 			return errMoved
 		}
-		atomic.StoreUint32(&w[1], 0)
 		if atomic.CompareAndSwapUint32(&w[0], v, lkFree) {
-			if v == lkContended {
+			if v&1 != 0 {
 				futexWakeOne(&w[0])
 			}
 			return nil
@@ -312,27 +336,25 @@ func (l *shmLock) locked() bool {
 	if err != nil {
 		return false
 	}
-	switch atomic.LoadUint32(&w[0]) {
-	case lkFree:
+	switch v := atomic.LoadUint32(&w[0]); {
+	case isFree(v):
 		return false
-	case lkMoved:
+	case v == lkMoved:
 		return l.sem.value() <= 0
 	}
 	return true
 }
 
 // holderGone runs in the host when a peer's process has ended: a lock it
-// held is freed, and the next acquire learns of it.
+// still holds is freed, marked for the next acquire.
 func (l *shmLock) holderGone(pid uint32) {
-	w := l.slot.Load()
+	w := l.slot.Load() // the host's own: always mapped
 	for {
 		v := atomic.LoadUint32(&w[0])
-		if v != lkHeld && v != lkContended || atomic.LoadUint32(&w[1]) != pid {
+		if isFree(v) || v == lkMoved || v>>1 != pid {
 			return
 		}
-		atomic.StoreUint32(&w[2], 1)
-		atomic.StoreUint32(&w[1], 0)
-		if atomic.CompareAndSwapUint32(&w[0], v, lkFree) {
+		if atomic.CompareAndSwapUint32(&w[0], v, lkDiedFree) {
 			futexWakeAll(&w[0])
 			return
 		}
@@ -340,28 +362,65 @@ func (l *shmLock) holderGone(pid uint32) {
 }
 
 // moveToHost makes the lock live in its semObj from now on, for a
-// Condition: it waits until the lock is free and marks it moved, and a
-// died mark goes with it. Only the host calls it.
-func (l *shmLock) moveToHost() {
-	w := l.slot.Load()
-	for {
-		ok, moved := sleepLock(w, -1)
-		if moved {
-			return
-		}
-		if ok {
-			break
-		}
+// Condition. A held lock moves held: its holder (process and owner) holds
+// the semObj, and its Release, finding the word moved, releases there.
+// Only the host calls it.
+func (l *shmLock) moveToHost() error {
+	w, err := l.words()
+	if err != nil {
+		return err
 	}
 	o := l.sem.h.local.(lockObj)
 	o.mu.Lock()
-	if atomic.SwapUint32(&w[2], 0) != 0 {
-		o.died = true
+	defer o.mu.Unlock()
+	for {
+		v := atomic.LoadUint32(&w[0])
+		switch {
+		case v == lkMoved:
+			return nil
+		case isFree(v):
+			if !atomic.CompareAndSwapUint32(&w[0], v, lkMoved) {
+				continue
+			}
+			o.died = o.died || v == lkDiedFree
+		default:
+			// The owner words are written just after the lock is taken:
+			// read them after the move, which its holder can no longer
+			// undo (its Release comes here and waits for o.mu).
+			if !atomic.CompareAndSwapUint32(&w[0], v, lkMoved) {
+				continue
+			}
+			owner := uint64(atomic.LoadUint32(&w[2])) | uint64(atomic.LoadUint32(&w[3]))<<32
+			var p *peer
+			if pid := int(v >> 1); pid != int(me>>1) {
+				p = peerWithPid(pid)
+			}
+			o.value = 0
+			o.owner = holder{p, owner}
+			o.depth = 1
+			if p != nil {
+				if o.held == nil {
+					o.held = map[*peer]int{}
+				}
+				o.held[p]++
+			} else {
+				o.hostHeld++
+			}
+		}
+		futexWakeAll(&w[0])
+		return nil
 	}
-	atomic.StoreUint32(&w[1], 0)
-	atomic.StoreUint32(&w[0], lkMoved)
-	o.mu.Unlock()
-	futexWakeAll(&w[0])
+}
+
+func peerWithPid(pid int) *peer {
+	peersMu.Lock()
+	defer peersMu.Unlock()
+	for _, p := range peers {
+		if p.pid == pid {
+			return p
+		}
+	}
+	return nil
 }
 
 // A lockWatch is one goroutine per process and lock that takes the lock
@@ -371,8 +430,13 @@ type lockWatch struct {
 	l       *shmLock
 	w       *[8]uint32
 	mu      sync.Mutex
-	waiters []*executor.Future[int]
+	waiters []lockWaiter
 	running bool
+}
+
+type lockWaiter struct {
+	f     *executor.Future[int]
+	owner uint64
 }
 
 var (
@@ -391,9 +455,9 @@ func lockWatchOf(l *shmLock, w *[8]uint32) *lockWatch {
 	return lw
 }
 
-func (lw *lockWatch) add(f *executor.Future[int]) {
+func (lw *lockWatch) add(f *executor.Future[int], owner uint64) {
 	lw.mu.Lock()
-	lw.waiters = append(lw.waiters, f)
+	lw.waiters = append(lw.waiters, lockWaiter{f, owner})
 	start := !lw.running
 	lw.running = true
 	lw.mu.Unlock()
@@ -405,7 +469,7 @@ func (lw *lockWatch) add(f *executor.Future[int]) {
 func (lw *lockWatch) drop(f *executor.Future[int]) {
 	lw.mu.Lock()
 	for i, x := range lw.waiters {
-		if x == f {
+		if x.f == f {
 			lw.waiters = append(lw.waiters[:i], lw.waiters[i+1:]...)
 			break
 		}
@@ -413,25 +477,25 @@ func (lw *lockWatch) drop(f *executor.Future[int]) {
 	lw.mu.Unlock()
 }
 
-// next pops the first waiter still waiting, or ends the watch.
-func (lw *lockWatch) next() *executor.Future[int] {
+// next pops the first waiter still waiting (ok false: none).
+func (lw *lockWatch) next() (lockWaiter, bool) {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
 	for len(lw.waiters) > 0 {
-		f := lw.waiters[0]
+		x := lw.waiters[0]
 		lw.waiters = lw.waiters[1:]
-		if !f.Done() {
-			return f
+		if !x.f.Done() {
+			return x, true
 		}
 	}
-	return nil
+	return lockWaiter{}, false
 }
 
 func (lw *lockWatch) idle() bool {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
-	for _, f := range lw.waiters {
-		if !f.Done() {
+	for _, x := range lw.waiters {
+		if !x.f.Done() {
 			return false
 		}
 	}
@@ -442,34 +506,51 @@ func (lw *lockWatch) idle() bool {
 
 func (lw *lockWatch) run() {
 	for !lw.idle() {
-		ok, moved := sleepLock(lw.w, watchSlice)
+		ok, moved, died := sleepLock(lw.w, watchSlice)
 		if moved {
-			for f := lw.next(); f != nil; f = lw.next() {
-				_ = f.SetResult(grantMoved)
+			for x, ok := lw.next(); ok; x, ok = lw.next() {
+				_ = x.f.SetResult(grantMoved)
 			}
 			continue
 		}
 		if !ok {
 			continue
 		}
-		err := lw.l.took(lw.w)
-		for {
-			f := lw.next()
-			if f == nil {
-				if err == nil {
-					_ = lw.l.unlock(lw.w)
+		lw.hand(died)
+	}
+}
+
+// hand gives the lock the watcher took to the first waiter that still
+// wants it, or, if its last holder died, tells that waiter so; with no
+// waiter left it lets go, keeping the mark of a death nobody heard of.
+func (lw *lockWatch) hand(died bool) {
+	for {
+		x, ok := lw.next()
+		if !ok {
+			v := uint32(lkFree)
+			if died {
+				v = lkDiedFree
+			}
+			for {
+				old := atomic.LoadUint32(&lw.w[0])
+				if atomic.CompareAndSwapUint32(&lw.w[0], old, v) {
+					if old&1 != 0 {
+						futexWakeOne(&lw.w[0])
+					}
+					return
 				}
-				break
 			}
-			if err != nil {
-				if f.SetErr(err) == nil {
-					break
-				}
-				continue
+		}
+		if died {
+			if x.f.SetErr(ErrOwnerDied) == nil {
+				_ = lw.l.unlock(lw.w)
+				return
 			}
-			if f.SetResult(grantHeld) == nil {
-				break
-			}
+			continue
+		}
+		_ = lw.l.took(lw.w, false, x.owner)
+		if x.f.SetResult(grantHeld) == nil {
+			return
 		}
 	}
 }

@@ -290,3 +290,140 @@ var condAfter = executor.Register("aio_test.condAfter", func(a condAfterArgs) (s
 	}
 	return struct{}{}, a.Out.Put(v)
 })
+
+// A TaskGroup cancels its body itself, leaving ctx alone, when a child
+// fails: a CoroAcquire waiting then returns the cancellation, never nil
+// without the lock (found in review: the shared-memory wait took any
+// cancellation of its future for its own timeout).
+func TestCoroAcquireCancelledByTaskGroup(t *testing.T) {
+	l := aio.NewLock()
+	if err := l.Acquire(); err != nil { // held elsewhere all along
+		t.Fatal(err)
+	}
+	acqErr := errors.New("CoroAcquire did not run")
+	_, _ = loop.Run(context.Background(), func(ctx context.Context) (struct{}, error) {
+		_ = loop.WithTaskGroup(ctx, func(ctx context.Context, tg *loop.TaskGroup) error {
+			_ = tg.Go(func(ctx context.Context) error {
+				_ = loop.Sleep(ctx, 5*time.Millisecond)
+				return errors.New("child failed")
+			})
+			acqErr = l.CoroAcquire(ctx)
+			return nil
+		})
+		return struct{}{}, nil
+	})
+	if acqErr == nil {
+		t.Fatal("CoroAcquire returned nil, though it was cancelled while the lock was held")
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if l.Locked() {
+		t.Fatal("the lock is held after its one holder released it")
+	}
+}
+
+// NewCondition over a Lock the caller holds returns at once (as
+// Python's Condition(lock) does) and the caller can Wait on it; over a
+// Lock decoded in its own host it works too (found in review: one hung,
+// the other panicked).
+func TestConditionOverHeldAndDecodedLock(t *testing.T) {
+	l := aio.NewLock()
+	if err := l.Acquire(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := aio.NewCondition(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.Locked() {
+		t.Fatal("the lock is free after it moved")
+	}
+	if ok, err := c.WaitTimeout(time.Millisecond); ok || err != nil {
+		t.Fatalf("WaitTimeout by the holder = %v, %v; want false, nil", ok, err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(); !errors.Is(err, aio.ErrReleasedTooOften) {
+		t.Fatalf("second Release = %v, want ErrReleasedTooOften", err)
+	}
+
+	b, err := aio.NewLock().GobEncode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l2 aio.Lock
+	if err := l2.GobDecode(b); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := aio.NewCondition(&l2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Acquire(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Notify(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.Release(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Waiters asleep on a Lock (contended, so the word has changed since the
+// holder took it) when its holder is SIGKILLed: exactly one of them
+// learns of the death (ErrOwnerDied), the others take the lock in turn,
+// and none waits for ever.
+func TestLockOwnerDiedWithWaiters(t *testing.T) {
+	l, held := aio.NewLock(), aio.NewEvent()
+	p := aio.NewProcess(holdLock.Bind(holdArgs{L: l, Held: held}))
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := held.WaitTimeout(20 * time.Second); !ok || err != nil {
+		t.Fatal("the child never took the lock", err)
+	}
+	const waiters = 4
+	errs := make(chan error, waiters)
+	for range waiters - 1 {
+		go func() {
+			ok, err := l.AcquireTimeout(20 * time.Second)
+			if err == nil && !ok {
+				err = errors.New("timed out")
+			}
+			if err == nil {
+				err = l.Release()
+			}
+			errs <- err
+		}()
+	}
+	go func() {
+		_, err := loop.Run(context.Background(), func(ctx context.Context) (struct{}, error) {
+			if err := l.CoroAcquire(ctx); err != nil {
+				return struct{}{}, err
+			}
+			return struct{}{}, l.Release()
+		})
+		errs <- err
+	}()
+	time.Sleep(10 * time.Millisecond) // mostly asleep by now; either way the outcome is the same
+	p.Kill()
+	p.Join()
+	died := 0
+	for range waiters {
+		switch err := <-errs; {
+		case errors.Is(err, aio.ErrOwnerDied):
+			died++
+		case err != nil:
+			t.Fatal(err)
+		}
+	}
+	if died != 1 {
+		t.Fatalf("%d waiters got ErrOwnerDied, want 1", died)
+	}
+	if l.Locked() {
+		t.Fatal("the lock is held at the end")
+	}
+}

@@ -539,7 +539,9 @@ func NewCondition(lock any) (*Condition, error) {
 			if l.s.sem.h.local == nil {
 				return nil, errors.New("aio: a Condition's lock must have been made in this process")
 			}
-			l.s.moveToHost()
+			if err := l.s.moveToHost(); err != nil {
+				return nil, err
+			}
 		}
 		s = l.semaphore
 	case *RLock:
