@@ -199,7 +199,7 @@ func (l *shmLock) acquire(ctx context.Context, timeout time.Duration) (bool, err
 	if err != nil {
 		return false, err
 	}
-	owner := ownerOf(ctx)
+	owner := lockOwner(ctx)
 	ok, moved, died := tryLock(w)
 	if moved {
 		return l.sem.acquire(ctx, timeout)
@@ -229,6 +229,22 @@ func (l *shmLock) acquire(ctx context.Context, timeout time.Duration) (bool, err
 		return true, l.took(w, died, owner)
 	}
 	return l.acquireWatched(ctx, lp, w, timeout, deadline, owner)
+}
+
+// anyOwner stands for "some goroutine of the holding process": a
+// goroutine's id costs a stack dump to learn (a few µs, a third of a round
+// trip), and a Lock has no owner but for a Condition made while it is
+// held, whose Wait and Notify then accept any goroutine of that process.
+const anyOwner = 1 << 62
+
+// lockOwner is the owner an acquire records: the task, or anyOwner.
+func lockOwner(ctx context.Context) uint64 {
+	if ctx != nil {
+		if t := loop.CurrentTask(ctx); t != nil {
+			return taskOwner(t)
+		}
+	}
+	return anyOwner
 }
 
 // remaining is what is left of a timeout that ends at deadline (zero

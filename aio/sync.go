@@ -177,7 +177,7 @@ func (s *semObj) serve(r *request) {
 }
 
 func (s *semObj) owns(r *request) bool {
-	return s.isLock && s.value == 0 && s.owner == holder{r.p, r.owner}
+	return s.isLock && s.value == 0 && (s.owner == holder{r.p, r.owner} || s.owner == holder{r.p, anyOwner})
 }
 
 func (s *semObj) acquire(r *request, out *outbox) {
