@@ -2,6 +2,7 @@ package aio
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -184,9 +185,7 @@ func sleepLock(w *[8]uint32, timeout time.Duration) (ok, moved, died bool) {
 // last holder died, lets go again and reports ErrOwnerDied.
 func (l *shmLock) took(w *[8]uint32, died bool, owner uint64) error {
 	if died {
-		if err := l.unlock(w); err != nil {
-			return err
-		}
+		l.letGo(w, owner)
 		return ErrOwnerDied
 	}
 	atomic.StoreUint32(&w[2], uint32(owner))
@@ -276,7 +275,7 @@ func (l *shmLock) acquireWatched(ctx context.Context, lp *loop.Loop, w *[8]uint3
 	}
 	undo := func(g int) {
 		if g == grantHeld {
-			_ = l.unlock(w)
+			l.letGo(w, owner)
 		}
 	}
 	var g int
@@ -297,6 +296,13 @@ func (l *shmLock) acquireWatched(ctx context.Context, lp *loop.Loop, w *[8]uint3
 		}
 	}
 	lw.drop(f)
+	if f.Done() {
+		// A death reported as the wait ended is still this acquire's
+		// to report: the watcher has freed the lock for the next one.
+		if _, e := f.Result(bg); errors.Is(e, ErrOwnerDied) {
+			return false, e
+		}
+	}
 	if err != nil {
 		if timedOut.Load() && ctx.Err() == nil {
 			return false, nil // the timeout, not a cancellation of the caller
@@ -326,6 +332,15 @@ var errMoved = errorString("aio: the lock moved to its host")
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// letGo releases a lock this process took, in its host if it has moved
+// there meanwhile (held by this process). It does not wait: it may run in
+// a loop callback.
+func (l *shmLock) letGo(w *[8]uint32, owner uint64) {
+	if err := l.unlock(w); err == errMoved {
+		l.sem.undoAcquire(owner)
+	}
+}
 
 // unlock lets go of the lock (whoever took it, as multiprocessing's);
 // errMoved: it lives in the host now.
@@ -409,7 +424,12 @@ func (l *shmLock) moveToHost() error {
 			owner := uint64(atomic.LoadUint32(&w[2])) | uint64(atomic.LoadUint32(&w[3]))<<32
 			var p *peer
 			if pid := int(v >> 1); pid != int(me>>1) {
-				p = peerWithPid(pid)
+				if p = peerWithPid(pid); p == nil {
+					// Its process is gone (its peer forgotten, its
+					// objects not yet told): it moves free, marked.
+					o.died = true
+					break
+				}
 			}
 			o.value = 0
 			o.owner = holder{p, owner}
@@ -543,23 +563,24 @@ func (lw *lockWatch) hand(died bool) {
 	for {
 		x, ok := lw.next()
 		if !ok {
+			// Let go from the value the watcher took it as (me|1), and
+			// only that: the lock may have moved to its host (then it is
+			// released there) or, released by another process meanwhile
+			// as multiprocessing allows, be someone else's now.
 			v := uint32(lkFree)
 			if died {
 				v = lkDiedFree
 			}
-			for {
-				old := atomic.LoadUint32(&lw.w[0])
-				if atomic.CompareAndSwapUint32(&lw.w[0], old, v) {
-					if old&1 != 0 {
-						futexWakeOne(&lw.w[0])
-					}
-					return
-				}
+			if atomic.CompareAndSwapUint32(&lw.w[0], me|1, v) {
+				futexWakeOne(&lw.w[0])
+			} else if atomic.LoadUint32(&lw.w[0]) == lkMoved {
+				lw.l.sem.undoAcquire(anyOwner)
 			}
+			return
 		}
 		if died {
 			if x.f.SetErr(ErrOwnerDied) == nil {
-				_ = lw.l.unlock(lw.w)
+				lw.l.letGo(lw.w, x.owner)
 				return
 			}
 			continue

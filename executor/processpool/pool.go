@@ -249,9 +249,14 @@ func (p *Pool) SubmitJob(j executor.Job) error {
 		w.assignLocked(j)
 		seq := w.seq
 		w.unsent = !inline
+		var tok uint64
+		if inline {
+			tok = w.holdLocked() // no call goes ahead of this one's write
+		}
 		p.mu.Unlock()
 		if inline {
 			w.sendInline(j, seq)
+			w.sent(tok)
 		} else {
 			w.wake.Wake()
 		}
