@@ -204,6 +204,7 @@ func (p *peer) applied() {
 // Release or Set (a Put then a Release, in that order, for whoever takes
 // the lock next, as when both went through the host).
 func postedApplied() {
+	settleAll()
 	peersMu.Lock()
 	ps := make([]*peer, 0, len(peers))
 	for _, p := range peers {

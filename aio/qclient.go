@@ -89,6 +89,24 @@ func settle(h handle) {
 	c.mu.Unlock()
 }
 
+// settleAll reports, for every queue hosted elsewhere, what this process
+// has consumed of it, before a shared-memory Release or Set (see
+// postedApplied): a Get that returned has been counted at its host by the
+// time the next holder of the lock looks.
+func settleAll() {
+	qclientsMu.Lock()
+	cs := make([]*qclient, 0, len(qclients))
+	for _, c := range qclients {
+		cs = append(cs, c)
+	}
+	qclientsMu.Unlock()
+	for _, c := range cs {
+		c.mu.Lock()
+		c.report()
+		c.mu.Unlock()
+	}
+}
+
 // recallFrom answers the host's recall: the items not yet taken go back.
 func recallFrom(p *peer, obj uint64) {
 	qclientsMu.Lock()
@@ -150,8 +168,12 @@ func (c *qclient) topUp() {
 	for c.standing < want {
 		c.standing++
 		data := binary.LittleEndian.AppendUint32(nil, c.consumed)
+		reported := c.consumed > 0
 		c.consumed = 0
 		c.h.p.start(c.h.ID, qLend, requestPrefix(0, -1), data, nil, c.delivered)
+		if reported {
+			c.h.p.posts.Add(1) // a report, as a posted one (postedApplied)
+		}
 	}
 	c.report()
 }
