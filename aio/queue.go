@@ -428,9 +428,24 @@ func NewQueue[T any](maxsize int) *Queue[T] {
 	return &Queue[T]{h: newQueueObj(kindQueue, maxsize, false), c: codecOf[T](), unbounded: maxsize <= 0}
 }
 
+// bigPut is the size from which a Put of a []byte is written with no copy.
+const bigPut = 64 << 10
+
 func (q *Queue[T]) put(ctx context.Context, v T, timeout time.Duration) error {
 	if q.closed.Load() {
 		return ErrClosed
+	}
+	if x, ok := any(v).([]byte); ok && len(x) >= bigPut && q.unbounded && ctx == bg && q.h.local == nil && q.h.p != nil {
+		// A large []byte to a queue hosted elsewhere goes out as it is,
+		// behind its tag, with no copy; the Put returns once the socket
+		// has taken it all, so the caller may change it afterwards.
+		// (Only a blocking Put: a task's must not hold up its loop.)
+		if q.h.p.isDead() {
+			return fmt.Errorf("%w: %s", ErrHostGone, &peerGoneError{q.h.p.name})
+		}
+		pre := binary.LittleEndian.AppendUint32(requestPrefix(0, -1), q.c.tag)
+		<-q.h.p.postWritten(q.h.ID, qPut, pre, x)
+		return nil
 	}
 	b, err := q.c.encode(v)
 	if err != nil {
