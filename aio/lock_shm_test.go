@@ -45,6 +45,26 @@ var putUnderLock = executor.Register("aio_test.putUnderLock", func(a putUnderArg
 	return struct{}{}, a.L.Release()
 })
 
+// takeAfterChild starts the child call, waits until it holds l (held),
+// lets it go on (goEv) and acquires l after it: the child has released it.
+func takeAfterChild(t *testing.T, call executor.Call[struct{}], l *aio.Lock, held, goEv *aio.Event) *aio.Process {
+	t.Helper()
+	p := aio.NewProcess(call)
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := held.WaitTimeout(20 * time.Second); !ok || err != nil {
+		t.Fatal("the child never took the lock", err)
+	}
+	if err := goEv.Set(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := l.AcquireTimeout(20 * time.Second); !ok || err != nil {
+		t.Fatal("Acquire after the child:", ok, err)
+	}
+	return p
+}
+
 // What a process did before it released a shared-memory Lock is seen by
 // whoever takes the lock next: the child's Puts (posted to the queue's
 // host) are all in the queue once this process acquires, though the
@@ -53,19 +73,7 @@ var putUnderLock = executor.Register("aio_test.putUnderLock", func(a putUnderArg
 func TestLockReleaseAfterPuts(t *testing.T) {
 	for round := range 10 {
 		a := putUnderArgs{L: aio.NewLock(), Held: aio.NewEvent(), Go: aio.NewEvent(), Queue: aio.NewQueue[int](0), N: 50}
-		p := aio.NewProcess(putUnderLock.Bind(a))
-		if err := p.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if ok, err := a.Held.WaitTimeout(20 * time.Second); !ok || err != nil {
-			t.Fatal("the child never took the lock", err)
-		}
-		if err := a.Go.Set(); err != nil {
-			t.Fatal(err)
-		}
-		if ok, err := a.L.AcquireTimeout(20 * time.Second); !ok || err != nil {
-			t.Fatal("Acquire after the child:", ok, err)
-		}
+		p := takeAfterChild(t, putUnderLock.Bind(a), a.L, a.Held, a.Go)
 		for i := range a.N {
 			v, err := a.Queue.GetNowait()
 			if err != nil || v != i {
@@ -462,19 +470,7 @@ func TestLockReleaseAfterGet(t *testing.T) {
 		if err := a.Queue.Put(round); err != nil {
 			t.Fatal(err)
 		}
-		p := aio.NewProcess(getUnderLock.Bind(a))
-		if err := p.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if ok, err := a.Held.WaitTimeout(20 * time.Second); !ok || err != nil {
-			t.Fatal("the child never took the lock", err)
-		}
-		if err := a.Go.Set(); err != nil {
-			t.Fatal(err)
-		}
-		if ok, err := a.L.AcquireTimeout(20 * time.Second); !ok || err != nil {
-			t.Fatal("Acquire after the child:", ok, err)
-		}
+		p := takeAfterChild(t, getUnderLock.Bind(a), a.L, a.Held, a.Go)
 		if err := a.Queue.PutNowait(round + 1); err != nil {
 			t.Fatalf("round %d: PutNowait after the child's Get and Release = %v", round, err)
 		}
