@@ -127,11 +127,9 @@ type worker struct {
 
 // aheadCall is a call sent ahead of the worker's current one.
 type aheadCall struct {
-	j      executor.Job
-	seq    uint64
-	unsent bool   // for the sender to send
-	inline bool   // small: the reader sends it itself
-	tok    uint64 // the sending token of whoever writes it
+	j   executor.Job
+	seq uint64
+	tok uint64 // the sending token of whoever writes it
 }
 
 // aheadDepth is how many chunks a worker may have sent ahead of the one it
@@ -399,37 +397,22 @@ func (w *worker) sendLoop() {
 		p.mu.Lock()
 		j, seq, ok := w.cur, w.seq, w.unsent
 		w.unsent = false
-		var tok, atok uint64
+		var tok uint64
 		if ok {
 			tok = w.holdLocked()
 		}
 		p.mu.Unlock()
 		if ok {
 			w.send(j, seq)
-		}
-		p.mu.Lock()
-		var a executor.Job
-		var aseq uint64
-		if len(w.ahead) > 0 && w.ahead[0].unsent {
-			a, aseq = w.ahead[0].j, w.ahead[0].seq
-			w.ahead[0].unsent = false
-			atok = w.holdLocked()
-		}
-		p.mu.Unlock()
-		if a != nil {
-			w.send(a, aseq)
-		}
-		if ok || a != nil {
 			w.sent(tok)
-			w.sent(atok)
 			w.sendAhead() // what the reader could not send meanwhile
 		}
 	}
 }
 
 // takeAheadLocked takes the next queued call as one sent ahead of cur,
-// if there is room for it, and returns it (nil if none): for the caller
-// to send if inline, else for the sender, which the caller wakes.
+// if there is room for it, and returns it (nil if none) for the caller to
+// write, holding the write token.
 func (w *worker) takeAheadLocked() *aheadCall {
 	p := w.p
 	depth := 1
@@ -438,9 +421,6 @@ func (w *worker) takeAheadLocked() *aheadCall {
 	}
 	if w.dying || w.noMore || w.cur == nil || w.unsent || w.sending != 0 || len(w.ahead) >= depth || p.broken != nil {
 		return nil
-	}
-	if n := len(w.ahead); n > 0 && (w.ahead[n-1].unsent || !w.ahead[n-1].inline) {
-		return nil // the sender still has one to send: keep the order
 	}
 	if p.maxTasks > 0 && w.tasks+2+len(w.ahead) > p.maxTasks {
 		return nil // the worker's last call is in flight
@@ -468,7 +448,7 @@ func (w *worker) takeAheadLocked() *aheadCall {
 			if n := len(w.ahead); n > 0 {
 				seq = w.ahead[n-1].seq + 1
 			}
-			a := aheadCall{j: j, seq: seq, inline: true, tok: w.holdLocked()} // the caller writes it, then calls sent
+			a := aheadCall{j: j, seq: seq, tok: w.holdLocked()} // the caller writes it, then calls sent
 			w.ahead = append(w.ahead, a)
 			return &a
 		}
@@ -526,15 +506,12 @@ func (w *worker) send(j executor.Job, seq uint64) {
 		retire := false
 		if len(w.ahead) > 0 {
 			// j was sent ahead and became cur while it was on its way:
-			// the next one ahead is the worker's now, under its own
-			// request id (a new call here would take an id already
-			// sent), and if it has not been sent it goes now, in order.
+			// the next one ahead, sent already, is the worker's now,
+			// under its own request id (a new call here would take an
+			// id already sent).
 			a := w.ahead[0]
 			w.ahead = append(w.ahead[:0], w.ahead[1:]...)
 			w.cur, w.seq, w.unsent = a.j, a.seq, false
-			if a.unsent {
-				next, nseq = a.j, a.seq
-			}
 		} else {
 			next, nseq, retire = w.takeLocked()
 		}
@@ -615,19 +592,14 @@ func (w *worker) sendAhead() {
 }
 
 // sentAhead sends the call takeAheadLocked took, if any; it reports
-// whether the reader sent it and may take another.
+// whether it did, and so may take another.
 func (w *worker) sentAhead(a *aheadCall) bool {
-	switch {
-	case a == nil:
-		return false
-	case a.inline:
-		w.send(a.j, a.seq)
-		w.sent(a.tok)
-		return true
-	default:
-		w.wake.Wake()
+	if a == nil {
 		return false
 	}
+	w.send(a.j, a.seq)
+	w.sent(a.tok)
+	return true
 }
 
 // serve reads the worker's answers until it exits.
@@ -693,7 +665,7 @@ func (w *worker) serve() {
 		retire := retired
 		var next executor.Job
 		var seq uint64
-		wake, more := false, false
+		more := false
 		var tok uint64
 		var lost []executor.Job // sent ahead on a stream that broke
 		now := time.Now()
@@ -710,15 +682,11 @@ func (w *worker) serve() {
 		if len(w.ahead) > 0 { // the next call is on its way already
 			a := w.ahead[0]
 			w.ahead = append(w.ahead[:0], w.ahead[1:]...)
-			w.cur, w.seq, w.unsent = a.j, a.seq, a.unsent
+			w.cur, w.seq, w.unsent = a.j, a.seq, false
 			if retired { // answer the calls in flight first
 				w.noMore, retired, retire = true, false, false
 			}
-			if w.unsent {
-				wake = true // the sender sends it, as cur now
-			} else {
-				more = true
-			}
+			more = true
 		} else if retired {
 			w.dying = true
 			delete(p.workers, w) // so that a Submit from now on starts a new one
@@ -741,9 +709,6 @@ func (w *worker) serve() {
 			w.send(next, seq)
 			w.sent(tok)
 			w.sendAhead()
-		}
-		if wake {
-			w.wake.Wake()
 		}
 		if more {
 			w.sendAhead()
