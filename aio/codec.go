@@ -41,7 +41,13 @@ func codecOf[T any]() codec[T] {
 func (c codec[T]) encode(v T) (b []byte, err error) {
 	b = make([]byte, 4, 16)
 	binary.LittleEndian.PutUint32(b, c.tag)
-	switch x := any(v).(type) {
+	// The fast forms are for T itself: an interface T holding a []byte
+	// goes through wire with its concrete type, as decode reads it.
+	var fast any = v
+	if reflect.TypeFor[T]().Kind() == reflect.Interface {
+		fast = nil // matches no case
+	}
+	switch x := fast.(type) {
 	case []byte:
 		return append(b, x...), nil
 	case string:

@@ -333,6 +333,11 @@ type errorString string
 
 func (e errorString) Error() string { return string(e) }
 
+func clearOwner(w *[8]uint32) {
+	atomic.StoreUint32(&w[2], 0)
+	atomic.StoreUint32(&w[3], 0)
+}
+
 // letGo releases a lock this process took, in its host if it has moved
 // there meanwhile (held by this process). It does not wait: it may run in
 // a loop callback.
@@ -353,6 +358,7 @@ func (l *shmLock) unlock(w *[8]uint32) error {
 		case v == lkMoved:
 			return errMoved
 		}
+		clearOwner(w) // before it is free: a move then reads no stale owner
 		if atomic.CompareAndSwapUint32(&w[0], v, lkFree) {
 			if v&1 != 0 {
 				futexWakeOne(&w[0])
@@ -385,6 +391,7 @@ func (l *shmLock) holderGone(pid uint32) {
 		if isFree(v) || v == lkMoved || v>>1 != pid {
 			return
 		}
+		clearOwner(w)
 		if atomic.CompareAndSwapUint32(&w[0], v, lkDiedFree) {
 			futexWakeAll(&w[0])
 			return
@@ -422,6 +429,9 @@ func (l *shmLock) moveToHost() error {
 				continue
 			}
 			owner := uint64(atomic.LoadUint32(&w[2])) | uint64(atomic.LoadUint32(&w[3]))<<32
+			if owner == 0 {
+				owner = anyOwner // taken, its owner not written yet
+			}
 			var p *peer
 			if pid := int(v >> 1); pid != int(me>>1) {
 				if p = peerWithPid(pid); p == nil {
@@ -571,6 +581,7 @@ func (lw *lockWatch) hand(died bool) {
 			if died {
 				v = lkDiedFree
 			}
+			clearOwner(lw.w)
 			if atomic.CompareAndSwapUint32(&lw.w[0], me|1, v) {
 				futexWakeOne(&lw.w[0])
 			} else if atomic.LoadUint32(&lw.w[0]) == lkMoved {

@@ -170,7 +170,15 @@ func (c *qclient) topUp() {
 		data := binary.LittleEndian.AppendUint32(nil, c.consumed)
 		reported := c.consumed > 0
 		c.consumed = 0
-		c.h.p.start(c.h.ID, qLend, requestPrefix(0, -1), data, nil, c.delivered)
+		c.h.p.start(c.h.ID, qLend, requestPrefix(0, -1), data, nil, func(r reply) {
+			if r.status == stGone {
+				// Maybe answered at once, by start itself, as the host
+				// has gone: mu is held here.
+				go c.delivered(r)
+				return
+			}
+			c.delivered(r)
+		})
 		if reported {
 			c.h.p.posts.Add(1) // a report, as a posted one (postedApplied)
 		}

@@ -435,7 +435,7 @@ func (q *Queue[T]) put(ctx context.Context, v T, timeout time.Duration) error {
 	if q.closed.Load() {
 		return ErrClosed
 	}
-	if x, ok := any(v).([]byte); ok && len(x) >= bigPut && q.unbounded && ctx == bg && q.h.local == nil && q.h.p != nil {
+	if px, ok := any(&v).(*[]byte); ok && len(*px) >= bigPut && q.unbounded && ctx == bg && q.h.local == nil && q.h.p != nil {
 		// A large []byte to a queue hosted elsewhere goes out as it is,
 		// behind its tag, with no copy; the Put returns once the socket
 		// has taken it all, so the caller may change it afterwards.
@@ -444,7 +444,7 @@ func (q *Queue[T]) put(ctx context.Context, v T, timeout time.Duration) error {
 			return fmt.Errorf("%w: %s", ErrHostGone, &peerGoneError{q.h.p.name})
 		}
 		pre := binary.LittleEndian.AppendUint32(requestPrefix(0, -1), q.c.tag)
-		<-q.h.p.postWritten(q.h.ID, qPut, pre, x)
+		<-q.h.p.postWritten(q.h.ID, qPut, pre, *px)
 		return nil
 	}
 	b, err := q.c.encode(v)
