@@ -22,11 +22,12 @@ import (
 // whose one operation hands a duplicate of its descriptor to the asking
 // process, which maps it the first time it uses one of its objects. Slots
 // are never reused (an object has no end of life another process could
-// see): 2,048 Events or Locks cost one 64 KiB arena.
+// see): 32,768 Events or Locks share one 1 MiB arena, whose pages the
+// kernel gives only as they are touched, and one descriptor.
 
 const (
 	shmSupported = true
-	arenaSize    = 64 << 10
+	arenaSize    = 1 << 20
 	slotSize     = 32
 )
 
