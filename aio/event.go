@@ -110,7 +110,11 @@ func NewEvent() *Event {
 	return &Event{h: newHandle(kindEvent, &eventObj{})}
 }
 
-// Set sets the flag and wakes every waiter.
+// Set sets the flag and wakes every waiter. A Put this process posted to
+// a queue in another process is in that queue before the flag is seen set:
+// so in shared memory, Set first waits one round trip to each process it
+// posted to since (none if it posted nothing), a task's loop included.
+// Clear does the same.
 func (e *Event) Set() error {
 	if e.s != nil {
 		return e.s.set()

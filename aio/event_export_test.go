@@ -14,3 +14,13 @@ func EventSleepers(e *Event) uint32 {
 	}
 	return atomic.LoadUint32(&slot[1])
 }
+
+// Watches is how many event and lock watches the process has listed.
+func Watches() int {
+	watchesMu.Lock()
+	n := len(watches)
+	watchesMu.Unlock()
+	lockWatchesMu.Lock()
+	defer lockWatchesMu.Unlock()
+	return n + len(lockWatches)
+}

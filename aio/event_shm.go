@@ -216,6 +216,19 @@ func watchOf(state, sleepers *uint32) *eventWatch {
 	return w
 }
 
+// forget drops an idle watch from the table, so that an event waited on
+// once costs nothing after; a waiter that found it just before starts it
+// again, unlisted, and a later one makes a new one.
+func (w *eventWatch) forget() {
+	watchesMu.Lock()
+	defer watchesMu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.running && watches[w.state] == w {
+		delete(watches, w.state)
+	}
+}
+
 func (w *eventWatch) add(v0 uint32, f *executor.Future[bool]) *watchWaiter {
 	ww := &watchWaiter{w: w, v0: v0, f: f}
 	w.mu.Lock()
@@ -252,6 +265,7 @@ func (w *eventWatch) run() {
 			w.running = false
 			w.mu.Unlock()
 			atomic.AddUint32(w.sleepers, ^uint32(0))
+			w.forget()
 			return
 		}
 		w.mu.Unlock()

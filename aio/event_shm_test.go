@@ -384,3 +384,44 @@ func TestEventSetAfterPutWithOtherSetters(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The watchers of events and locks that tasks waited on end and leave
+// the process's table once their waiters are gone: a program that waits
+// on many objects once keeps nothing for them.
+func TestWatchesForgotten(t *testing.T) {
+	inLoop(t, func(ctx context.Context) error {
+		for range 50 {
+			e, l := aio.NewEvent(), aio.NewLock()
+			if err := l.Acquire(); err != nil {
+				return err
+			}
+			we := loop.Spawn(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, e.CoroWait(ctx) })
+			wl := loop.Spawn(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, l.CoroAcquire(ctx) })
+			if err := loop.Sleep(ctx, 0); err != nil {
+				return err
+			}
+			if err := e.Set(); err != nil {
+				return err
+			}
+			if err := l.Release(); err != nil {
+				return err
+			}
+			if _, err := we.Await(ctx); err != nil {
+				return err
+			}
+			if _, err := wl.Await(ctx); err != nil {
+				return err
+			}
+			if err := l.Release(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for deadline := time.Now().Add(10 * time.Second); aio.Watches() > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d watches still listed", aio.Watches())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -327,11 +327,7 @@ func (l *shmLock) release(ctx context.Context) error {
 	return l.sem.release(ctx)
 }
 
-var errMoved = errorString("aio: the lock moved to its host")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errMoved = errors.New("aio: the lock moved to its host")
 
 func clearOwner(w *[8]uint32) {
 	atomic.StoreUint32(&w[2], 0)
@@ -550,7 +546,19 @@ func (lw *lockWatch) idle() bool {
 	return true
 }
 
+// forget drops an idle watch from the table (see eventWatch.forget).
+func (lw *lockWatch) forget() {
+	lockWatchesMu.Lock()
+	defer lockWatchesMu.Unlock()
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if !lw.running && lockWatches[lw.w] == lw {
+		delete(lockWatches, lw.w)
+	}
+}
+
 func (lw *lockWatch) run() {
+	defer lw.forget()
 	for !lw.idle() {
 		ok, moved, died := sleepLock(lw.w, watchSlice)
 		if moved {

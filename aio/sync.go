@@ -352,7 +352,9 @@ func (s *semaphore) value() int {
 // with no message. NewCondition over the lock moves it into the process
 // that made it for good, since a Condition's wait must release it and
 // queue in one step. Like multiprocessing's, it does not hand itself to
-// waiters in the order they came.
+// waiters in the order they came. Release first waits one round trip to
+// each process this one posted to since (see Event.Set), so that what it
+// put there is in place for the next holder.
 type Lock struct {
 	semaphore
 	s *shmLock // nil: hosted, semaphore
