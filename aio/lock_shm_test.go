@@ -17,17 +17,18 @@ import (
 	"github.com/asyncgo/asyncgo/loop"
 )
 
-type putUnderArgs struct {
+type underArgs struct {
 	L     *aio.Lock
 	Held  *aio.Event
 	Go    *aio.Event
 	Queue *aio.Queue[int]
-	N     int
+	Puts  int  // items to put
+	Get   bool // get one item
 }
 
-// putUnderLock takes the lock, says so, waits for Go, puts N items (each
-// a posted frame) and releases the lock.
-var putUnderLock = executor.Register("aio_test.putUnderLock", func(a putUnderArgs) (struct{}, error) {
+// underLock takes the lock, says so, waits for Go, puts Puts items (each
+// a posted frame), gets one if Get, and releases the lock.
+var underLock = executor.Register("aio_test.underLock", func(a underArgs) (struct{}, error) {
 	if err := a.L.Acquire(); err != nil {
 		return struct{}{}, err
 	}
@@ -37,8 +38,13 @@ var putUnderLock = executor.Register("aio_test.putUnderLock", func(a putUnderArg
 	if err := a.Go.Wait(); err != nil {
 		return struct{}{}, err
 	}
-	for i := range a.N {
+	for i := range a.Puts {
 		if err := a.Queue.Put(i); err != nil {
+			return struct{}{}, err
+		}
+	}
+	if a.Get {
+		if _, err := a.Queue.Get(); err != nil {
 			return struct{}{}, err
 		}
 	}
@@ -72,9 +78,9 @@ func takeAfterChild(t *testing.T, call executor.Call[struct{}], l *aio.Lock, hel
 // async with lock: put 78" with no delay, the example's 0s case).
 func TestLockReleaseAfterPuts(t *testing.T) {
 	for round := range 10 {
-		a := putUnderArgs{L: aio.NewLock(), Held: aio.NewEvent(), Go: aio.NewEvent(), Queue: aio.NewQueue[int](0), N: 50}
-		p := takeAfterChild(t, putUnderLock.Bind(a), a.L, a.Held, a.Go)
-		for i := range a.N {
+		a := underArgs{L: aio.NewLock(), Held: aio.NewEvent(), Go: aio.NewEvent(), Queue: aio.NewQueue[int](0), Puts: 50}
+		p := takeAfterChild(t, underLock.Bind(a), a.L, a.Held, a.Go)
+		for i := range a.Puts {
 			v, err := a.Queue.GetNowait()
 			if err != nil || v != i {
 				t.Fatalf("round %d: GetNowait %d after the child released = %d, %v", round, i, v, err)
@@ -436,41 +442,16 @@ func TestLockOwnerDiedWithWaiters(t *testing.T) {
 	}
 }
 
-type getUnderArgs struct {
-	L     *aio.Lock
-	Held  *aio.Event
-	Go    *aio.Event
-	Queue *aio.Queue[int]
-}
-
-// getUnderLock takes the lock, says so, waits for Go, gets one item from
-// the full bounded queue and releases the lock.
-var getUnderLock = executor.Register("aio_test.getUnderLock", func(a getUnderArgs) (struct{}, error) {
-	if err := a.L.Acquire(); err != nil {
-		return struct{}{}, err
-	}
-	if err := a.Held.Set(); err != nil {
-		return struct{}{}, err
-	}
-	if err := a.Go.Wait(); err != nil {
-		return struct{}{}, err
-	}
-	if _, err := a.Queue.Get(); err != nil {
-		return struct{}{}, err
-	}
-	return struct{}{}, a.L.Release()
-})
-
 // A Get before a Release frees its slot for whoever takes the lock next:
 // Python's get() frees the slot before it returns (found in review: the
 // consumption travelled uncounted in the next standing get's request).
 func TestLockReleaseAfterGet(t *testing.T) {
 	for round := range 10 {
-		a := getUnderArgs{L: aio.NewLock(), Held: aio.NewEvent(), Go: aio.NewEvent(), Queue: aio.NewQueue[int](1)}
+		a := underArgs{L: aio.NewLock(), Held: aio.NewEvent(), Go: aio.NewEvent(), Queue: aio.NewQueue[int](1), Get: true}
 		if err := a.Queue.Put(round); err != nil {
 			t.Fatal(err)
 		}
-		p := takeAfterChild(t, getUnderLock.Bind(a), a.L, a.Held, a.Go)
+		p := takeAfterChild(t, underLock.Bind(a), a.L, a.Held, a.Go)
 		if err := a.Queue.PutNowait(round + 1); err != nil {
 			t.Fatalf("round %d: PutNowait after the child's Get and Release = %v", round, err)
 		}
