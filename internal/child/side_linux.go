@@ -20,6 +20,10 @@ func sideChannel() (parentEnd, childEnd *os.File, env []string, adopt func(*Proc
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
+	for _, fd := range fds {
+		// Best effort: the kernel caps it at net.core.wmem_max.
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sideBuffer)
+	}
 	if err := unix.SetNonblock(fds[0], true); err != nil {
 		unix.Close(fds[0])
 		unix.Close(fds[1])
@@ -34,3 +38,11 @@ func sideChannel() (parentEnd, childEnd *os.File, env []string, adopt func(*Proc
 	}
 	return pe, ce, env, func(p *Process) { adoptf(pe, tok, p) }, nil
 }
+
+// sideBuffer is the send buffer asked for on both ends of a side channel.
+// A Unix stream socket's writer is limited by its own send buffer, 208 KiB
+// by default, so a 2 MiB item took ten wake-ups of the reader and the
+// writer; with 4 MiB (where wmem_max allows it) it is one write. The
+// buffer is memory the kernel charges only for bytes queued. aio's 2 MiB
+// queue stream: 1.50-1.59 GB/s without, 1.58-1.71 GB/s with.
+const sideBuffer = 4 << 20
