@@ -165,18 +165,36 @@ func (q *queueObj) pushFront(b []byte) {
 	}
 }
 
-// recallLent asks the processes other than the one of r that sit on lent
-// items for them, since r has to wait.
-func (q *queueObj) recallLent(r *request) {
+// lentAhead reports whether r is a lend request a process made ahead of
+// any Get of its own (qclient.topUp).
+func lentAhead(r *request) bool {
+	return r.op == qLend && len(r.data) == 5 && r.data[4] == 0
+}
+
+// recallLent makes room for r, a getter that has to wait: it asks the
+// other processes that sit on lent items for them, and withdraws the
+// lend requests they made ahead, which stood before r and would take the
+// next items (and those given back) from it.
+func (q *queueObj) recallLent(r *request, out *outbox) {
 	for p, l := range q.lent {
 		if p != r.p && len(l) > 0 && !q.recalled[p] {
 			if q.recalled == nil {
 				q.recalled = map[*peer]bool{}
 			}
 			q.recalled[p] = true
-			p.recall(q.id)
+			p.recall(q.id) // written now, so before the withdrawals
 		}
 	}
+	kept := q.getters[:0]
+	for _, g := range q.getters {
+		if g.p != r.p && lentAhead(g) {
+			out.add(g, reply{status: stCancelled})
+			continue
+		}
+		kept = append(kept, g)
+	}
+	clear(q.getters[len(kept):])
+	q.getters = kept
 }
 
 func (q *queueObj) lentN() int {
@@ -231,7 +249,7 @@ func (q *queueObj) serve(r *request) {
 			arm(r, q.expire)
 		}
 	case qGet, qLend:
-		if r.op == qLend && len(r.data) == 4 {
+		if r.op == qLend && len(r.data) == 5 {
 			q.consume(r.p, int(binary.LittleEndian.Uint32(r.data)))
 			q.admit(&out) // what was taken made room
 		}
@@ -242,11 +260,13 @@ func (q *queueObj) serve(r *request) {
 			q.deliver(r, b, &out)
 		case r.timeout == 0:
 			out.add(r, reply{status: stTimeout})
-			q.recallLent(r)
+			q.recallLent(r, &out)
 		default:
 			q.getters.push(r)
 			arm(r, q.expire)
-			q.recallLent(r)
+			if !lentAhead(r) {
+				q.recallLent(r, &out)
+			}
 		}
 	case qUnget:
 		// A cancelled Get's item comes back, to the front.

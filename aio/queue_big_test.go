@@ -5,6 +5,7 @@ package aio_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -120,6 +121,94 @@ func TestQueueOfAnyHoldingBytes(t *testing.T) {
 		}
 		if got != v {
 			t.Fatalf("got %#v, want %#v", got, v)
+		}
+	}
+}
+
+type lentArgs struct {
+	Q         *aio.Queue[[]byte]
+	Got, Done *aio.Event
+}
+
+// getOneThenWait gets one item, says so, and waits for Done with its
+// process's lend requests standing.
+var getOneThenWait = executor.Register("aio_test.getOneThenWait", func(a lentArgs) (struct{}, error) {
+	if _, err := a.Q.Get(); err != nil {
+		return struct{}{}, err
+	}
+	if err := a.Got.Set(); err != nil {
+		return struct{}{}, err
+	}
+	if ok, err := a.Done.WaitTimeout(60 * time.Second); !ok || err != nil {
+		return struct{}{}, fmt.Errorf("never told to stop: %v", err)
+	}
+	return struct{}{}, nil
+})
+
+// Items lent ahead to a process that then stops getting come back to a
+// getter elsewhere, whole and in order, whether the process lives on (the
+// host recalls them) or is killed (the host takes them back), and the
+// next item put goes to that getter too. Found with 2 MiB items lent
+// ahead: the items given back went straight to the idle process's lend
+// requests, which stood first, and a Get elsewhere waited for ever (small
+// items too, since they were first lent ahead).
+func TestBigItemsLentAheadComeBack(t *testing.T) {
+	for _, size := range []int{8, 2 << 20} {
+		for _, kill := range []bool{false, true} {
+			lentAheadComeBack(t, size, kill)
+		}
+	}
+}
+
+func lentAheadComeBack(t *testing.T, size int, kill bool) {
+	item := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, size) }
+	{
+		a := lentArgs{Q: aio.NewQueue[[]byte](0), Got: aio.NewEvent(), Done: aio.NewEvent()}
+		p := aio.NewProcess(getOneThenWait.Bind(a))
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Q.Put(item(0)); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := a.Got.WaitTimeout(30 * time.Second); !ok || err != nil {
+			t.Fatalf("the child never got its item: %v", err)
+		}
+		for i := 1; i <= 4; i++ { // as many as its lend requests standing
+			if err := a.Q.Put(item(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if kill {
+			if err := p.Kill(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 1; i <= 4; i++ {
+			got, err := a.Q.GetTimeout(30 * time.Second)
+			if err != nil {
+				t.Fatalf("kill=%v: Get %d: %v", kill, i, err)
+			}
+			if !bytes.Equal(got, item(i)) {
+				t.Fatalf("kill=%v: Get %d returned the item put %d-th", kill, i, int(got[0]))
+			}
+		}
+		// The child's lend requests made ahead were withdrawn: the next
+		// item is this process's to get, not the idle child's.
+		if err := a.Q.Put(item(5)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := a.Q.GetTimeout(30 * time.Second); err != nil || !bytes.Equal(got, item(5)) {
+			t.Fatalf("kill=%v: the item put after: %d bytes, %v", kill, len(got), err)
+		}
+		if err := a.Done.Set(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Join(); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := a.Q.GetNowait(); !errors.Is(err, aio.ErrEmpty) {
+			t.Fatalf("kill=%v: the queue held %d more bytes, %v", kill, len(v), err)
 		}
 	}
 }
