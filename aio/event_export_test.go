@@ -24,3 +24,16 @@ func Watches() int {
 	defer lockWatchesMu.Unlock()
 	return n + len(lockWatches)
 }
+
+// LockWords is a shared-memory Lock's futex word and owner words, for a
+// failure's message (nil for a hosted lock).
+func LockWords(l *Lock) []uint32 {
+	if l.s == nil {
+		return nil
+	}
+	w, err := l.s.words()
+	if err != nil {
+		return nil
+	}
+	return []uint32{atomic.LoadUint32(&w[0]), atomic.LoadUint32(&w[2]), atomic.LoadUint32(&w[3])}
+}

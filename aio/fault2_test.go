@@ -1103,7 +1103,7 @@ func TestCoroCancelledMidWait(t *testing.T) {
 		// frees it.
 		freeOnce := func() error {
 			if ok, err := lc.timed(10 * time.Second); !ok || err != nil {
-				return fmt.Errorf("acquire after the cancelled CoroAcquire: %v, %v; want it free", ok, err)
+				return fmt.Errorf("acquire after the cancelled CoroAcquire: %v, %v; want it free (lock words %x, pid %d)", ok, err, aio.LockWords(o.L), os.Getpid())
 			}
 			// From another goroutine: an RLock's owner would re-enter it.
 			var ok bool

@@ -391,7 +391,7 @@ func (h *handle) await(ctx context.Context, l *loop.Loop, op uint8, owner uint64
 			h.cancel(req)
 		}
 	})
-	return awaitUndo(ctx, loop.WrapFutureUndo(l, cf, giveBack), giveBack)
+	return awaitUndo(ctx, l, cf, giveBack)
 }
 
 // ownerOf names the caller for locks: the task of a loop, or else the

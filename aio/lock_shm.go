@@ -281,7 +281,7 @@ func (l *shmLock) acquireWatched(ctx context.Context, lp *loop.Loop, w *[8]uint3
 	var g int
 	var err error
 	if lp != nil {
-		g, err = awaitUndo(ctx, loop.WrapFutureUndo(lp, f, undo), undo)
+		g, err = awaitUndo(ctx, lp, f, undo)
 	} else {
 		select {
 		case <-f.DoneChan():

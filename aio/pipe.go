@@ -665,24 +665,25 @@ func onLoop[R any](ctx context.Context, l *loop.Loop, op func(context.Context) (
 			undo(v)
 		}
 	}()
-	return awaitUndo(ctx, loop.WrapFutureUndo(l, cf, undo), undo)
+	return awaitUndo(ctx, l, cf, undo)
 }
 
-// awaitUndo awaits lf, a WrapFutureUndo future with undo, so that a
-// result never goes astray when the await ends without it: lf is
-// cancelled if still pending (an await under a derived ctx that ended
-// leaves what it awaits running, as wait_for(shield(f))), and a result
-// that reached lf after the task was cancelled but before it ran again
-// goes to undo.
-func awaitUndo[R any](ctx context.Context, lf *loop.Future[R], undo func(R)) (R, error) {
-	v, err := lf.Await(ctx)
+// awaitUndo awaits cf on l so that a result never goes astray when the
+// await ends without it: cf is cancelled if still pending (an await under
+// a derived ctx that ended leaves what it awaits running, as
+// wait_for(shield(f))), and a result cf got all the same (granted as the
+// task was cancelled, or before it ran again) goes to undo at once, on
+// this goroutine. So it is given back before awaitUndo returns, not in a
+// later loop callback: a task that goes on to a blocking call (an Acquire
+// from the loop's own goroutine) finds the lock it was granted free
+// (TestCoroCancelledMidWait/CoroAcquireRaceLock hung one run in four).
+func awaitUndo[R any](ctx context.Context, l *loop.Loop, cf *executor.Future[R], undo func(R)) (R, error) {
+	v, err := loop.WrapFuture(l, cf).Await(ctx)
 	if err == nil {
 		return v, nil
 	}
-	if !lf.Done() {
-		lf.Cancel()
-	} else if !lf.Cancelled() && undo != nil {
-		if v2, err2 := lf.Result(); err2 == nil {
+	if !cf.Cancel() && undo != nil {
+		if v2, err2 := cf.Result(bg); err2 == nil {
 			undo(v2)
 		}
 	}
