@@ -611,15 +611,11 @@ func (c *Connection) takeFree(w want) (pmsg, error) {
 // checked again once the waiter is registered: what another reader
 // delivered in between would wake nobody.
 func (c *Connection) waitReadable(ctx context.Context, l *loop.Loop, done func() bool) error {
-	fd := -1
-	var derr error
-	if err := c.rc.Control(func(f uintptr) { fd, derr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return c.mapErr(err)
+	fd, err := c.takeWatchFD()
+	if err != nil {
+		return err
 	}
-	if derr != nil {
-		return os.NewSyscallError("fcntl", derr)
-	}
-	defer unix.Close(fd)
+	defer c.giveWatchFD(fd)
 	ready := loop.NewFuture[struct{}](l)
 	wake := func() {
 		if !ready.Done() {
@@ -648,8 +644,75 @@ func (c *Connection) waitReadable(ctx context.Context, l *loop.Loop, done func()
 	if done() { // came while the caller looked, before we could be woken
 		return nil
 	}
-	_, err := ready.Await(ctx)
+	_, err = ready.Await(ctx)
 	return err
+}
+
+// takeWatchFD returns a duplicate of the end's descriptor for one wait
+// to watch: the one the Connection keeps for its waits, made at the first
+// and closed by Close once no wait holds it, or, while another wait holds
+// that, a new one. Keeping it saves a dup and a close per wait (two of
+// the six syscalls a wait on a loop cost; a hand-off awaits one on each
+// side).
+func (c *Connection) takeWatchFD() (int, error) {
+	c.hmu.Lock()
+	if c.watchFD > 0 && !c.watchHeld {
+		c.watchHeld = true
+		fd := c.watchFD
+		c.hmu.Unlock()
+		return fd, nil
+	}
+	keep := c.watchFD == 0
+	c.hmu.Unlock()
+	fd := -1
+	var derr error
+	if err := c.rc.Control(func(f uintptr) { fd, derr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 3) }); err != nil {
+		return -1, c.mapErr(err)
+	}
+	if derr != nil {
+		return -1, os.NewSyscallError("fcntl", derr)
+	}
+	if keep {
+		c.hmu.Lock()
+		if c.watchFD == 0 && !c.closed.Load() {
+			c.watchFD, c.watchHeld = fd, true
+		}
+		c.hmu.Unlock()
+	}
+	return fd, nil
+}
+
+// giveWatchFD ends a wait's use of fd (after the loop stopped watching
+// it): the kept one stays open for the next wait, unless the Connection
+// was closed meanwhile; any other is closed.
+func (c *Connection) giveWatchFD(fd int) {
+	c.hmu.Lock()
+	if fd == c.watchFD {
+		c.watchHeld = false
+		if !c.closed.Load() {
+			c.hmu.Unlock()
+			return
+		}
+		c.watchFD = -1
+	}
+	c.hmu.Unlock()
+	unix.Close(fd)
+}
+
+// closeWatchFD closes the kept descriptor at Close, unless a wait holds
+// it: then that wait does, as it ends.
+func (c *Connection) closeWatchFD() {
+	c.hmu.Lock()
+	fd := c.watchFD
+	if fd > 0 && !c.watchHeld {
+		c.watchFD = -1
+	} else {
+		fd = -1
+	}
+	c.hmu.Unlock()
+	if fd > 0 {
+		unix.Close(fd)
+	}
 }
 
 // handoffWaiting reports whether a hand-off is there to take without

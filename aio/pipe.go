@@ -140,6 +140,10 @@ type Connection struct {
 	// CoroRecvConns waiting on their loops for the end to be readable:
 	// Close wakes them.
 	loopWaiters map[*byte]func()
+	// The duplicate descriptor those waits watch, one at a time (0: none
+	// made yet, -1: closed), and whether a wait holds it.
+	watchFD   int
+	watchHeld bool
 }
 
 // pmsg is one received message.
@@ -266,6 +270,7 @@ func (c *Connection) Close() error {
 	c.dropFree()
 	c.bmu.Unlock()
 	c.closeHandoffs()
+	c.closeWatchFD()
 	return err
 }
 
