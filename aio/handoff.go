@@ -656,13 +656,13 @@ func (c *Connection) waitReadable(ctx context.Context, l *loop.Loop, done func()
 // side).
 func (c *Connection) takeWatchFD() (int, error) {
 	c.hmu.Lock()
-	if c.watchFD > 0 && !c.watchHeld {
-		c.watchHeld = true
-		fd := c.watchFD
+	if c.watch.fd > 0 && !c.watch.held {
+		c.watch.held = true
+		fd := c.watch.fd
 		c.hmu.Unlock()
 		return fd, nil
 	}
-	keep := c.watchFD == 0
+	keep := c.watch.fd == 0
 	c.hmu.Unlock()
 	fd := -1
 	var derr error
@@ -674,8 +674,8 @@ func (c *Connection) takeWatchFD() (int, error) {
 	}
 	if keep {
 		c.hmu.Lock()
-		if c.watchFD == 0 && !c.closed.Load() {
-			c.watchFD, c.watchHeld = fd, true
+		if c.watch.fd == 0 && !c.closed.Load() {
+			c.watch.fd, c.watch.held = fd, true
 		}
 		c.hmu.Unlock()
 	}
@@ -687,13 +687,13 @@ func (c *Connection) takeWatchFD() (int, error) {
 // was closed meanwhile; any other is closed.
 func (c *Connection) giveWatchFD(fd int) {
 	c.hmu.Lock()
-	if fd == c.watchFD {
-		c.watchHeld = false
+	if fd == c.watch.fd {
+		c.watch.held = false
 		if !c.closed.Load() {
 			c.hmu.Unlock()
 			return
 		}
-		c.watchFD = -1
+		c.watch.fd = -1
 	}
 	c.hmu.Unlock()
 	unix.Close(fd)
@@ -703,9 +703,9 @@ func (c *Connection) giveWatchFD(fd int) {
 // it: then that wait does, as it ends.
 func (c *Connection) closeWatchFD() {
 	c.hmu.Lock()
-	fd := c.watchFD
-	if fd > 0 && !c.watchHeld {
-		c.watchFD = -1
+	fd := c.watch.fd
+	if fd > 0 && !c.watch.held {
+		c.watch.fd = -1
 	} else {
 		fd = -1
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -140,10 +141,7 @@ type Connection struct {
 	// CoroRecvConns waiting on their loops for the end to be readable:
 	// Close wakes them.
 	loopWaiters map[*byte]func()
-	// The duplicate descriptor those waits watch, one at a time (0: none
-	// made yet, -1: closed), and whether a wait holds it.
-	watchFD   int
-	watchHeld bool
+	watch       *connWatch // the descriptor those waits watch
 }
 
 // pmsg is one received message.
@@ -237,11 +235,34 @@ func newConnection(fd int, readable, writable bool) (*Connection, error) {
 		uc.Close()
 		return nil, err
 	}
-	return &Connection{
+	c := &Connection{
 		uc: uc, rc: rc, readable: readable, writable: writable,
 		rsem: make(chan struct{}, 1), wsem: make(chan struct{}, 1),
 		oob: make([]byte, unix.CmsgSpace(4*maxHandles)),
-	}, nil
+	}
+	c.initWatch()
+	return c, nil
+}
+
+// initWatch gives c its own connWatch. A Connection dropped without
+// Close has its socket closed by its netpoller file's finalizer, and the
+// duplicate its waits kept must go too, or it would hold the socket open
+// (the peer would never see the end).
+func (c *Connection) initWatch() {
+	c.watch = new(connWatch)
+	runtime.AddCleanup(c, func(w *connWatch) {
+		if w.fd > 0 {
+			unix.Close(w.fd)
+		}
+	}, c.watch)
+}
+
+// connWatch is the duplicate descriptor a Connection's loop waits watch,
+// one wait at a time (fd 0: none made yet, -1: closed), and whether a
+// wait holds it; guarded by the Connection's hmu.
+type connWatch struct {
+	fd   int
+	held bool
 }
 
 // Readable says whether the end receives (Python's readable).
@@ -683,11 +704,17 @@ func onLoop[R any](ctx context.Context, l *loop.Loop, op func(context.Context) (
 // from the loop's own goroutine) finds the lock it was granted free
 // (TestCoroCancelledMidWait/CoroAcquireRaceLock hung one run in four).
 func awaitUndo[R any](ctx context.Context, l *loop.Loop, cf *executor.Future[R], undo func(R)) (R, error) {
-	v, err := loop.WrapFuture(l, cf).Await(ctx)
+	lf := loop.WrapFuture(l, cf)
+	v, err := lf.Await(ctx)
 	if err == nil {
 		return v, nil
 	}
-	if !cf.Cancel() && undo != nil {
+	if lf.Done() {
+		_, _ = lf.Result() // retrieved: nobody is told it was never read
+	} else {
+		lf.Cancel() // what cf gets later is dropped with it
+	}
+	if !cf.Cancel() && cf.Done() && undo != nil {
 		if v2, err2 := cf.Result(bg); err2 == nil {
 			undo(v2)
 		}
@@ -1127,5 +1154,6 @@ func (c *Connection) GobDecode(b []byte) error {
 	}
 	c.uc, c.rc, c.readable, c.writable = nc.uc, nc.rc, nc.readable, nc.writable
 	c.rsem, c.wsem, c.oob = nc.rsem, nc.wsem, nc.oob
+	c.initWatch() // nc's is nc's, for its cleanup
 	return nil
 }

@@ -37,9 +37,9 @@ const (
 
 // More queue operations, for lending.
 const (
-	qLend     = qJoin + 1 + iota // a standing get; data: u32 items consumed since the last report
-	qConsumed                    // posted: u32 items consumed
-	qReturn                      // posted: u32 lent items given back, the newest lent
+	qLend     = qJoin + 1 + iota // a standing get; data: a byte, 1 if made for a waiter, and the ids of lend requests whose items were taken since the last report (u64 each)
+	qConsumed                    // posted: ids of lend requests whose items were taken
+	qReturn                      // posted: ids of lend requests whose items go back
 )
 
 // qclient is a process's side of a queue hosted elsewhere, shared by every
@@ -47,12 +47,29 @@ const (
 type qclient struct {
 	h         handle
 	mu        sync.Mutex
-	buf       [][]byte
+	buf       []lentItem
 	standing  int // lend requests at the host
 	forWaiter int // of them, those made for a waiter
-	waiters   []*qwaiter
-	consumed  uint32 // taken since the last report
-	ahead     int    // items to have lent ahead of the waiters: see lendDepth
+	// recalled: the host asked for what this process borrowed, and it
+	// has not waited in a Get since; an item that arrives meanwhile with
+	// no waiter for it goes straight back (its reply may have been
+	// written after the recall).
+	recalled bool
+	waiters  []*qwaiter
+	consumed []uint64 // lend requests whose items were taken since the last report
+	ahead    int      // items to have lent ahead of the waiters: see lendDepth
+}
+
+// A lentItem is an item a lend request brought, waiting for a Get here.
+type lentItem struct {
+	id uint64 // the request's
+	b  []byte
+}
+
+// A lendReq is one standing lend request.
+type lendReq struct {
+	id        uint64
+	forWaiter bool
 }
 
 type qwaiter struct {
@@ -128,15 +145,40 @@ func recallFrom(p *peer, obj uint64) {
 		return
 	}
 	c.mu.Lock()
-	n := len(c.buf)
+	ids := c.bufIDs()
 	clear(c.buf)
 	c.buf = c.buf[:0]
 	c.ahead = 0 // lend no more ahead until a Get asks
-	if n > 0 || c.consumed > 0 {
-		c.report()
-		c.h.p.post(c.h.ID, qReturn, requestPrefix(0, -1), binary.LittleEndian.AppendUint32(nil, uint32(n)))
-	}
+	c.recalled = true
+	c.report()
+	// Always answered, even with nothing, so that the host may recall
+	// again.
+	c.giveBackLent(ids)
 	c.mu.Unlock()
+}
+
+// bufIDs lists the requests the buffered items came with; mu is held.
+func (c *qclient) bufIDs() []uint64 {
+	ids := make([]uint64, len(c.buf))
+	for i, it := range c.buf {
+		ids[i] = it.id
+	}
+	return ids
+}
+
+func appendIDs(b []byte, ids []uint64) []byte {
+	for _, id := range ids {
+		b = binary.LittleEndian.AppendUint64(b, id)
+	}
+	return b
+}
+
+// giveBackLent tells the host that the items of the lend requests ids go
+// back to the front of the queue (it holds their bytes). Items are named
+// by their requests, not counted: one the host lent after another may
+// reach this process before it, and more may be on their way. mu is held.
+func (c *qclient) giveBackLent(ids []uint64) {
+	c.h.p.post(c.h.ID, qReturn, requestPrefix(0, -1), appendIDs(nil, ids))
 }
 
 // forgetClients drops the clients of a peer that has gone.
@@ -159,17 +201,19 @@ func forgetClients(p *peer) {
 
 // report tells the host what was consumed; mu is held.
 func (c *qclient) report() {
-	if c.consumed > 0 {
-		c.h.p.post(c.h.ID, qConsumed, requestPrefix(0, -1), binary.LittleEndian.AppendUint32(nil, c.consumed))
-		c.consumed = 0
+	if len(c.consumed) > 0 {
+		c.h.p.post(c.h.ID, qConsumed, requestPrefix(0, -1), appendIDs(nil, c.consumed))
+		c.consumed = c.consumed[:0]
 	}
 }
 
 // topUp keeps enough lend requests standing; mu is held. Each waiter not
 // served from the buffer has a request of its own ("for a waiter"), which
-// makes the host recall what other processes were lent; the rest are
-// lent ahead, and the host withdraws those when a getter elsewhere has to
-// wait.
+// makes the host recall what other processes were lent. One may outlive
+// its waiter (timed out, cancelled, or served by an earlier request);
+// the host recalls what it brings if a getter elsewhere waits
+// (queueObj.deliver). The rest are lent ahead, and the host withdraws
+// those when a getter elsewhere has to wait.
 func (c *qclient) topUp() {
 	for c.forWaiter < len(c.waiters)-len(c.buf) {
 		c.lend(true)
@@ -188,17 +232,18 @@ func (c *qclient) lend(forWaiter bool) {
 		c.forWaiter++
 		flag = 1
 	}
-	data := append(binary.LittleEndian.AppendUint32(nil, c.consumed), flag)
-	reported := c.consumed > 0
-	c.consumed = 0
-	c.h.p.start(c.h.ID, qLend, requestPrefix(0, -1), data, nil, func(r reply) {
+	l := &lendReq{forWaiter: forWaiter}
+	data := appendIDs([]byte{flag}, c.consumed)
+	reported := len(c.consumed) > 0
+	c.consumed = c.consumed[:0]
+	l.id = c.h.p.start(c.h.ID, qLend, requestPrefix(0, -1), data, nil, func(r reply) {
 		if r.status == stGone {
 			// Maybe answered at once, by start itself, as the host
 			// has gone: mu is held here.
-			go c.delivered(r, forWaiter)
+			go c.delivered(r, l)
 			return
 		}
-		c.delivered(r, forWaiter)
+		c.delivered(r, l)
 	})
 	if reported {
 		c.h.p.posts.Add(1) // a report, as a posted one (postedApplied)
@@ -206,15 +251,15 @@ func (c *qclient) lend(forWaiter bool) {
 }
 
 // delivered receives the answer to a lend request.
-func (c *qclient) delivered(r reply, forWaiter bool) {
+func (c *qclient) delivered(r reply, l *lendReq) {
 	c.mu.Lock()
 	c.standing--
-	if forWaiter {
+	if l.forWaiter {
 		c.forWaiter--
 	}
 	if r.status == stCancelled {
-		// Withdrawn by the host, as a getter elsewhere waits: lend no
-		// more ahead until an item comes.
+		// Made ahead, and withdrawn by the host as a getter elsewhere
+		// waits: lend no more ahead until an item comes.
 		c.ahead = 0
 		c.topUp()
 		c.mu.Unlock()
@@ -235,20 +280,27 @@ func (c *qclient) delivered(r reply, forWaiter bool) {
 		return
 	}
 	b := r.data
-	c.ahead = min(lendDepth, (lendAhead+len(b))/(len(b)+1))
+	if !c.recalled {
+		c.ahead = min(lendDepth, (lendAhead+len(b))/(len(b)+1))
+	}
 	for len(c.waiters) > 0 {
 		w := c.waiters[0]
 		c.waiters = c.waiters[1:]
 		// done only completes a future (its callbacks post to a loop):
 		// safe under mu.
 		if w.done(b) {
-			c.consumed++
+			c.consumed = append(c.consumed, l.id)
 			c.topUp()
 			c.mu.Unlock()
 			return
 		}
 	}
-	c.buf = append(c.buf, b)
+	// Kept, even if it came after a recall or for a request whose waiter
+	// has left: given back at once, it would go to the front of
+	// the queue behind items lent here after it, and a consumer could
+	// see a sentinel before an item put ahead of it. The host recalls it
+	// if a getter elsewhere waits (queueObj.recallFor).
+	c.buf = append(c.buf, lentItem{l.id, b})
 	c.mu.Unlock()
 }
 
@@ -280,6 +332,7 @@ func (c *qclient) get(ctx context.Context, timeout time.Duration) ([]byte, error
 	f.SetRunningOrNotifyCancel()
 	w := &qwaiter{done: func(b []byte) bool { return f.SetResult(b) == nil }}
 	c.waiters = append(c.waiters, w)
+	c.recalled = false
 	c.topUp()
 	c.mu.Unlock()
 	var timer *time.Timer
@@ -321,13 +374,13 @@ func (c *qclient) get(ctx context.Context, timeout time.Duration) ([]byte, error
 
 // take takes the front item of the buffer; mu is held, and released.
 func (c *qclient) take() []byte {
-	b := c.buf[0]
-	c.buf[0] = nil
+	it := c.buf[0]
+	c.buf[0] = lentItem{}
 	c.buf = c.buf[1:]
-	c.consumed++
+	c.consumed = append(c.consumed, it.id)
 	c.topUp()
 	c.mu.Unlock()
-	return b
+	return it.b
 }
 
 // giveBack returns an item a cancelled task was handed: it has been
@@ -367,11 +420,12 @@ func (c *qclient) getNowait() ([]byte, error) {
 func (c *qclient) release() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := len(c.buf)
+	ids := c.bufIDs()
 	c.buf = nil
 	c.ahead = 0
+	c.recalled = true // lend no more ahead until a Get waits
 	c.report()
-	if n > 0 {
-		c.h.p.post(c.h.ID, qReturn, requestPrefix(0, -1), binary.LittleEndian.AppendUint32(nil, uint32(n)))
+	if len(ids) > 0 {
+		c.giveBackLent(ids)
 	}
 }

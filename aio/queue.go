@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,8 +90,11 @@ type queueObj struct {
 	joiners    waitq
 	unfinished int
 
-	id       uint64
-	lent     map[*peer][][]byte // delivered to a process's buffer, not yet taken there
+	id uint64
+	// lent: items delivered to a process's lend requests and not yet
+	// taken there or given back, by the request they answered (ids grow
+	// with each process's requests, so in the order lent).
+	lent     map[*peer]map[uint64][]byte
 	recalled map[*peer]bool
 }
 
@@ -117,43 +121,72 @@ func (q *queueObj) pushItem(b []byte, out *outbox) {
 func (q *queueObj) deliver(g *request, b []byte, out *outbox) {
 	if g.op == qLend {
 		if q.lent == nil {
-			q.lent = map[*peer][][]byte{}
+			q.lent = map[*peer]map[uint64][]byte{}
 		}
-		q.lent[g.p] = append(q.lent[g.p], b)
+		l := q.lent[g.p]
+		if l == nil {
+			l = map[uint64][]byte{}
+			q.lent[g.p] = l
+		}
+		l[g.req] = b
+		if !lentAhead(g) && len(q.getters) > 0 {
+			// A request made for a Get that may have gone (it timed out,
+			// or an earlier item served it): if a getter elsewhere
+			// waits behind it, the item is recalled for that getter.
+			q.recallFor(out)
+		}
 	}
 	out.add(g, reply{data: b})
 }
 
-// consume forgets the n oldest items lent to p: they were taken.
-func (q *queueObj) consume(p *peer, n int) {
+// consume forgets the items lent to p that it took, named by the lend
+// requests they answered.
+func (q *queueObj) consume(p *peer, ids []uint64) {
 	l := q.lent[p]
-	n = min(n, len(l))
-	clear(l[:n])
-	l = l[n:]
+	for _, id := range ids {
+		delete(l, id)
+	}
 	if len(l) == 0 {
 		delete(q.lent, p)
 		delete(q.recalled, p)
-	} else {
-		q.lent[p] = l
 	}
 }
 
-// unlend puts the n newest items lent to p back at the front, in order.
-func (q *queueObj) unlend(p *peer, n int, out *outbox) {
+// unlend puts the items lent to p that it gives back (all, for ids nil)
+// at the front, in the order they were lent, and answers getters.
+func (q *queueObj) unlend(p *peer, ids []uint64, out *outbox) {
 	l := q.lent[p]
-	n = min(n, len(l))
-	back := l[len(l)-n:]
-	q.lent[p] = l[:len(l)-n]
-	if len(q.lent[p]) == 0 {
+	if ids == nil {
+		for id := range l {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for i := len(ids) - 1; i >= 0; i-- {
+		if b, ok := l[ids[i]]; ok {
+			delete(l, ids[i])
+			q.pushFront(b)
+		}
+	}
+	if len(l) == 0 {
 		delete(q.lent, p)
 	}
 	delete(q.recalled, p)
-	for i := len(back) - 1; i >= 0; i-- {
-		q.pushFront(back[i])
-	}
 	for q.n() > 0 && len(q.getters) > 0 {
 		q.deliver(q.getters.pop(), q.popItem(), out)
 	}
+}
+
+// lentIDs decodes a list of lend request ids (false: malformed).
+func lentIDs(b []byte) ([]uint64, bool) {
+	if len(b)%8 != 0 {
+		return nil, false
+	}
+	ids := make([]uint64, 0, len(b)/8)
+	for ; len(b) > 0; b = b[8:] {
+		ids = append(ids, binary.LittleEndian.Uint64(b))
+	}
+	return ids, true
 }
 
 func (q *queueObj) pushFront(b []byte) {
@@ -165,10 +198,24 @@ func (q *queueObj) pushFront(b []byte) {
 	}
 }
 
+// recallFor recalls lent items for the first getter that waits for
+// real (not a lend made ahead), if any.
+func (q *queueObj) recallFor(out *outbox) {
+	if len(q.lent) == 0 {
+		return
+	}
+	for _, g := range q.getters {
+		if !lentAhead(g) {
+			q.recallLent(g, out)
+			return
+		}
+	}
+}
+
 // lentAhead reports whether r is a lend request a process made ahead of
 // any Get of its own (qclient.topUp).
 func lentAhead(r *request) bool {
-	return r.op == qLend && len(r.data) == 5 && r.data[4] == 0
+	return r.op == qLend && len(r.data) > 0 && r.data[0] == 0
 }
 
 // recallLent makes room for r, a getter that has to wait: it asks the
@@ -249,9 +296,11 @@ func (q *queueObj) serve(r *request) {
 			arm(r, q.expire)
 		}
 	case qGet, qLend:
-		if r.op == qLend && len(r.data) == 5 {
-			q.consume(r.p, int(binary.LittleEndian.Uint32(r.data)))
-			q.admit(&out) // what was taken made room
+		if r.op == qLend && len(r.data) > 1 {
+			if ids, ok := lentIDs(r.data[1:]); ok {
+				q.consume(r.p, ids)
+				q.admit(&out) // what was taken made room
+			}
 		}
 		switch {
 		case q.n() > 0:
@@ -277,13 +326,17 @@ func (q *queueObj) serve(r *request) {
 		}
 		out.add(r, reply{})
 	case qConsumed:
-		if len(r.data) == 4 {
-			q.consume(r.p, int(binary.LittleEndian.Uint32(r.data)))
+		if ids, ok := lentIDs(r.data); ok {
+			q.consume(r.p, ids)
 			q.admit(&out)
 		}
 	case qReturn:
-		if len(r.data) == 4 {
-			q.unlend(r.p, int(binary.LittleEndian.Uint32(r.data)), &out)
+		if ids, ok := lentIDs(r.data); ok {
+			q.unlend(r.p, ids, &out) // never nil: nil means all
+			// What was lent to r.p after its answer to the recall
+			// left, or overtaken by the recall, is recalled again
+			// while a getter waits.
+			q.recallFor(&out)
 		}
 	case qSize:
 		b := binary.LittleEndian.AppendUint64(nil, uint64(q.n()+q.lentN()))
@@ -334,11 +387,18 @@ func (q *queueObj) expire(r *request) {
 func (q *queueObj) withdraw(p *peer, req uint64) {
 	var out outbox
 	q.mu.Lock()
+	found := false
 	for _, w := range []*waitq{&q.getters, &q.putters, &q.joiners} {
 		if r := w.remove(p, req); r != nil {
 			out.add(r, reply{status: stCancelled})
+			found = true
 			break
 		}
+	}
+	if _, lent := q.lent[p][req]; !found && lent {
+		// A lend request withdrawn as its waiter left, answered
+		// before: its item sits in p unwanted.
+		q.recallFor(&out)
 	}
 	q.admit(&out)
 	q.mu.Unlock()
@@ -353,7 +413,7 @@ func (q *queueObj) peerGone(p *peer) {
 	q.joiners.removePeer(p)
 	if l := q.lent[p]; len(l) > 0 {
 		// What it had not taken goes back, in order.
-		q.unlend(p, len(l), &out)
+		q.unlend(p, nil, &out)
 	}
 	delete(q.lent, p)
 	delete(q.recalled, p)
@@ -434,6 +494,15 @@ func errOf(r reply, ifTimeout error) error {
 // blocking the loop, or take any other ctx and block until it ends. A
 // cancelled CoroGet takes no item: one already on its way goes back to
 // the front of the queue.
+//
+// A process that gets from a queue another process made borrows items
+// ahead of its Gets (up to 8 MiB of them), and gives back what it has
+// not taken when a getter elsewhere waits, when it closes the queue, or
+// as it dies. Each process sees items in the order they were put, but
+// across processes an item given back may be taken after items put
+// behind it: a consumer that sits on borrowed items in the middle of a
+// stream may find them still in the queue after the other consumers have
+// taken their sentinels (docs/design.md, "Order").
 type Queue[T any] struct {
 	h         handle
 	c         codec[T]

@@ -4,6 +4,7 @@ package aio_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/asyncgo/asyncgo/aio"
 	"github.com/asyncgo/asyncgo/executor"
+	"github.com/asyncgo/asyncgo/loop"
 )
 
 type scribbleArgs struct {
@@ -210,5 +212,59 @@ func lentAheadComeBack(t *testing.T, size int, kill bool) {
 		if v, err := a.Q.GetNowait(); !errors.Is(err, aio.ErrEmpty) {
 			t.Fatalf("kill=%v: the queue held %d more bytes, %v", kill, len(v), err)
 		}
+	}
+}
+
+// timeOutThenWait gets with a timeout from an empty queue, says so, and
+// waits for Done.
+var timeOutThenWait = executor.Register("aio_test.timeOutThenWait", func(a lentArgs) (struct{}, error) {
+	if _, err := a.Q.GetTimeout(time.Millisecond); !errors.Is(err, aio.ErrEmpty) {
+		return struct{}{}, fmt.Errorf("GetTimeout of an empty queue: %v, want ErrEmpty", err)
+	}
+	if err := a.Got.Set(); err != nil {
+		return struct{}{}, err
+	}
+	if ok, err := a.Done.WaitTimeout(60 * time.Second); !ok || err != nil {
+		return struct{}{}, fmt.Errorf("never told to stop: %v", err)
+	}
+	return struct{}{}, nil
+})
+
+// A Get that timed out in another process leaves no request standing
+// for it at the host: the next item goes to the Get waiting here (found
+// in review: the request made for the gone waiter stood first in the
+// host's line, took the item into the idle process, and nothing recalled
+// it).
+func TestTimedOutGetLeavesNoRequest(t *testing.T) {
+	a := lentArgs{Q: aio.NewQueue[[]byte](0), Got: aio.NewEvent(), Done: aio.NewEvent()}
+	p := aio.NewProcess(timeOutThenWait.Bind(a))
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		a.Done.Set()
+		p.Join()
+	}()
+	if ok, err := a.Got.WaitTimeout(30 * time.Second); !ok || err != nil {
+		t.Fatalf("the child's GetTimeout never returned: %v", err)
+	}
+	_, err := loop.Run(context.Background(), func(ctx context.Context) (struct{}, error) {
+		getter := loop.Spawn(ctx, func(ctx context.Context) ([]byte, error) { return a.Q.CoroGet(ctx) })
+		for range 2 { // the getter waits at the host (here) before the Put
+			if err := loop.Sleep(ctx, 0); err != nil {
+				return struct{}{}, err
+			}
+		}
+		if err := a.Q.Put([]byte{9}); err != nil {
+			return struct{}{}, err
+		}
+		got, err := loop.WaitFor(ctx, getter, 30*time.Second)
+		if err != nil || !bytes.Equal(got, []byte{9}) {
+			return struct{}{}, fmt.Errorf("the waiting Get: %v, %v; want [9]", got, err)
+		}
+		return struct{}{}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
