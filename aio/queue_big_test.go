@@ -130,12 +130,18 @@ func TestQueueOfAnyHoldingBytes(t *testing.T) {
 type lentArgs struct {
 	Q         *aio.Queue[[]byte]
 	Got, Done *aio.Event
+	TimeOut   bool
 }
 
 // getOneThenWait gets one item, says so, and waits for Done with its
 // process's lend requests standing.
+// With TimeOut, it gets with a timeout from an empty queue instead.
 var getOneThenWait = executor.Register("aio_test.getOneThenWait", func(a lentArgs) (struct{}, error) {
-	if _, err := a.Q.Get(); err != nil {
+	if a.TimeOut {
+		if _, err := a.Q.GetTimeout(time.Millisecond); !errors.Is(err, aio.ErrEmpty) {
+			return struct{}{}, fmt.Errorf("GetTimeout of an empty queue: %v, want ErrEmpty", err)
+		}
+	} else if _, err := a.Q.Get(); err != nil {
 		return struct{}{}, err
 	}
 	if err := a.Got.Set(); err != nil {
@@ -215,29 +221,14 @@ func lentAheadComeBack(t *testing.T, size int, kill bool) {
 	}
 }
 
-// timeOutThenWait gets with a timeout from an empty queue, says so, and
-// waits for Done.
-var timeOutThenWait = executor.Register("aio_test.timeOutThenWait", func(a lentArgs) (struct{}, error) {
-	if _, err := a.Q.GetTimeout(time.Millisecond); !errors.Is(err, aio.ErrEmpty) {
-		return struct{}{}, fmt.Errorf("GetTimeout of an empty queue: %v, want ErrEmpty", err)
-	}
-	if err := a.Got.Set(); err != nil {
-		return struct{}{}, err
-	}
-	if ok, err := a.Done.WaitTimeout(60 * time.Second); !ok || err != nil {
-		return struct{}{}, fmt.Errorf("never told to stop: %v", err)
-	}
-	return struct{}{}, nil
-})
-
 // A Get that timed out in another process leaves no request standing
 // for it at the host: the next item goes to the Get waiting here (found
 // in review: the request made for the gone waiter stood first in the
 // host's line, took the item into the idle process, and nothing recalled
 // it).
 func TestTimedOutGetLeavesNoRequest(t *testing.T) {
-	a := lentArgs{Q: aio.NewQueue[[]byte](0), Got: aio.NewEvent(), Done: aio.NewEvent()}
-	p := aio.NewProcess(timeOutThenWait.Bind(a))
+	a := lentArgs{Q: aio.NewQueue[[]byte](0), Got: aio.NewEvent(), Done: aio.NewEvent(), TimeOut: true}
+	p := aio.NewProcess(getOneThenWait.Bind(a))
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
