@@ -84,6 +84,11 @@ func processMain(ctrl *os.File) int {
 		}
 	}()
 	c := <-code
+	// A Get that returned may have been woken before its delivery
+	// reported the item consumed (the reader reports it under the
+	// queue's lock, after the wake): wait for those reports, or the host
+	// would requeue the items as this process's end shows.
+	settleAll()
 	flushPeers(10 * time.Second)
 	return c
 }
