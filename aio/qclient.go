@@ -113,9 +113,10 @@ func settle(h handle) {
 }
 
 // settleAll reports, for every queue hosted elsewhere, what this process
-// has consumed of it, before a shared-memory Release or Set (see
-// postedApplied): a Get that returned has been counted at its host by the
-// time the next holder of the lock looks.
+// has consumed of it: before a shared-memory Release or Set (see
+// postedApplied), so that a Get that returned has been counted at its
+// host by the time the next holder of the lock looks, and before a child
+// exits (processMain).
 func settleAll() {
 	qclientsMu.Lock()
 	cs := make([]*qclient, 0, len(qclients))

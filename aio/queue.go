@@ -133,7 +133,7 @@ func (q *queueObj) deliver(g *request, b []byte, out *outbox) {
 			// A request made for a Get that may have gone (it timed out,
 			// or an earlier item served it): if a getter elsewhere
 			// waits behind it, the item is recalled for that getter.
-			q.recallFor(out)
+			q.recallFor(g.p, out)
 		}
 	}
 	out.add(g, reply{data: b})
@@ -198,14 +198,16 @@ func (q *queueObj) pushFront(b []byte) {
 	}
 }
 
-// recallFor recalls lent items for the first getter that waits for
-// real (not a lend made ahead), if any.
-func (q *queueObj) recallFor(out *outbox) {
-	if len(q.lent) == 0 {
+// recallFor recalls what holder was lent for the first getter of
+// another process that waits for real (not a lend made ahead), if any.
+// A getter of holder's own is passed over: recallLent would recall from
+// everyone but it.
+func (q *queueObj) recallFor(holder *peer, out *outbox) {
+	if len(q.lent[holder]) == 0 {
 		return
 	}
 	for _, g := range q.getters {
-		if !lentAhead(g) {
+		if g.p != holder && !lentAhead(g) {
 			q.recallLent(g, out)
 			return
 		}
@@ -336,7 +338,7 @@ func (q *queueObj) serve(r *request) {
 			// What was lent to r.p after its answer to the recall
 			// left, or overtaken by the recall, is recalled again
 			// while a getter waits.
-			q.recallFor(&out)
+			q.recallFor(r.p, &out)
 		}
 	case qSize:
 		b := binary.LittleEndian.AppendUint64(nil, uint64(q.n()+q.lentN()))
@@ -387,18 +389,11 @@ func (q *queueObj) expire(r *request) {
 func (q *queueObj) withdraw(p *peer, req uint64) {
 	var out outbox
 	q.mu.Lock()
-	found := false
 	for _, w := range []*waitq{&q.getters, &q.putters, &q.joiners} {
 		if r := w.remove(p, req); r != nil {
 			out.add(r, reply{status: stCancelled})
-			found = true
 			break
 		}
-	}
-	if _, lent := q.lent[p][req]; !found && lent {
-		// A lend request withdrawn as its waiter left, answered
-		// before: its item sits in p unwanted.
-		q.recallFor(&out)
 	}
 	q.admit(&out)
 	q.mu.Unlock()
