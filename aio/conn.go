@@ -191,7 +191,7 @@ func (p *peer) applied() {
 		return
 	}
 	ch := make(chan struct{})
-	p.start(0, opObject, requestPrefix(0, -1), nil, nil, func(reply) { close(ch) })
+	p.start(0, opObject, plainPrefix, nil, nil, func(reply) { close(ch) })
 	<-ch
 	for {
 		a := p.appliedPosts.Load()
@@ -651,7 +651,6 @@ func (p *peer) dispatch(h header, payload []byte) {
 			p.answer(h.req, reply{status: stErr, data: []byte(err.Error())})
 			return
 		}
-		req.reply = func(r reply) { p.answer(req.req, r) }
 		o.serve(req)
 	}
 }

@@ -91,7 +91,7 @@ func peerOf(tok uint64) *peer {
 }
 
 // object is what a hosted object does with the requests of every process.
-// serve answers r (now, or later through r.reply); it never calls a reply
+// serve answers r (now, or later through r.respond); it never calls a reply
 // while holding the object's lock.
 type object interface {
 	serve(r *request)
@@ -133,7 +133,7 @@ type request struct {
 	timeout time.Duration // < 0: wait as long as it takes; 0: do not wait
 	data    []byte
 	fds     []int
-	reply   func(reply)
+	reply   func(reply) // this process's requests; a peer's are answered on its connection
 	timer   *time.Timer
 	aux     int // kind-specific: a saved recursion count, a barrier's generation
 }
@@ -145,6 +145,24 @@ func requestPrefix(owner uint64, timeout time.Duration) []byte {
 	binary.LittleEndian.PutUint64(b[8:], uint64(timeout))
 	return b
 }
+
+// respond answers r: through its reply function, or to its peer (none
+// for a posted request).
+func (r *request) respond(rep reply) {
+	switch {
+	case r.reply != nil:
+		r.reply(rep)
+	case r.p != nil:
+		r.p.answer(r.req, rep)
+	default:
+		closeFDs(rep.fds)
+	}
+}
+
+// plainPrefix is the prefix of a request with no owner that waits as
+// long as it takes, shared by every such request: a frame copies its
+// prefix, so nobody writes to it.
+var plainPrefix = requestPrefix(0, -1)
 
 func (r *request) decode(b []byte) error {
 	if len(b) < 16 {
@@ -183,7 +201,7 @@ func (b *outbox) add(r *request, rep reply) {
 
 func (b outbox) send() {
 	for _, x := range b {
-		x.r.reply(x.rep)
+		x.r.respond(x.rep)
 	}
 }
 
@@ -317,7 +335,7 @@ func (h *handle) start(op uint8, owner uint64, timeout time.Duration, data []byt
 // the host applies it before it answers anything after it.
 func (h *handle) post(op uint8, data []byte) error {
 	if h.local != nil {
-		h.local.serve(&request{op: op, timeout: -1, data: data, reply: func(reply) {}})
+		h.local.serve(&request{op: op, timeout: -1, data: data})
 		return nil
 	}
 	if h.p == nil {
@@ -326,7 +344,7 @@ func (h *handle) post(op uint8, data []byte) error {
 	if h.p.isDead() {
 		return fmt.Errorf("%w: %s", ErrHostGone, &peerGoneError{h.p.name})
 	}
-	h.p.post(h.ID, op, requestPrefix(0, -1), data)
+	h.p.post(h.ID, op, plainPrefix, data)
 	return nil
 }
 

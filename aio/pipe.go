@@ -1031,7 +1031,7 @@ type connExport struct {
 func (e *connExport) serve(r *request) {
 	closeFDs(r.fds)
 	if r.op != cFetch {
-		r.reply(reply{status: stErr, data: []byte("aio: bad operation on a Connection")})
+		r.respond(reply{status: stErr, data: []byte("aio: bad operation on a Connection")})
 		return
 	}
 	e.mu.Lock()
@@ -1042,10 +1042,10 @@ func (e *connExport) serve(r *request) {
 	delete(hosted, id)
 	hostMu.Unlock()
 	if fd < 0 {
-		r.reply(reply{status: stErr, data: []byte(errConnAlreadyTook.Error())})
+		r.respond(reply{status: stErr, data: []byte(errConnAlreadyTook.Error())})
 		return
 	}
-	r.reply(reply{status: stOK, fds: []int{fd}})
+	r.respond(reply{status: stOK, fds: []int{fd}})
 }
 
 // exportSinks collects, by goroutine, the exports made while a Process's

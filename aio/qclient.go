@@ -179,7 +179,7 @@ func appendIDs(b []byte, ids []uint64) []byte {
 // by their requests, not counted: one the host lent after another may
 // reach this process before it, and more may be on their way. mu is held.
 func (c *qclient) giveBackLent(ids []uint64) {
-	c.h.p.post(c.h.ID, qReturn, requestPrefix(0, -1), appendIDs(nil, ids))
+	c.h.p.post(c.h.ID, qReturn, plainPrefix, appendIDs(nil, ids))
 }
 
 // forgetClients drops the clients of a peer that has gone.
@@ -203,7 +203,7 @@ func forgetClients(p *peer) {
 // report tells the host what was consumed; mu is held.
 func (c *qclient) report() {
 	if len(c.consumed) > 0 {
-		c.h.p.post(c.h.ID, qConsumed, requestPrefix(0, -1), appendIDs(nil, c.consumed))
+		c.h.p.post(c.h.ID, qConsumed, plainPrefix, appendIDs(nil, c.consumed))
 		c.consumed = c.consumed[:0]
 	}
 }
@@ -237,7 +237,7 @@ func (c *qclient) lend(forWaiter bool) {
 	data := appendIDs([]byte{flag}, c.consumed)
 	reported := len(c.consumed) > 0
 	c.consumed = c.consumed[:0]
-	l.id = c.h.p.start(c.h.ID, qLend, requestPrefix(0, -1), data, nil, func(r reply) {
+	l.id = c.h.p.start(c.h.ID, qLend, plainPrefix, data, nil, func(r reply) {
 		if r.status == stGone {
 			// Maybe answered at once, by start itself, as the host
 			// has gone: mu is held here.
@@ -388,7 +388,7 @@ func (c *qclient) take() []byte {
 // reported consumed, so it goes back to the host as a new front item.
 func (c *qclient) giveBack(b []byte) {
 	if b != nil {
-		c.h.p.post(c.h.ID, qUnget, requestPrefix(0, -1), b)
+		c.h.p.post(c.h.ID, qUnget, plainPrefix, b)
 	}
 }
 

@@ -44,15 +44,15 @@ type arenaObj struct{ a *arena }
 
 func (o arenaObj) serve(r *request) {
 	if r.op != aFD {
-		r.reply(reply{status: stErr, data: []byte("aio: bad shared-memory operation")})
+		r.respond(reply{status: stErr, data: []byte("aio: bad shared-memory operation")})
 		return
 	}
 	fd, err := unix.FcntlInt(uintptr(o.a.fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		r.reply(reply{status: stErr, data: []byte("aio: cannot share the memory: " + err.Error())})
+		r.respond(reply{status: stErr, data: []byte("aio: cannot share the memory: " + err.Error())})
 		return
 	}
-	r.reply(reply{fds: []int{fd}})
+	r.respond(reply{fds: []int{fd}})
 }
 
 func (arenaObj) withdraw(*peer, uint64) {}
