@@ -37,3 +37,12 @@ func LockWords(l *Lock) []uint32 {
 	}
 	return []uint32{atomic.LoadUint32(&w[0]), atomic.LoadUint32(&w[2]), atomic.LoadUint32(&w[3])}
 }
+
+// SetHostedQueues makes the queues made from now on hosted (true) or in
+// shared memory (false, where it can), and returns what restores the
+// setting.
+func SetHostedQueues(hosted bool) (restore func()) {
+	was := hostedQueues
+	hostedQueues = hosted || !shmSupported
+	return func() { hostedQueues = was }
+}

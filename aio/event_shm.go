@@ -130,6 +130,16 @@ func (s *shmEvent) wait(ctx context.Context, timeout time.Duration) (bool, error
 	if timeout == 0 {
 		return false, nil
 	}
+	return waitChange(ctx, state, sleepers, v0, timeout, nil)
+}
+
+// waitChange waits until *state is no longer v0 (true), timeout passes
+// (false; < 0: no timeout) or ctx ends: with a task's ctx on its loop
+// (through the process's watcher of the word), with a ctx that can end
+// on this goroutine and that watcher, and otherwise asleep in the kernel
+// itself. sleepers counts the threads asleep on state, for the wake;
+// keep is kept reachable while the watcher runs (what maps state).
+func waitChange(ctx context.Context, state, sleepers *uint32, v0 uint32, timeout time.Duration, keep any) (bool, error) {
 	if ctx == nil {
 		ctx = bg
 	}
@@ -138,12 +148,13 @@ func (s *shmEvent) wait(ctx context.Context, timeout time.Duration) (bool, error
 		return sleepOn(state, sleepers, v0, timeout), nil
 	}
 	f := executor.NewFuture[bool]()
-	w := watchOf(state, sleepers).add(v0, f)
+	w := watchOf(state, sleepers).add(v0, f, keep)
 	if timeout > 0 {
 		t := time.AfterFunc(timeout, func() { _ = f.SetResult(false) })
 		defer t.Stop()
 	}
 	var ok bool
+	var err error
 	if l != nil {
 		ok, err = loop.WrapFuture(l, f).Await(ctx)
 	} else {
@@ -190,6 +201,7 @@ type eventWatch struct {
 	mu              sync.Mutex
 	waiters         map[*watchWaiter]struct{}
 	running         bool
+	keep            any // what maps the word, while running
 }
 
 type watchWaiter struct {
@@ -229,12 +241,15 @@ func (w *eventWatch) forget() {
 	}
 }
 
-func (w *eventWatch) add(v0 uint32, f *executor.Future[bool]) *watchWaiter {
+func (w *eventWatch) add(v0 uint32, f *executor.Future[bool], keep any) *watchWaiter {
 	ww := &watchWaiter{w: w, v0: v0, f: f}
 	w.mu.Lock()
 	w.waiters[ww] = struct{}{}
 	start := !w.running
 	w.running = true
+	if keep != nil {
+		w.keep = keep
+	}
 	w.mu.Unlock()
 	if start {
 		atomic.AddUint32(w.sleepers, 1)
@@ -265,6 +280,11 @@ func (w *eventWatch) run() {
 			w.running = false
 			w.mu.Unlock()
 			atomic.AddUint32(w.sleepers, ^uint32(0))
+			w.mu.Lock()
+			if !w.running { // not started again meanwhile
+				w.keep = nil // the last use of the word is behind
+			}
+			w.mu.Unlock()
 			w.forget()
 			return
 		}

@@ -529,9 +529,11 @@ func errOf(r reply, ifTimeout error) error {
 // stream may find them still in the queue after the other consumers have
 // taken their sentinels (docs/design.md, "Order").
 type Queue[T any] struct {
+	r         *ring // the queue in shared memory (ring_linux.go); nil: hosted (h)
 	h         handle
 	c         codec[T]
 	unbounded bool
+	kind      uint8 // kindQueue, kindJoinable or kindSimple
 	closed    atomic.Bool
 	cl        atomic.Pointer[qclient] // for a queue hosted elsewhere, once this process gets from it
 }
@@ -539,7 +541,26 @@ type Queue[T any] struct {
 // NewQueue returns a queue that holds at most maxsize items; maxsize <= 0
 // means no bound (Python's Queue(maxsize=0)).
 func NewQueue[T any](maxsize int) *Queue[T] {
-	return &Queue[T]{h: newQueueObj(kindQueue, maxsize, false), c: codecOf[T](), unbounded: maxsize <= 0}
+	q := &Queue[T]{c: codecOf[T](), unbounded: maxsize <= 0}
+	q.init(kindQueue, maxsize)
+	return q
+}
+
+// hostedQueues makes new queues hosted rather than in shared memory: the
+// way elsewhere than on Linux, and the tests' way to run both.
+var hostedQueues = !shmSupported
+
+// init makes the queue's storage: its ring in shared memory, or else its
+// hosted object.
+func (q *Queue[T]) init(kind uint8, maxsize int) {
+	q.kind = kind
+	if !hostedQueues {
+		if r, err := newRing(kind, maxsize); err == nil {
+			q.r = r
+			return
+		}
+	}
+	q.h = newQueueObj(kind, maxsize, kind == kindJoinable)
 }
 
 // bigPut is the size from which a Put of a []byte is written with no copy.
@@ -548,6 +569,18 @@ const bigPut = 64 << 10
 func (q *Queue[T]) put(ctx context.Context, v T, timeout time.Duration) error {
 	if q.closed.Load() {
 		return ErrClosed
+	}
+	if q.r != nil {
+		if px, ok := any(&v).(*[]byte); ok && q.c.tag != 0 {
+			var tag [4]byte
+			binary.LittleEndian.PutUint32(tag[:], q.c.tag)
+			return q.r.put(ctx, tag[:], *px, timeout) // no copy but into the ring
+		}
+		b, err := q.c.encode(v)
+		if err != nil {
+			return err
+		}
+		return q.r.put(ctx, b, nil, timeout)
 	}
 	if px, ok := any(&v).(*[]byte); ok && len(*px) >= bigPut && q.unbounded && ctx == bg && q.h.local == nil && q.h.p != nil {
 		// A large []byte to a queue hosted elsewhere goes out as it is,
@@ -600,6 +633,13 @@ func (q *Queue[T]) get(ctx context.Context, timeout time.Duration) (T, error) {
 	var zero T
 	if q.closed.Load() {
 		return zero, ErrClosed
+	}
+	if q.r != nil {
+		b, err := q.r.get(ctx, timeout)
+		if err != nil {
+			return zero, err
+		}
+		return q.c.decode(b)
 	}
 	if q.h.p != nil {
 		cl := q.cl.Load()
@@ -668,6 +708,9 @@ func (q *Queue[T]) GetNowait() (T, error) { return q.get(bg, 0) }
 func (q *Queue[T]) CoroGet(ctx context.Context) (T, error) { return q.get(ctx, -1) }
 
 func (q *Queue[T]) size() (n, maxsize int) {
+	if q.r != nil {
+		return q.r.size()
+	}
 	settle(q.h)
 	r, err := q.h.call(bg, qSize, 0, -1, nil, nil, nil)
 	if err != nil || r.status != stOK || len(r.data) != 16 {
@@ -710,6 +753,16 @@ func (q *Queue[T]) CancelJoinThread() {}
 
 // GobEncode makes the queue cross to another process as a reference.
 func (q *Queue[T]) GobEncode() ([]byte, error) {
+	if q.r != nil {
+		b, err := q.r.encode(q.kind)
+		if err != nil {
+			return nil, err
+		}
+		if q.unbounded {
+			return append(b, 1), nil
+		}
+		return append(b, 0), nil
+	}
 	b, err := q.h.encode()
 	if err != nil {
 		return nil, err
@@ -726,6 +779,15 @@ func (q *Queue[T]) decode(b []byte, kind uint8) error {
 	}
 	q.c = codecOf[T]()
 	q.unbounded = b[len(b)-1] == 1
+	q.kind = kind
+	if len(b)-1 == ringRefLen {
+		r, err := decodeRing(b[:len(b)-1], kind)
+		if err != nil {
+			return err
+		}
+		q.r = r
+		return nil
+	}
 	return q.h.decode(b[:len(b)-1], kind)
 }
 
@@ -743,12 +805,17 @@ type JoinableQueue[T any] struct {
 // NewJoinableQueue returns a joinable queue of at most maxsize items (<= 0:
 // no bound).
 func NewJoinableQueue[T any](maxsize int) *JoinableQueue[T] {
-	return &JoinableQueue[T]{Queue[T]{h: newQueueObj(kindJoinable, maxsize, true), c: codecOf[T](), unbounded: maxsize <= 0}}
+	q := &JoinableQueue[T]{Queue[T]{c: codecOf[T](), unbounded: maxsize <= 0}}
+	q.init(kindJoinable, maxsize)
+	return q
 }
 
 // TaskDone says that an item got earlier is processed. Called more times
 // than items were put, it returns ErrTaskDone.
 func (q *JoinableQueue[T]) TaskDone() error {
+	if q.r != nil {
+		return q.r.taskDone()
+	}
 	r, err := q.h.call(bg, qTaskDone, 0, -1, nil, nil, nil)
 	if err != nil {
 		return err
@@ -763,6 +830,9 @@ func (q *JoinableQueue[T]) Join() error { return q.join(bg) }
 func (q *JoinableQueue[T]) CoroJoin(ctx context.Context) error { return q.join(ctx) }
 
 func (q *JoinableQueue[T]) join(ctx context.Context) error {
+	if q.r != nil {
+		return q.r.join(ctx)
+	}
 	r, err := q.h.call(ctx, qJoin, 0, -1, nil, nil, nil)
 	if err != nil {
 		return err
@@ -781,7 +851,9 @@ type SimpleQueue[T any] struct {
 
 // NewSimpleQueue returns an empty SimpleQueue.
 func NewSimpleQueue[T any]() *SimpleQueue[T] {
-	return &SimpleQueue[T]{Queue[T]{h: newQueueObj(kindSimple, 0, false), c: codecOf[T](), unbounded: true}}
+	q := &SimpleQueue[T]{Queue[T]{c: codecOf[T](), unbounded: true}}
+	q.q.init(kindSimple, 0)
+	return q
 }
 
 // Put puts v at the end of the queue.

@@ -71,28 +71,41 @@ func newSlot() (shmRef, *[8]uint32, error) {
 	arenaMu.Lock()
 	defer arenaMu.Unlock()
 	if ownArena == nil || ownNext+slotSize > arenaSize {
-		fd, err := unix.MemfdCreate("asyncgo-aio", unix.MFD_CLOEXEC)
+		a, err := newArena("asyncgo-aio", arenaSize, arenaObjOf)
 		if err != nil {
-			return shmRef{}, nil, fmt.Errorf("aio: shared memory: %w", err)
+			return shmRef{}, nil, err
 		}
-		if err := unix.Ftruncate(fd, arenaSize); err != nil {
-			unix.Close(fd)
-			return shmRef{}, nil, fmt.Errorf("aio: shared memory: %w", err)
-		}
-		mem, err := unix.Mmap(fd, 0, arenaSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-		if err != nil {
-			unix.Close(fd)
-			return shmRef{}, nil, fmt.Errorf("aio: shared memory: %w", err)
-		}
-		a := &arena{fd: fd, mem: mem}
-		a.id = host(arenaObj{a})
-		mapped[ref{Host: selfToken, ID: a.id, Kind: kindArena}] = a
 		ownArena, ownNext = a, 0
 	}
 	off := ownNext
 	ownNext += slotSize
 	r := shmRef{arena: ref{Host: selfToken, ID: ownArena.id, Kind: kindArena}, off: off}
 	return r, slotAt(ownArena, off), nil
+}
+
+func arenaObjOf(a *arena) object { return arenaObj{a} }
+
+// newArena makes a memfd named name of size bytes (its pages given as touched),
+// maps it and hosts it as the object obj(a) returns, which must serve
+// aFD as arenaObj does. arenaMu is held.
+func newArena(name string, size int, obj func(*arena) object) (*arena, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("aio: shared memory: %w", err)
+	}
+	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("aio: shared memory: %w", err)
+	}
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("aio: shared memory: %w", err)
+	}
+	a := &arena{fd: fd, mem: mem}
+	a.id = host(obj(a))
+	mapped[ref{Host: selfToken, ID: a.id, Kind: kindArena}] = a
+	return a, nil
 }
 
 func slotAt(a *arena, off uint32) *[8]uint32 {
@@ -133,20 +146,47 @@ func decodeShmRef(b []byte, kind uint8) (shmRef, error) {
 }
 
 // mapSlot finds the slot at off of the arena h names (resolved when its
-// reference arrived), mapping the arena the first time: in another
-// process, that asks the arena's host for its descriptor. It is never
-// called on a peer's reader goroutine (only by the users of an object),
-// since it waits for that reader.
+// reference arrived), mapping the arena the first time.
 func mapSlot(h handle, off uint32) (*[8]uint32, error) {
+	a, err := mapArena(h, arenaSize)
+	if err != nil {
+		return nil, err
+	}
+	return slotAt(a, off), nil
+}
+
+// mapArena finds the arena h names, mapping its size bytes the first
+// time: in another process, that asks the arena's host for its
+// descriptor. It is never called on a peer's reader goroutine (only by
+// the users of an object), since it waits for that reader.
+func mapArena(h handle, size int) (*arena, error) {
 	arenaMu.Lock()
 	a := mapped[h.ref]
 	arenaMu.Unlock()
 	if a != nil {
-		return slotAt(a, off), nil
+		return a, nil
 	}
 	if h.local != nil {
-		return slotAt(h.local.(arenaObj).a, off), nil
+		return nil, errCorruptShmRef // the host maps its own arenas as it makes them
 	}
+	mem, err := mapShared(h, size)
+	if err != nil {
+		return nil, err
+	}
+	arenaMu.Lock()
+	defer arenaMu.Unlock()
+	if a := mapped[h.ref]; a != nil { // another goroutine was first
+		_ = unix.Munmap(mem)
+		return a, nil
+	}
+	a = &arena{id: h.ID, fd: -1, mem: mem}
+	mapped[h.ref] = a
+	return a, nil
+}
+
+// mapShared asks the host of the arena h names for its descriptor and
+// maps its size bytes.
+func mapShared(h handle, size int) ([]byte, error) {
 	rep, err := h.call(bg, aFD, 0, -1, nil, nil, nil)
 	if err == nil {
 		err = errOf(rep, nil)
@@ -160,21 +200,21 @@ func mapSlot(h handle, off uint32) (*[8]uint32, error) {
 		return nil, fmt.Errorf("aio: the shared memory came without its descriptor")
 	}
 	fd := rep.fds[0]
-	mem, err := unix.Mmap(fd, 0, arenaSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	unix.Close(fd)
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Size != int64(size) {
+		return nil, errCorruptShmRef
+	}
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("aio: shared memory: %w", err)
 	}
-	arenaMu.Lock()
-	defer arenaMu.Unlock()
-	if a := mapped[h.ref]; a != nil { // another goroutine was first
-		_ = unix.Munmap(mem)
-		return slotAt(a, off), nil
-	}
-	a = &arena{id: h.ID, fd: -1, mem: mem}
-	mapped[h.ref] = a
-	return slotAt(a, off), nil
+	return mem, nil
 }
+
+// dropPages gives the pages of b (page-aligned) back to the kernel, in
+// every process that maps them: they read as zeros after.
+func dropPages(b []byte) { _ = unix.Madvise(b, unix.MADV_REMOVE) }
 
 // The futex operations (linux/futex.h), without FUTEX_PRIVATE_FLAG.
 const (
