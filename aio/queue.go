@@ -502,7 +502,21 @@ func errOf(r reply, ifTimeout error) error {
 // once. Make one with NewQueue, and pass it to a child inside the
 // argument of a Process or of a process pool call, at any depth (a
 // field of a struct, an element of a slice): it crosses as a reference to
-// the queue, which lives in the process that made it.
+// the queue.
+//
+// On Linux the items live in shared memory that every process using the
+// queue maps (docs/design.md, "Queues in shared memory"): a Put copies its
+// item in and a Get copies it out, in the caller's thread, and a waiter
+// sleeps in the kernel until a Put or a Get elsewhere wakes it. Items come
+// out in the order they went in, for every process. A process killed in
+// the middle of a Put leaves the queue whole, without its item. The memory
+// lives while a process maps it: a queue that no value names any more in
+// a process is let go of there once collected, as Python closes a
+// collected queue's pipe. An item is at most 1 GiB; an unbounded queue
+// holding 1 GiB of items makes the next Put wait for room, as a pipe's
+// writer waits. Elsewhere (or where the memory cannot be had) the queue
+// lives in the process that made it and the others reach it over their
+// connection to that process.
 //
 // Items are encoded by the putter, so a value that cannot be encoded
 // fails Put in the caller and puts nothing, and decoded by the getter: an
@@ -517,17 +531,14 @@ func errOf(r reply, ifTimeout error) error {
 // The blocking methods (Put, Get and their Timeout and Nowait forms) block
 // their goroutine; the Coro ones take a loop task's ctx and await without
 // blocking the loop, or take any other ctx and block until it ends. A
-// cancelled CoroGet takes no item: one already on its way goes back to
-// the front of the queue.
+// cancelled CoroGet takes no item.
 //
-// A process that gets from a queue another process made borrows items
-// ahead of its Gets (up to 8 MiB of them), and gives back what it has
-// not taken when a getter elsewhere waits, when it closes the queue, or
-// as it dies. Each process sees items in the order they were put, but
-// across processes an item given back may be taken after items put
-// behind it: a consumer that sits on borrowed items in the middle of a
-// stream may find them still in the queue after the other consumers have
-// taken their sentinels (docs/design.md, "Order").
+// A queue hosted in another process (not on Linux) is borrowed from:
+// a process that gets from it takes items ahead of its Gets (up to 8 MiB
+// of them), and gives back what it has not taken when a getter elsewhere
+// waits, when it closes the queue, or as it dies. Each process sees items
+// in the order they were put, but across processes an item given back may
+// be taken after items put behind it (docs/design.md, "Order, hosted").
 type Queue[T any] struct {
 	r         *ring // the queue in shared memory (ring_linux.go); nil: hosted (h)
 	h         handle
