@@ -37,6 +37,7 @@ const (
 	opReply  uint8 = iota + 1
 	opCancel       // withdraw request req, if it still waits
 	opRecall       // give back the items lent of queue obj (qclient.go)
+	opBye          // the sender ends normally: what it took of semaphores stays taken
 	// Everything from opObject on is an operation of the object's kind.
 	opObject
 )
@@ -124,6 +125,8 @@ type peer struct {
 	fdq   []int // received descriptors not yet claimed by a frame
 
 	done chan struct{} // closed when the reader has finished
+
+	endsClean atomic.Bool // the peer said it ends normally (opBye)
 }
 
 // errPeerGone is the error of a call whose peer went away.
@@ -361,6 +364,20 @@ func (p *peer) flushed() bool {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	return p.wdead || !p.wbusy && len(p.wq) == 0
+}
+
+// sayBye tells every peer that this process ends normally, as the last
+// frame it sends them.
+func sayBye() {
+	peersMu.Lock()
+	ps := make([]*peer, 0, len(peers))
+	for _, p := range peers {
+		ps = append(ps, p)
+	}
+	peersMu.Unlock()
+	for _, p := range ps {
+		p.send(header{op: opBye}, nil, nil, nil, false)
+	}
 }
 
 // flushPeers waits, at most d, until every frame this process queued for
@@ -638,6 +655,8 @@ func (p *peer) dispatch(h header, payload []byte) {
 		}
 	case opRecall:
 		recallFrom(p, h.obj)
+	case opBye:
+		p.endsClean.Store(true)
 	default:
 		o := hostedObject(h.obj)
 		if o == nil {

@@ -157,9 +157,9 @@ func (e *Event) wait(ctx context.Context, timeout time.Duration) (bool, error) {
 // Wait waits until the flag is set.
 func (e *Event) Wait() error { _, err := e.wait(bg, -1); return err }
 
-// WaitTimeout waits at most d (d <= 0: as long as it takes) and reports
-// whether the flag was set (Python's wait(timeout)).
-func (e *Event) WaitTimeout(d time.Duration) (bool, error) { return e.wait(bg, timeoutOf(true, d)) }
+// WaitTimeout waits at most d (d <= 0: not at all) and reports whether
+// the flag was set (Python's wait(timeout)).
+func (e *Event) WaitTimeout(d time.Duration) (bool, error) { return e.wait(bg, atMost(d)) }
 
 // CoroWait is Wait as an await (coro_wait): with a task's ctx it never
 // blocks the loop, and it returns ctx's error if ctx ends first.
@@ -211,12 +211,19 @@ func (b *barrierObj) serve(r *request) {
 			if r.timeout < 0 && b.timeout > 0 {
 				r.timeout = b.timeout
 			}
+			if r.timeout == 0 {
+				// wait(timeout=0) of a party that is not the last: it
+				// times out at once, and breaks the barrier.
+				out.add(r, reply{status: stBroken, data: []byte("timeout")})
+				b.breakLocked(&out)
+				break
+			}
 			b.waiting.push(r)
 			arm(r, b.expire)
 			break
 		}
 		// The last party: run the action, then release everyone, each
-		// with its arrival index (parties-1 for the first to arrive).
+		// with its arrival index (0 for the first to arrive).
 		all := append(b.waiting, r)
 		b.waiting = nil
 		if b.action != nil {
@@ -233,7 +240,7 @@ func (b *barrierObj) serve(r *request) {
 			}
 		}
 		for i, w := range all {
-			out.add(w, reply{data: binary.LittleEndian.AppendUint64(nil, uint64(b.parties-1-i))})
+			out.add(w, reply{data: binary.LittleEndian.AppendUint64(nil, uint64(i))})
 		}
 	case bAbort:
 		b.breakLocked(&out)
@@ -346,12 +353,15 @@ func (b *Barrier) wait(ctx context.Context, timeout time.Duration) (int, error) 
 }
 
 // Wait waits for the other parties and returns this caller's index, from
-// parties-1 (first to arrive) down to 0, or ErrBrokenBarrier.
+// 0 (first to arrive) to parties-1 (the last, which runs the action), as
+// threading.Barrier's, or ErrBrokenBarrier.
 func (b *Barrier) Wait() (int, error) { return b.wait(bg, -1) }
 
-// WaitTimeout is Wait with a timeout d that replaces the barrier's own.
+// WaitTimeout is Wait with a timeout d that replaces the barrier's own; a
+// d <= 0 does not wait, so it breaks the barrier unless this caller is
+// the last to arrive (Python's wait(timeout=0)).
 func (b *Barrier) WaitTimeout(d time.Duration) (int, error) {
-	return b.wait(bg, timeoutOf(true, d))
+	return b.wait(bg, atMost(d))
 }
 
 // CoroWait is Wait as an await.

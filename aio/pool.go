@@ -361,6 +361,9 @@ func submitChunks[A, R any](p *Pool, f *executor.Func[A, R], items []A, chunksiz
 	n := len(items)
 	size = chunkSize(p, n, chunksize)
 	if n == 0 {
+		if p.pp == nil || p.closed.Load() {
+			return nil, size, ErrPoolNotRunning // Python checks before it looks at the items
+		}
 		return nil, size, nil
 	}
 	items = slices.Clone(items)
@@ -426,7 +429,11 @@ type mapJob[R any] struct {
 func newMapJob[R any](p *Pool, n, chunksize int) *mapJob[R] {
 	m := &mapJob[R]{agg: executor.NewFuture[[]R](), n: n, size: chunkSize(p, n, chunksize)}
 	if n == 0 {
-		_ = m.agg.SetResult([]R{})
+		if p.pp == nil || p.closed.Load() {
+			_ = m.agg.SetErr(ErrPoolNotRunning)
+		} else {
+			_ = m.agg.SetResult([]R{})
+		}
 		return m
 	}
 	m.nchunks = (n + m.size - 1) / m.size

@@ -89,6 +89,7 @@ func processMain(ctrl *os.File) int {
 	// queue's lock, after the wake): wait for those reports, or the host
 	// would requeue the items as this process's end shows.
 	settleAll()
+	sayBye()
 	flushPeers(10 * time.Second)
 	return c
 }

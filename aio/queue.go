@@ -456,17 +456,11 @@ func newQueueObj(kind uint8, maxsize int, joinable bool) handle {
 	return h
 }
 
-// timeoutOf turns Python's block and timeout into a request's: < 0 waits
-// as long as it takes, 0 does not wait.
-func timeoutOf(block bool, d time.Duration) time.Duration {
-	if !block {
-		return 0
-	}
-	if d <= 0 {
-		return -1
-	}
-	return d
-}
+// atMost is the request timeout of a public XxxTimeout(d): d <= 0 does
+// not wait, as Python's timeout=0 (and a negative one, which its
+// semaphores clamp to 0); the forms without a timeout wait as long as it
+// takes.
+func atMost(d time.Duration) time.Duration { return max(d, 0) }
 
 // errOf is the error of a reply; ifTimeout is the error of stTimeout.
 func errOf(r reply, ifTimeout error) error {
@@ -491,6 +485,8 @@ func errOf(r reply, ifTimeout error) error {
 			return ErrNotHeld
 		case ErrReleasedTooOften.Error():
 			return ErrReleasedTooOften
+		case errWaitUnheld, errNotifyUnheld:
+			return fmt.Errorf("%w (%s)", ErrNotHeld, r.data)
 		}
 		return errors.New(string(r.data))
 	}
@@ -533,7 +529,7 @@ func errOf(r reply, ifTimeout error) error {
 // blocking the loop, or take any other ctx and block until it ends. A
 // cancelled CoroGet takes no item.
 //
-// A queue hosted in another process (not on Linux) is borrowed from:
+// A hosted queue (where shared memory cannot be had) is borrowed from:
 // a process that gets from it takes items ahead of its Gets (up to 8 MiB
 // of them), and gives back what it has not taken when a getter elsewhere
 // waits, when it closes the queue, or as it dies. Each process sees items
@@ -691,8 +687,8 @@ func (q *Queue[T]) unget(r reply) {
 func (q *Queue[T]) Put(v T) error { return q.put(bg, v, -1) }
 
 // PutTimeout is Put waiting at most d; then it returns ErrFull. A d <= 0
-// waits as long as it takes (Python's timeout=None).
-func (q *Queue[T]) PutTimeout(v T, d time.Duration) error { return q.put(bg, v, timeoutOf(true, d)) }
+// does not wait (Python's timeout=0; Put is timeout=None).
+func (q *Queue[T]) PutTimeout(v T, d time.Duration) error { return q.put(bg, v, atMost(d)) }
 
 // PutNowait puts v if the queue has room, or returns ErrFull.
 func (q *Queue[T]) PutNowait(v T) error { return q.put(bg, v, 0) }
@@ -708,8 +704,8 @@ func (q *Queue[T]) CoroPut(ctx context.Context, v T) error { return q.put(ctx, v
 func (q *Queue[T]) Get() (T, error) { return q.get(bg, -1) }
 
 // GetTimeout is Get waiting at most d; then it returns ErrEmpty. A d <= 0
-// waits as long as it takes.
-func (q *Queue[T]) GetTimeout(d time.Duration) (T, error) { return q.get(bg, timeoutOf(true, d)) }
+// does not wait (Python's timeout=0; Get is timeout=None).
+func (q *Queue[T]) GetTimeout(d time.Duration) (T, error) { return q.get(bg, atMost(d)) }
 
 // GetNowait returns the front item if there is one, or ErrEmpty.
 func (q *Queue[T]) GetNowait() (T, error) { return q.get(bg, 0) }

@@ -14,7 +14,10 @@ var (
 	// holding the lock or semaphore (or the Condition's lock): what it
 	// held is released, and that acquire returns this error instead of
 	// the lock, so that the program learns that the state the lock
-	// guarded may be half-changed. The next acquire proceeds as usual.
+	// guarded may be half-changed. The next acquire proceeds as usual. A
+	// process that ends normally (its function returned) keeps what it
+	// took of a Semaphore taken, as Python's does; a Lock it still held is
+	// released as a dead holder's.
 	// Python hangs forever here.
 	ErrOwnerDied = errors.New("aio: a process died holding the lock")
 	// ErrNotHeld is RLock.Release (or a Condition's Wait or Notify) by an
@@ -31,6 +34,13 @@ var (
 	// ErrTimeout is the error of a Condition or Barrier wait whose timeout
 	// passed.
 	ErrTimeout = errors.New("aio: timed out")
+)
+
+// The texts of a Condition's Wait and Notify by an owner that does not hold
+// its lock (Python's RuntimeError), answered as ErrNotHeld.
+const (
+	errWaitUnheld   = "cannot wait on un-acquired lock"
+	errNotifyUnheld = "cannot notify on un-acquired lock"
 )
 
 // Lock and semaphore operations; the Condition's share the lock's object.
@@ -141,7 +151,7 @@ func (s *semObj) serve(r *request) {
 		out.add(r, reply{data: binary.LittleEndian.AppendUint64(nil, uint64(int64(v)))})
 	case cWait:
 		if !s.owns(r) {
-			out.add(r, reply{status: stWrongState, data: []byte("aio: cannot wait on un-acquired lock")})
+			out.add(r, reply{status: stWrongState, data: []byte(errWaitUnheld)})
 			break
 		}
 		depth := s.depth
@@ -150,12 +160,19 @@ func (s *semObj) serve(r *request) {
 		s.unhold(r.p)
 		s.owner = holder{}
 		r.aux = auxCond + depth
-		s.condq.push(r)
-		arm(r, s.expire)
+		if r.timeout == 0 {
+			// wait(0): nothing can notify it in no time; it takes the
+			// lock back and times out.
+			r.setCondRes(stTimeout)
+			s.waiters.push(r)
+		} else {
+			s.condq.push(r)
+			arm(r, s.expire)
+		}
 		s.grant(&out)
 	case cNotify:
 		if !s.owns(r) {
-			out.add(r, reply{status: stWrongState, data: []byte("aio: cannot notify on un-acquired lock")})
+			out.add(r, reply{status: stWrongState, data: []byte(errNotifyUnheld)})
 			break
 		}
 		n := int(int64(binary.LittleEndian.Uint64(r.data)))
@@ -273,7 +290,11 @@ func (s *semObj) peerGone(p *peer) {
 	s.mu.Lock()
 	s.waiters.removePeer(p)
 	s.condq.removePeer(p)
-	if n := s.held[p]; n > 0 {
+	if n := s.held[p]; n > 0 && !s.isLock && p.endsClean.Load() {
+		// A semaphore has no owner: a process that took units and ended
+		// normally has used them (a consumer's acquire), as in Python.
+		delete(s.held, p)
+	} else if n > 0 {
 		delete(s.held, p)
 		s.value += n
 		if s.isLock {
@@ -381,10 +402,9 @@ func (l *Lock) acquire(ctx context.Context, timeout time.Duration) (bool, error)
 func (l *Lock) Acquire() error { _, err := l.acquire(bg, -1); return err }
 
 // AcquireTimeout is acquire(block, timeout): it waits at most d (d <= 0:
-// as long as it takes; use TryAcquire not to wait) and reports whether it
-// took the lock.
+// not at all, as TryAcquire) and reports whether it took the lock.
 func (l *Lock) AcquireTimeout(d time.Duration) (bool, error) {
-	return l.acquire(bg, timeoutOf(true, d))
+	return l.acquire(bg, atMost(d))
 }
 
 // TryAcquire takes the lock if it is free (acquire(block=False)).
@@ -447,9 +467,10 @@ func NewRLock() *RLock {
 // owner holds it.
 func (l *RLock) Acquire() error { _, err := l.acquire(bg, -1); return err }
 
-// AcquireTimeout waits at most d and reports whether it took the lock.
+// AcquireTimeout waits at most d (d <= 0: not at all) and reports
+// whether it took the lock.
 func (l *RLock) AcquireTimeout(d time.Duration) (bool, error) {
-	return l.acquire(bg, timeoutOf(true, d))
+	return l.acquire(bg, atMost(d))
 }
 
 // TryAcquire takes the lock if it is free or already the caller's.
@@ -483,9 +504,10 @@ func NewSemaphore(n int) *Semaphore {
 // Acquire takes one, waiting while the value is zero.
 func (s *Semaphore) Acquire() error { _, err := s.acquire(bg, -1); return err }
 
-// AcquireTimeout waits at most d and reports whether it took one.
+// AcquireTimeout waits at most d (d <= 0: not at all) and reports whether
+// it took one.
 func (s *Semaphore) AcquireTimeout(d time.Duration) (bool, error) {
-	return s.acquire(bg, timeoutOf(true, d))
+	return s.acquire(bg, atMost(d))
 }
 
 // TryAcquire takes one if the value is above zero.
@@ -575,7 +597,7 @@ func (c *Condition) Release() error { return c.lk.release(bg) }
 func (c *Condition) CoroRelease(ctx context.Context) error { return c.lk.release(ctx) }
 
 func (c *Condition) wait(ctx context.Context, d time.Duration) (bool, error) {
-	timeout := timeoutOf(true, d)
+	timeout := d // < 0: as long as it takes
 	owner := ownerOf(ctx)
 	// The wait must end holding the lock, so its cancellation withdraws
 	// it and waits for the answer, which comes once the lock is back.
@@ -606,7 +628,7 @@ func (c *Condition) Wait() error { _, err := c.wait(bg, -1); return err }
 
 // WaitTimeout is Wait for at most d; it reports whether it was notified
 // (Python's wait(timeout) returns False on timeout).
-func (c *Condition) WaitTimeout(d time.Duration) (bool, error) { return c.wait(bg, d) }
+func (c *Condition) WaitTimeout(d time.Duration) (bool, error) { return c.wait(bg, atMost(d)) }
 
 // CoroWait is Wait as an await (coro_wait): ctx's task must hold the lock.
 // Cancelled, it still takes the lock back before it returns the
@@ -614,9 +636,12 @@ func (c *Condition) WaitTimeout(d time.Duration) (bool, error) { return c.wait(b
 func (c *Condition) CoroWait(ctx context.Context) error { _, err := c.wait(ctx, -1); return err }
 
 // WaitFor waits until predicate returns true, calling Wait between tries,
-// for at most d in all (d <= 0: as long as it takes), and returns the
-// predicate's last result.
+// for at most d in all (d <= 0: it only asks the predicate, as Python's
+// wait_for(predicate, 0)), and returns the predicate's last result.
 func (c *Condition) WaitFor(predicate func() bool, d time.Duration) (bool, error) {
+	if d <= 0 {
+		return predicate(), nil
+	}
 	return c.waitFor(bg, predicate, d)
 }
 
@@ -646,15 +671,15 @@ func (c *Condition) waitFor(ctx context.Context, predicate func() bool, d time.D
 	return true, nil
 }
 
-// Notify wakes up to n waiters (Python's default is 1); the caller must
-// hold the lock.
-func (c *Condition) Notify(n int) error { return c.notify(bg, n) }
+// Notify wakes up to n waiters (Python's default is 1; n <= 0 wakes none,
+// as Python's); the caller must hold the lock.
+func (c *Condition) Notify(n int) error { return c.notify(bg, max(n, 0)) }
 
 // NotifyAll wakes every waiter.
 func (c *Condition) NotifyAll() error { return c.notify(bg, -1) }
 
 // CoroNotify is Notify by ctx's task, which holds the lock.
-func (c *Condition) CoroNotify(ctx context.Context, n int) error { return c.notify(ctx, n) }
+func (c *Condition) CoroNotify(ctx context.Context, n int) error { return c.notify(ctx, max(n, 0)) }
 
 // CoroNotifyAll is NotifyAll by ctx's task.
 func (c *Condition) CoroNotifyAll(ctx context.Context) error { return c.notify(ctx, -1) }
