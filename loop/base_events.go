@@ -312,6 +312,9 @@ func (l *Loop) run() (stopped bool) {
 		if r := recover(); r != nil {
 			l.current = nil
 			l.CallExceptionHandler(ExceptionContext{Message: "Exception in callback", Err: newPanicError(r)})
+			// A Stop in the iteration that panicked stops the loop once
+			// that iteration's batch is done, as asyncio's does.
+			stopped = l.stopping && l.batchLeft == 0
 		}
 	}()
 	if l.batchLeft > 0 {
@@ -382,7 +385,13 @@ func (l *Loop) runOnce() {
 	if l.ready.len() > 0 || l.stopping {
 		timeout = 0
 	} else if len(l.timers) > 0 {
-		timeout = max(0, l.timers[0].when-l.now())
+		// when may be far in the past (CallAt(time.Time{}) saturates to
+		// MinInt64): the subtraction must not overflow.
+		if w, now := l.timers[0].when, l.now(); w > now {
+			timeout = w - now
+		} else {
+			timeout = 0
+		}
 	}
 	if timeout != 0 && len(l.young) > 0 {
 		// About to wait: nothing reads an error meanwhile.
@@ -392,8 +401,8 @@ func (l *Loop) runOnce() {
 	l.poll(timeout)
 
 	if len(l.timers) > 0 {
-		end := l.now() + 1
-		for len(l.timers) > 0 && l.timers[0].when < end {
+		now := l.now()
+		for len(l.timers) > 0 && l.timers[0].when <= now {
 			th := l.timers.pop()
 			th.inHeap = false
 			if th.rec.cancelled {
@@ -421,8 +430,7 @@ func (l *Loop) poll(timeout int64) {
 		switch {
 		case timeout == 0:
 			return
-		case l.virtual && timeout > 0 && l.external == 0:
-			l.vnow = l.timers[0].when
+		case l.virtual && timeout > 0 && l.external == 0 && l.jumpToTimer():
 			return
 		case l.virtual:
 			// Work in other goroutines will complete into the loop:
@@ -433,6 +441,19 @@ func (l *Loop) poll(timeout int64) {
 		}
 	}
 	l.drainThreadsafe()
+}
+
+// jumpToTimer moves the virtual clock to the first timer, never back, and
+// reports whether it did: a timer at the end of time (NoTimeout) never
+// comes, so the loop waits for other work instead (asyncio waits on a
+// call_later(inf) in its selector, a day at a time).
+func (l *Loop) jumpToTimer() bool {
+	w := l.timers[0].when
+	if w == math.MaxInt64 {
+		return false
+	}
+	l.vnow = max(l.vnow, w)
+	return true
 }
 
 func (l *Loop) drainThreadsafe() {
@@ -508,8 +529,8 @@ func (l *Loop) Close() error {
 	if l.running.Load() {
 		return ErrCloseRunning
 	}
-	if l.closed.Load() {
-		return nil
+	if l.closed.Load() || l.closing {
+		return nil // closed, or closing: a Close from the exception handler it calls
 	}
 	l.closing = true
 	if err := l.closeTasks(); err != nil {

@@ -621,10 +621,12 @@ func (t *subprocessTransport) callConnectionLost() {
 	t.callProto("protocol.connection_lost() call failed.", func() { t.proto.ConnectionLost(nil) })
 }
 
-// wait is _wait: the return code, once the child has exited and its pipes
-// are closed. Cancelling it kills nothing.
+// wait is _wait: the return code at once if the child has exited, else
+// once it has and its pipes are closed (asyncio wakes the waiters that
+// came before the exit in _call_connection_lost). Cancelling it kills
+// nothing.
 func (t *subprocessTransport) wait(ctx context.Context) (int, error) {
-	if t.ended {
+	if t.ended || t.exited {
 		return t.code, nil
 	}
 	w := NewFuture[int](t.l)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"weak"
@@ -101,7 +102,9 @@ func (f *futureCore) removeWaiter(t *taskCore) {
 	cbs := f.rest()
 	for i := range cbs {
 		if cbs[i].task == t {
-			cbs[i] = callback{}
+			// Deleted, not blanked: a long-lived future polled with
+			// timeouts would grow a slot per poll for ever.
+			*f.cbs = slices.Delete(cbs, i, i+1)
 			return
 		}
 	}
@@ -131,12 +134,14 @@ func (f *futureCore) removeCallback(id CallbackID) int {
 		f.cb0 = callback{}
 		n++
 	}
-	cbs := f.rest()
-	for i := range cbs {
-		if c := cbs[i].fn; c != nil && c.id == id {
-			cbs[i] = callback{}
-			n++
-		}
+	if f.cbs != nil {
+		*f.cbs = slices.DeleteFunc(*f.cbs, func(cb callback) bool {
+			if c := cb.fn; c != nil && c.id == id {
+				n++
+				return true
+			}
+			return false
+		})
 	}
 	return n
 }

@@ -3,6 +3,7 @@ package loop
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/asyncgo/asyncgo/internal/eventfd"
 )
@@ -200,12 +201,12 @@ func (l *Loop) pollIO(timeout int64) {
 		timeout = 0
 	}
 	if timeout != 0 && l.virtual {
-		if timeout > 0 && l.external == 0 {
+		if timeout > 0 && l.external == 0 && l.timers[0].when != math.MaxInt64 {
 			// Virtual time: look, and jump to the next timer if
 			// nothing is ready.
 			l.poll_.wait(0)
 			if l.poll_.n == 0 {
-				l.vnow = l.timers[0].when
+				l.jumpToTimer()
 			}
 			l.dispatchIO()
 			return
