@@ -443,6 +443,16 @@ func (l *Loop) poll(timeout int64) {
 	l.drainThreadsafe()
 }
 
+// pushSoon queues it as call_soon does: behind the callbacks that
+// CallSoonThreadsafe queued before it, which wait in their own queue
+// until the loop drains it (asyncio appends both to one ready deque).
+func (l *Loop) pushSoon(it readyItem) {
+	if l.tsPending.Load() {
+		l.drainThreadsafe()
+	}
+	l.ready.push(it)
+}
+
 // jumpToTimer moves the virtual clock to the first timer, never back, and
 // reports whether it did: a timer at the end of time (NoTimeout) never
 // comes, so the loop waits for other work instead (asyncio waits on a
@@ -504,7 +514,7 @@ func (l *Loop) runItem(it readyItem) {
 			// A sleep's timer fired: the task wakes in the next
 			// iteration, as asyncio's sleep future would wake it.
 			rec.fired = true
-			l.ready.push(readyItem{task: it.task})
+			l.pushSoon(readyItem{task: it.task})
 			return
 		}
 	}

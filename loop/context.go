@@ -642,7 +642,7 @@ func (t *taskCore) abandonWait(err error) bool {
 		} else {
 			f.removeWaiter(t)
 			t.waitFut = nil // a Cancel from now on is the task's own
-			l.ready.push(readyItem{task: t})
+			l.pushSoon(readyItem{task: t})
 		}
 	case t.waitTimer != nil:
 		th := t.waitTimer
@@ -652,7 +652,7 @@ func (t *taskCore) abandonWait(err error) bool {
 		th.Cancel()
 		t.getRare().ctxErr = err
 		t.abandoned = true
-		l.ready.push(readyItem{task: t})
+		l.pushSoon(readyItem{task: t})
 	default:
 		return false
 	}

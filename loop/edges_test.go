@@ -136,3 +136,33 @@ func TestCloseFromItsExceptionHandler(t *testing.T) {
 		t.Fatalf("the exception handler was called %d times for 2 pending tasks", calls)
 	}
 }
+
+// call_soon_threadsafe from the loop's own goroutine keeps its place
+// among what the loop queues next (asyncio appends both to one ready
+// deque): a future's done callbacks, completed after it, come after it.
+func TestCallSoonThreadsafeKeepsItsPlace(t *testing.T) {
+	l := loop.New()
+	defer l.Close()
+	var order []string
+	f := loop.NewFuture[int](l)
+	f.AddDoneCallback(func(*loop.Future[int]) { order = append(order, "done-callback") })
+	l.CallSoon(func() {
+		l.CallSoonThreadsafe(func() { order = append(order, "threadsafe") })
+		_ = f.SetResult(1)
+		loop.CreateTask(l, func(ctx context.Context) (int, error) {
+			order = append(order, "task")
+			return 0, nil
+		})
+	})
+	if err := l.RunUntilComplete(f); err != nil {
+		t.Fatal(err)
+	}
+	l.CallSoon(l.Stop)
+	if err := l.RunForever(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"threadsafe", "done-callback", "task"}
+	if len(order) != len(want) || order[0] != want[0] || order[1] != want[1] || order[2] != want[2] {
+		t.Fatalf("order %v, want %v", order, want)
+	}
+}

@@ -148,9 +148,9 @@ func (f *futureCore) removeCallback(id CallbackID) int {
 
 func (l *Loop) pushCallback(cb callback) {
 	if cb.task != nil {
-		l.ready.push(readyItem{task: cb.task})
+		l.pushSoon(readyItem{task: cb.task})
 	} else {
-		l.ready.push(readyItem{fn: cb.fn.fn})
+		l.pushSoon(readyItem{fn: cb.fn.fn})
 	}
 }
 

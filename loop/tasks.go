@@ -153,7 +153,7 @@ func createTask[T any](l *Loop, fn func(ctx context.Context) (T, error), parent 
 	tc.id = l.taskCount
 	tc.idx = int32(len(l.tasks))
 	l.tasks = append(l.tasks, tc)
-	l.ready.push(readyItem{task: tc})
+	l.pushSoon(readyItem{task: tc})
 	return t
 }
 
@@ -439,7 +439,7 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	}
 	l := t.loop
 	if d <= 0 {
-		l.ready.push(readyItem{task: t})
+		l.pushSoon(readyItem{task: t})
 		t.suspend()
 		return t.resumeErr()
 	}
