@@ -206,3 +206,14 @@ func TestSemaphoreTakenByAChildThatEnds(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A zero Lock is not locked (nobody can hold it); its Acquire fails.
+func TestZeroLockIsNotLocked(t *testing.T) {
+	var l aio.Lock
+	if l.Locked() {
+		t.Error("a zero Lock reports Locked")
+	}
+	if err := l.Acquire(); err == nil {
+		t.Error("Acquire of a zero Lock succeeded")
+	}
+}

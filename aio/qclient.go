@@ -349,7 +349,8 @@ func (c *qclient) get(ctx context.Context, timeout time.Duration) ([]byte, error
 		ctx = bg
 	}
 	if l, err := loop.RunningLoop(ctx); err == nil {
-		b, err := loop.WrapFuture(l, f).Await(ctx)
+		lf := loop.WrapFuture(l, f)
+		b, err := lf.Await(ctx)
 		if err != nil && !c.drop(w) {
 			// Served as it gave up: the item is in f (delivered sets it
 			// under mu, where it takes the waiter off). It goes back to
@@ -359,6 +360,14 @@ func (c *qclient) get(ctx context.Context, timeout time.Duration) ([]byte, error
 				c.giveBack(v)
 			}
 		} else if err != nil {
+			// Given up with nothing on its way: the loop's future goes
+			// first, so the error set to f reaches nobody's "never
+			// retrieved" report.
+			if lf.Done() {
+				_, _ = lf.Result()
+			} else {
+				lf.Cancel()
+			}
 			_ = f.SetErr(err)
 		}
 		return b, err

@@ -427,6 +427,9 @@ func (l *Lock) Locked() bool {
 	if l.s != nil {
 		return l.s.locked()
 	}
+	if l.h.ID == 0 {
+		return false // a zero Lock: nobody can hold it
+	}
 	return l.value() <= 0
 }
 

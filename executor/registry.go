@@ -135,7 +135,7 @@ func IsChunkCall(name string) bool { return strings.HasSuffix(name, chunkSuffix)
 // this process (on a ThreadPool) the chunk's error is the item's own. A
 // zero Func binds the zero Call, which Submit refuses.
 func (f *Func[A, R]) BindChunk(items []A) Call[[]R] {
-	if f.fn == nil {
+	if f == nil || f.fn == nil {
 		return Call[[]R]{}
 	}
 	return Call[[]R]{name: f.chunkName, arg: items, local: func() ([]R, error) {
@@ -200,13 +200,19 @@ func (h chunkHandler[A, R]) Serve(d Decoder) (result any, err error, argErr erro
 // Register.
 var ErrZeroFunc = errors.New("executor: zero Func: make it with Register")
 
-// Name returns the name fn was registered under.
-func (f *Func[A, R]) Name() string { return f.name }
+// Name returns the name fn was registered under ("" for a nil or zero
+// Func).
+func (f *Func[A, R]) Name() string {
+	if f == nil {
+		return ""
+	}
+	return f.name
+}
 
-// Bind is the call f(a), to submit to an executor. A zero Func (not made
-// by Register) binds the zero Call, which Submit refuses.
+// Bind is the call f(a), to submit to an executor. A zero or nil Func (not
+// made by Register) binds the zero Call, which Submit refuses.
 func (f *Func[A, R]) Bind(a A) Call[R] {
-	if f.fn == nil {
+	if f == nil || f.fn == nil {
 		return Call[R]{}
 	}
 	var arg any = a
@@ -217,9 +223,9 @@ func (f *Func[A, R]) Bind(a A) Call[R] {
 }
 
 // Call runs f(a) in this process, with a panic turned into an error. A
-// zero Func returns ErrZeroFunc.
+// zero or nil Func returns ErrZeroFunc.
 func (f *Func[A, R]) Call(a A) (R, error) {
-	if f.fn == nil {
+	if f == nil || f.fn == nil {
 		var zero R
 		return zero, ErrZeroFunc
 	}

@@ -279,3 +279,24 @@ func TestThreadPoolReachableFromItsCallIsKept(t *testing.T) {
 	}
 	exectest.WaitThreadPoolWorkers(t, base, "a dropped ThreadPool whose call submitted to it")
 }
+
+// A nil *Func is a zero one: Bind, BindChunk, Call and Name do not
+// dereference it, and an executor refuses its call (a nil argument once
+// crashed a parent).
+func TestNilFuncIsZero(t *testing.T) {
+	var f *executor.Func[int, int]
+	if _, err := f.Call(1); !errors.Is(err, executor.ErrZeroFunc) {
+		t.Errorf("Call of a nil Func: %v, want ErrZeroFunc", err)
+	}
+	if f.Name() != "" {
+		t.Errorf("Name of a nil Func: %q", f.Name())
+	}
+	var pool executor.ThreadPool
+	defer pool.Shutdown(true, false)
+	if _, err := executor.Submit(&pool, f.Bind(1)); err == nil {
+		t.Error("Submit of a nil Func's call succeeded")
+	}
+	if _, err := executor.Submit(&pool, f.BindChunk([]int{1})); err == nil {
+		t.Error("Submit of a nil Func's chunk succeeded")
+	}
+}
