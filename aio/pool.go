@@ -286,9 +286,10 @@ func CoroMap[A, R any](ctx context.Context, p *Pool, f *executor.Func[A, R], ite
 // as Map reports it, or a chunk's) it yields the error and stops; it and
 // breaking out of the loop cancel the chunks not yet started. Like
 // Python's iterator it yields once: ranging over it again yields nothing.
-// The items are copied, as MapAsync's are.
+// The items are copied, as MapAsync's are. A chunksize <= 0 is imap's
+// default, 1 (Map's default is computed from the number of items).
 func Imap[A, R any](p *Pool, f *executor.Func[A, R], items []A, chunksize int) iter.Seq2[R, error] {
-	chunks, size, submitErr := submitChunks(p, f, items, chunksize)
+	chunks, size, submitErr := submitChunks(p, f, items, imapChunk(chunksize))
 	var used atomic.Bool
 	return func(yield func(R, error) bool) {
 		if used.Swap(true) {
@@ -318,12 +319,13 @@ func Imap[A, R any](p *Pool, f *executor.Func[A, R], items []A, chunksize int) i
 // ImapUnordered is Pool.imap_unordered: Imap, its results yielded chunk
 // by chunk in the order the chunks finish (a chunk's own in its items'
 // order). The first error to arrive is yielded last; it too yields once.
+// A chunksize <= 0 is 1, as Imap's.
 func ImapUnordered[A, R any](p *Pool, f *executor.Func[A, R], items []A, chunksize int) iter.Seq2[R, error] {
 	type ended struct {
 		k  int
 		cf *executor.Future[[]R]
 	}
-	chunks, size, submitErr := submitChunks(p, f, items, chunksize)
+	chunks, size, submitErr := submitChunks(p, f, items, imapChunk(chunksize))
 	finished := make(chan ended, len(chunks)) // room for every chunk: a callback never blocks
 	for k, cf := range chunks {
 		cf.AddDoneCallback(func(cf *executor.Future[[]R]) { finished <- ended{k, cf} })
@@ -354,6 +356,9 @@ func ImapUnordered[A, R any](p *Pool, f *executor.Func[A, R], items []A, chunksi
 		}
 	}
 }
+
+// imapChunk is Python's imap chunksize: 1 unless given.
+func imapChunk(chunksize int) int { return max(chunksize, 1) }
 
 // submitChunks submits items in chunks for Imap: the chunks' futures in
 // order, up to the first the Pool refused (submitErr), and the chunk size.

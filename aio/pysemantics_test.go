@@ -217,3 +217,14 @@ func TestZeroLockIsNotLocked(t *testing.T) {
 		t.Error("Acquire of a zero Lock succeeded")
 	}
 }
+
+// Pool.imap's chunksize defaults to 1, not to map's computed size: the
+// results before a failing item come out, each in its own chunk.
+func TestImapDefaultChunkIsOne(t *testing.T) {
+	p := newTestPool(t, aio.PoolOptions{Processes: 1})
+	items := []int{2, 4, 6, 8, 10, 12, 14, 1} // map's size for 8 items and 1 worker: 2
+	got, err := collect(aio.Imap(p, poolOddFails, items, 0))
+	if !errors.Is(err, errPoolOdd) || len(got) != 7 {
+		t.Fatalf("Imap yielded %v, then %v; want the 7 squares before the odd item, then its error", got, err)
+	}
+}
