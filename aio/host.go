@@ -80,8 +80,24 @@ func forgetPeer(p *peer) {
 	peersMu.Lock()
 	if peers[p.tok] == p {
 		delete(peers, p.tok)
+		exited[p.tok] = true
 	}
 	peersMu.Unlock()
+}
+
+// exited holds the tokens of the peers that have gone (a few bytes each,
+// for the life of the process): a reference to an object one of them
+// hosted still decodes, and its operations return ErrHostGone, as those
+// of a Queue made by a child that has exited since (rather than failing
+// the Get that brought the reference).
+var exited = map[uint64]bool{}
+
+const errHostExited = "it was made by a process that has exited"
+
+func hasExited(tok uint64) bool {
+	peersMu.Lock()
+	defer peersMu.Unlock()
+	return exited[tok]
 }
 
 func peerOf(tok uint64) *peer {
@@ -265,6 +281,7 @@ type handle struct {
 	ref
 	local object
 	p     *peer
+	gone  bool // its host was a peer, and has exited
 }
 
 func newHandle(kind uint8, o object) handle {
@@ -284,6 +301,9 @@ func resolve(r ref, kind uint8) (handle, error) {
 		return handle{ref: r, local: o}, nil
 	}
 	p := peerOf(r.Host)
+	if p == nil && hasExited(r.Host) {
+		return handle{ref: r, gone: true}, nil
+	}
 	if p == nil {
 		return handle{}, fmt.Errorf("aio: a %s arrived from a process this one shares no connection with: objects are shared between a process and its parent and children only", kindName(r.Kind))
 	}
@@ -322,6 +342,10 @@ func (h *handle) start(op uint8, owner uint64, timeout time.Duration, data []byt
 		h.local.serve(&request{req: id, op: op, owner: owner, timeout: timeout, data: data, fds: fds, reply: done})
 		return id
 	}
+	if h.gone {
+		done(reply{status: stGone, data: []byte(errHostExited)})
+		return 0
+	}
 	if h.p == nil {
 		done(reply{status: stErr, data: []byte("aio: zero object: make it with its New function")})
 		return 0
@@ -337,6 +361,9 @@ func (h *handle) post(op uint8, data []byte) error {
 	if h.local != nil {
 		h.local.serve(&request{op: op, timeout: -1, data: data})
 		return nil
+	}
+	if h.gone {
+		return fmt.Errorf("%w: %s", ErrHostGone, errHostExited)
 	}
 	if h.p == nil {
 		return errors.New("aio: zero object: make it with its New function")

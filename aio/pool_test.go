@@ -723,10 +723,7 @@ func TestPoolRandomized(t *testing.T) {
 		// Before the error, Imap yields exactly the results before the
 		// failing chunk.
 		if fails {
-			size := chunksize
-			if size <= 0 {
-				size = max(1, (len(items)+7)/8)
-			}
+			size := max(chunksize, 1) // imap's default chunksize is 1
 			n := (wantItem - 1) / size * size
 			if !cmp.Equal(want[:n], got, cmpEmpty) {
 				t.Errorf("Imap(%s) before its error = %v; want %v", what, got, want[:n])

@@ -91,7 +91,6 @@ type ring struct {
 	mem  atomic.Pointer[[]byte]
 	lock shmLock  // its slot is the header's lock, once mapped
 	m    *ringMap // what to let go of once the ring is unreachable
-	gone error    // why this process cannot map it: its host is no peer
 }
 
 // ringMap is what a ring holds of the kernel's: the mapping, and in the
@@ -206,13 +205,7 @@ func decodeRing(b []byte, kind uint8) (*ring, error) {
 	}
 	var h handle
 	if err := h.decode(b[:17], kindArena); err != nil {
-		if host := binary.LittleEndian.Uint64(b); b[16] != kindArena || host == selfToken || peerOf(host) != nil {
-			return nil, err
-		}
-		// Its host is no peer (any more): the queue arrives, and its
-		// operations say why they cannot work, as a Get on a queue whose
-		// host exited does.
-		return &ring{gone: fmt.Errorf("%w (%v)", ErrHostGone, err)}, nil
+		return nil, err
 	}
 	if h.local != nil {
 		o, ok := h.local.(ringObj)
@@ -237,9 +230,6 @@ func decodeRing(b []byte, kind uint8) (*ring, error) {
 
 // hdr maps the ring the first time this process uses it.
 func (r *ring) hdr() (*ringHdr, []byte, error) {
-	if r.gone != nil {
-		return nil, nil, r.gone
-	}
 	mp := r.mem.Load()
 	if mp == nil {
 		r.mu.Lock()
