@@ -201,6 +201,7 @@ type scopeCtx struct {
 	deadline atomic.Pointer[time.Time] // nil: the Timeout has none
 	wall     *time.Timer               // real clock: ends the scope at the deadline; under s.mu
 	wallEnd  atomic.Bool               // the wall-clock timer ended the scope
+	exited   atomic.Bool               // Do returned: the scope is over for good
 	ctxEnd
 }
 
@@ -381,6 +382,11 @@ func foreignCtx(ctx context.Context) context.Context {
 		case *taskCore:
 			return nil
 		case *scopeCtx:
+			if c.exited.Load() {
+				// Kept past its Do: an ended ctx, as a cancelled
+				// WithCancel's, and an await with it returns at once.
+				return c
+			}
 			ctx = c.parent
 			continue
 		}

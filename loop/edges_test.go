@@ -3,6 +3,7 @@ package loop_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -164,5 +165,31 @@ func TestCallSoonThreadsafeKeepsItsPlace(t *testing.T) {
 	want := []string{"threadsafe", "done-callback", "task"}
 	if len(order) != len(want) || order[0] != want[0] || order[1] != want[1] || order[2] != want[2] {
 		t.Fatalf("order %v, want %v", order, want)
+	}
+}
+
+// A Timeout's scope ctx kept past its block is an ended ctx (Err is
+// context.Canceled, as a cancelled WithTimeout's): an await made with it
+// returns at once with that error, as with any ended derived ctx.
+func TestScopeCtxAfterItsBlockHasEnded(t *testing.T) {
+	l := loop.New(loop.WithVirtualClock())
+	defer l.Close()
+	task := loop.CreateTask(l, func(ctx context.Context) (time.Duration, error) {
+		var scope context.Context
+		if err := loop.WithTimeout(ctx, time.Hour, func(c context.Context) error { scope = c; return nil }); err != nil {
+			return 0, err
+		}
+		start := l.Time()
+		err := loop.Sleep(scope, time.Minute)
+		if !errors.Is(err, context.Canceled) {
+			return 0, fmt.Errorf("Sleep with the ended scope = %v, want context.Canceled", err)
+		}
+		return l.Time().Sub(start), nil
+	})
+	if err := l.RunUntilComplete(task); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := task.Result(); d != 0 {
+		t.Fatalf("the await slept %v of loop time with an ended ctx", d)
 	}
 }

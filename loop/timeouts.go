@@ -161,6 +161,7 @@ func (tm *Timeout) Do(ctx context.Context, body func(ctx context.Context) error)
 	exited := false
 	defer func() {
 		// The body's ctx ends, as with the cancel of context.WithTimeout.
+		tm.scope.exited.Store(true)
 		tm.scope.end(&errCanceled)
 		if !exited { // body panicked: disarm and let the panic go on
 			tm.cancelHandles()
