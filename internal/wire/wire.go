@@ -54,6 +54,9 @@ func (wr *Writer) Send(values ...any) error {
 	var hdr [5]byte
 	wr.buf.Write(hdr[:])
 	for _, v := range values {
+		if appendRaw(&wr.buf, v) {
+			continue
+		}
 		if err := encode(wr.enc, v); err != nil {
 			wr.enc = gob.NewEncoder(&wr.buf)
 			wr.reset = true
@@ -188,6 +191,12 @@ func (rd *Reader) Decode(v any) (err error) {
 			err = fmt.Errorf("wire: cannot decode: %v", r)
 		}
 	}()
+	if b, berr := rd.frame.ReadByte(); berr == nil {
+		if b == 0 {
+			return decodeRaw(&rd.frame, v)
+		}
+		_ = rd.frame.UnreadByte()
+	}
 	return rd.dec.Decode(v)
 }
 

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/asyncgo/asyncgo/internal/wire"
@@ -185,5 +187,55 @@ func TestMarshal(t *testing.T) {
 	}
 	if err := wire.Unmarshal(b[:len(b)/2], &p); err == nil {
 		t.Errorf("Unmarshal(truncated) = nil; want an error")
+	}
+}
+
+// Slices of fixed-size numbers cross raw, between gob values of the same
+// frames, and come out as gob would give them: the same numbers, a nil
+// or empty slice as nil, a slice of another kind refused.
+func TestRawSlices(t *testing.T) {
+	var buf bytes.Buffer
+	wr, rd := wire.NewWriter(&buf), wire.NewReader(&buf)
+	type pair struct{ A, B string }
+	ints := []int{0, 1, -1, math.MaxInt64, math.MinInt64}
+	floats := []float64{0, -0.5, math.Inf(1), math.MaxFloat64, math.SmallestNonzeroFloat64}
+	for round := range 3 {
+		if err := wr.Send(pair{"a", "b"}, ints, []int64{-7, 7}, pair{"c", "d"}, floats, []int(nil), []int{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := rd.Next(); err != nil {
+			t.Fatal(err)
+		}
+		var p1, p2 pair
+		var gi, gnil, gempty []int
+		var g64 []int64
+		var gf []float64
+		for _, v := range []any{&p1, &gi, &g64, &p2, &gf, &gnil, &gempty} {
+			if err := rd.Decode(v); err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if p1 != (pair{"a", "b"}) || p2 != (pair{"c", "d"}) {
+			t.Fatalf("round %d: the gob values around the raw ones: %v %v", round, p1, p2)
+		}
+		if !slices.Equal(gi, ints) || !slices.Equal(g64, []int64{-7, 7}) || !slices.Equal(gf, floats) {
+			t.Fatalf("round %d: %v %v %v", round, gi, g64, gf)
+		}
+		if gnil != nil || gempty != nil {
+			t.Fatalf("round %d: nil and empty came as %#v, %#v", round, gnil, gempty)
+		}
+		if rd.Rest() != 0 {
+			t.Fatalf("round %d: %d bytes left in the frame", round, rd.Rest())
+		}
+	}
+	if err := wr.Send([]int{1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rd.Next(); err != nil {
+		t.Fatal(err)
+	}
+	var wrong []float64
+	if err := rd.Decode(&wrong); err == nil {
+		t.Fatal("a []int decoded into a []float64")
 	}
 }
