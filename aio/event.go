@@ -232,9 +232,15 @@ func (b *barrierObj) serve(r *request) {
 			err := callAction(run)
 			b.mu.Lock()
 			if err != nil {
+				// The party that ran it hears why (Python raises the
+				// action's exception there); the others, that it broke.
 				b.broken = true
 				for _, w := range all {
-					out.add(w, reply{status: stBroken})
+					if w == r {
+						out.add(w, reply{status: stBroken, data: []byte("its action failed: " + err.Error())})
+					} else {
+						out.add(w, reply{status: stBroken})
+					}
 				}
 				break
 			}
@@ -324,7 +330,9 @@ func (b *barrierObj) peerGone(p *peer) {
 // waiting, then releases them all. The action, if any, runs once per
 // trip, in the process that made the barrier, before anyone is released
 // (Python runs it in one of the waiting threads; a func cannot cross to
-// another process); if it fails or panics the barrier breaks. A wait that
+// another process); if it fails or panics the barrier breaks, and the
+// last to arrive, for which it ran, gets an ErrBrokenBarrier that carries
+// the action's error (Python raises it in the thread that ran it). A wait that
 // times out, is cancelled, or whose process dies breaks the barrier:
 // every waiter gets ErrBrokenBarrier until Reset.
 type Barrier struct{ h handle }

@@ -4,6 +4,7 @@ package aio_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -228,5 +229,25 @@ func TestImapDefaultChunkIsOne(t *testing.T) {
 	got, err := collect(aio.Imap(p, poolOddFails, items, 0))
 	if !errors.Is(err, errPoolOdd) || len(got) != 7 {
 		t.Fatalf("Imap yielded %v, then %v; want the 7 squares before the odd item, then its error", got, err)
+	}
+}
+
+// A failing action breaks the barrier; the party it ran for hears why.
+func TestBarrierActionErrorReachesTheLastParty(t *testing.T) {
+	b, err := aio.NewBarrier(2, func() error { return errors.New("no quorum") }, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() { _, err := b.Wait(); first <- err }()
+	for b.NWaiting() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	_, last := b.Wait()
+	if !errors.Is(last, aio.ErrBrokenBarrier) || !strings.Contains(last.Error(), "no quorum") {
+		t.Errorf("the last party got %v; want ErrBrokenBarrier with the action's error", last)
+	}
+	if err := <-first; !errors.Is(err, aio.ErrBrokenBarrier) {
+		t.Errorf("the first party got %v; want ErrBrokenBarrier", err)
 	}
 }

@@ -472,6 +472,9 @@ func errOf(r reply, ifTimeout error) error {
 	case stOwnerDied:
 		return ErrOwnerDied
 	case stBroken:
+		if len(r.data) > 0 && string(r.data) != "timeout" {
+			return fmt.Errorf("%w: %s", ErrBrokenBarrier, r.data)
+		}
 		return ErrBrokenBarrier
 	case stGone:
 		return fmt.Errorf("%w: %s", ErrHostGone, r.data)
