@@ -366,16 +366,21 @@ func (p *peer) flushed() bool {
 	return p.wdead || !p.wbusy && len(p.wq) == 0
 }
 
-// sayBye tells every peer that this process ends normally, as the last
-// frame it sends them.
-func sayBye() {
+// allPeers is the peers of this process now.
+func allPeers() []*peer {
 	peersMu.Lock()
 	ps := make([]*peer, 0, len(peers))
 	for _, p := range peers {
 		ps = append(ps, p)
 	}
 	peersMu.Unlock()
-	for _, p := range ps {
+	return ps
+}
+
+// sayBye tells every peer that this process ends normally, as the last
+// frame it sends them.
+func sayBye() {
+	for _, p := range allPeers() {
 		p.send(header{op: opBye}, nil, nil, nil, false)
 	}
 }
@@ -385,13 +390,7 @@ func sayBye() {
 // not die with it when it exits.
 func flushPeers(d time.Duration) {
 	deadline := time.Now().Add(d)
-	peersMu.Lock()
-	ps := make([]*peer, 0, len(peers))
-	for _, p := range peers {
-		ps = append(ps, p)
-	}
-	peersMu.Unlock()
-	for _, p := range ps {
+	for _, p := range allPeers() {
 		for !p.flushed() && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Microsecond)
 		}
