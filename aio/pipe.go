@@ -1052,7 +1052,12 @@ func (e *connExport) serve(r *request) {
 // argument is encoded, so that the Process drops those its child did not
 // take (it died before it decoded its argument): their descriptors would
 // stay open in this process for ever.
-var exportSinks sync.Map // goroutine id -> *[]*connExport
+var exportSinks sync.Map // goroutine id -> *[]exported
+
+// exported is what a Process's argument made another process's to take:
+// a Connection's descriptor, or a queue's pin (ring_linux.go). drop lets
+// go of it once the child is gone.
+type exported interface{ drop() }
 
 // drop closes an export's descriptor if nobody took it.
 func (e *connExport) drop() {
@@ -1108,7 +1113,7 @@ func (c *Connection) GobEncode() ([]byte, error) {
 	e.id = host(e)
 	e.mu.Unlock()
 	if sink, ok := exportSinks.Load(goid.Get()); ok {
-		*sink.(*[]*connExport) = append(*sink.(*[]*connExport), e)
+		*sink.(*[]exported) = append(*sink.(*[]exported), e)
 	}
 	h := handle{ref: ref{Host: selfToken, ID: e.id, Kind: kindPipe}} // e.id is set for good
 	b, err := h.encode()

@@ -123,7 +123,7 @@ type Process struct {
 
 	fn      string
 	arg     any
-	exports []*connExport // of Connections in arg, dropped once the child is gone
+	exports []exported // of Connections and queues in arg, dropped once the child is gone
 
 	mu      sync.Mutex
 	started bool
@@ -172,7 +172,7 @@ func (p *Process) Start() error {
 	// bad one starts no child (and a Connection in it is exported once:
 	// each encoding hands a descriptor to the first process to decode it).
 	var start bytes.Buffer
-	var exports []*connExport
+	var exports []exported
 	gid := goid.Get()
 	exportSinks.Store(gid, &exports)
 	err := wire.NewWriter(&start).Send(procStart{Fn: p.fn, Name: p.Name}, p.arg)

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 	"weak"
 
+	"github.com/asyncgo/asyncgo/internal/goid"
 	"golang.org/x/sys/unix"
 )
 
@@ -146,8 +147,25 @@ type ringObj struct {
 }
 
 func (o ringObj) peerGone(p *peer) {
-	if r := o.r.Value(); r != nil && p.pid > 0 {
+	r := o.r.Value()
+	if r == nil {
+		return
+	}
+	defer runtime.KeepAlive(r)
+	if p.pid > 0 {
 		r.lock.holderGone(uint32(p.pid))
+	}
+	// A process killed between its commit and its bump left the
+	// waiters asleep on a state that changed: wake them to look again
+	// (a Join only if nothing is unfinished: it returns when woken).
+	hdr, _, err := r.hdr()
+	if err != nil {
+		return
+	}
+	bump(&hdr.nonEmpty, &hdr.nonEmptySleepers)
+	bump(&hdr.nonFull, &hdr.nonFullSleepers)
+	if atomic.LoadUint32(&hdr.st[atomic.LoadUint32(&hdr.cur)&1].unfinished) == 0 {
+		bump(&hdr.joined, &hdr.joinedSleepers)
 	}
 }
 
@@ -186,7 +204,54 @@ func (r *ring) encode(kind uint8) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.h.local != nil {
+		// Sent to another process: the host keeps it while that process
+		// may take it, so that a reference in flight finds it and the
+		// host frees a dead holder's mutex. In a Process's argument,
+		// until the child is gone; anywhere else (an item of a queue, a
+		// pool call's argument), for the host's life, as a hosted queue
+		// lives.
+		pinnedMu.Lock()
+		st := pinned[r]
+		if st == nil {
+			st = &pinState{}
+			pinned[r] = st
+		}
+		if sink, ok := exportSinks.Load(goid.Get()); ok {
+			st.children++
+			*sink.(*[]exported) = append(*sink.(*[]exported), ringPin{r})
+		} else {
+			st.forever = true
+		}
+		pinnedMu.Unlock()
+	}
 	return append(b, kind), nil
+}
+
+// pinned holds the rings of this process's queues that were sent to
+// another process, while it may take them.
+var (
+	pinnedMu sync.Mutex
+	pinned   = map[*ring]*pinState{}
+)
+
+type pinState struct {
+	children int  // Processes started with it in their argument, not yet gone
+	forever  bool // sent some other way
+}
+
+// ringPin is a queue in a Process's argument: dropped once the child is
+// gone.
+type ringPin struct{ r *ring }
+
+func (p ringPin) drop() {
+	pinnedMu.Lock()
+	defer pinnedMu.Unlock()
+	if st := pinned[p.r]; st != nil {
+		if st.children--; st.children <= 0 && !st.forever {
+			delete(pinned, p.r)
+		}
+	}
 }
 
 const ringRefLen = 18
@@ -258,6 +323,9 @@ func (r *ring) take(ctx context.Context, deadline time.Time) (bool, error) {
 	for {
 		ok, err := r.lock.acquire(ctx, remaining(deadline))
 		if errors.Is(err, ErrOwnerDied) {
+			if ctx != nil && ctx.Err() != nil {
+				return false, ctx.Err() // it ended as the death was heard
+			}
 			continue // acquire let go of it again: take it afresh
 		}
 		return ok, err
@@ -286,6 +354,17 @@ func place(s *ringState, n uint32, data []byte, compact bool) (pos uint32, ok bo
 			return 0, true
 		}
 		if uint64(s.tail)+uint64(n) <= ringCap {
+			pos = s.tail
+			s.tail += n
+			return pos, true
+		}
+		if compact && s.tail-s.head <= s.head && uint64(s.tail-s.head)+uint64(n) <= ringCap {
+			// No room behind, too little in front to wrap: move the
+			// entries to the front (the two runs do not overlap, and
+			// the front is free, so a death midway leaves the state
+			// whole) and put after them.
+			copy(data[:s.tail-s.head], data[s.head:s.tail])
+			s.head, s.tail = 0, s.tail-s.head
 			pos = s.tail
 			s.tail += n
 			return pos, true
@@ -407,6 +486,7 @@ func deadlineOf(timeout time.Duration) time.Time {
 // put puts the entry head+body, waiting for room as timeout allows (0:
 // not at all; then ErrFull).
 func (r *ring) put(ctx context.Context, head, body []byte, timeout time.Duration) error {
+	defer runtime.KeepAlive(r) // hdr and data point into its mapping, which its cleanup unmaps
 	hdr, data, err := r.hdr()
 	if err != nil {
 		return err
@@ -453,6 +533,7 @@ func (r *ring) put(ctx context.Context, head, body []byte, timeout time.Duration
 // get takes the front entry, waiting for one as timeout allows (0: not
 // at all; then ErrEmpty). A wait that ends takes nothing.
 func (r *ring) get(ctx context.Context, timeout time.Duration) ([]byte, error) {
+	defer runtime.KeepAlive(r) // hdr and data point into its mapping, which its cleanup unmaps
 	hdr, data, err := r.hdr()
 	if err != nil {
 		return nil, err
@@ -488,6 +569,7 @@ func (r *ring) get(ctx context.Context, timeout time.Duration) ([]byte, error) {
 // size reads the current count and bound, without the lock: approximate,
 // as Python's qsize is.
 func (r *ring) size() (n, maxsize int) {
+	defer runtime.KeepAlive(r) // hdr and data point into its mapping, which its cleanup unmaps
 	hdr, _, err := r.hdr()
 	if err != nil {
 		return 0, 0
@@ -498,6 +580,7 @@ func (r *ring) size() (n, maxsize int) {
 
 // taskDone marks one item of a JoinableQueue done.
 func (r *ring) taskDone() error {
+	defer runtime.KeepAlive(r) // hdr and data point into its mapping, which its cleanup unmaps
 	hdr, _, err := r.hdr()
 	if err != nil {
 		return err
@@ -522,22 +605,23 @@ func (r *ring) taskDone() error {
 
 // join waits until every item put has been marked done.
 func (r *ring) join(ctx context.Context) error {
+	defer runtime.KeepAlive(r) // hdr and data point into its mapping, which its cleanup unmaps
 	hdr, _, err := r.hdr()
 	if err != nil {
 		return err
 	}
-	for {
-		g := atomic.LoadUint32(&hdr.joined)
-		if ok, err := r.take(ctx, time.Time{}); err != nil || !ok {
-			return err
-		}
-		u := hdr.st[hdr.cur&1].unfinished
-		r.unlock(hdr)
-		if u == 0 {
-			return nil
-		}
-		if _, err := waitChange(ctx, &hdr.joined, &hdr.joinedSleepers, g, -1, r); err != nil {
-			return err
-		}
+	g := atomic.LoadUint32(&hdr.joined)
+	if ok, err := r.take(ctx, time.Time{}); err != nil || !ok {
+		return err
 	}
+	u := hdr.st[hdr.cur&1].unfinished
+	r.unlock(hdr)
+	if u == 0 {
+		return nil
+	}
+	// Woken by the TaskDone that ended the last unfinished item, it is
+	// done, even if more were put since (Python's join returns on that
+	// notify_all too).
+	_, err = waitChange(ctx, &hdr.joined, &hdr.joinedSleepers, g, -1, r)
+	return err
 }
