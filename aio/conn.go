@@ -82,6 +82,7 @@ type reply struct {
 	status uint8
 	data   []byte
 	fds    []int
+	err    error // for this process's own requests only: an error itself, which a peer gets as data's text
 }
 
 // call is a request of ours that the peer has not answered yet.

@@ -237,7 +237,7 @@ func (b *barrierObj) serve(r *request) {
 				b.broken = true
 				for _, w := range all {
 					if w == r {
-						out.add(w, reply{status: stBroken, data: []byte("its action failed: " + err.Error())})
+						out.add(w, reply{status: stBroken, data: []byte("its action failed: " + err.Error()), err: err})
 					} else {
 						out.add(w, reply{status: stBroken})
 					}

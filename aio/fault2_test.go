@@ -144,11 +144,10 @@ func TestKilledPutterLeavesNoTornItem(t *testing.T) {
 			}
 			waitOwnerDied(t, l)
 			// What arrived whole is in the queue, in order; nothing else.
-			for {
-				b, err := q.GetNowait()
-				if errors.Is(err, aio.ErrEmpty) {
-					break
-				}
+			// (Blocking Gets: the putter may have died holding the queue's
+			// lock, which its host frees as it learns of the death.)
+			for n := q.Qsize(); n > 0; n-- {
+				b, err := q.GetTimeout(30 * time.Second)
 				if err != nil {
 					t.Fatalf("Get after the kill: %v", err)
 				}
@@ -156,6 +155,9 @@ func TestKilledPutterLeavesNoTornItem(t *testing.T) {
 					t.Fatal(err)
 				}
 				seq++
+			}
+			if _, err := q.GetNowait(); !errors.Is(err, aio.ErrEmpty) {
+				t.Fatalf("GetNowait after the whole items: %v, want ErrEmpty", err)
 			}
 			t.Logf("the putter was killed after %d whole items", seq)
 			if n := q.Qsize(); n != 0 {

@@ -251,3 +251,16 @@ func TestBarrierActionErrorReachesTheLastParty(t *testing.T) {
 		t.Errorf("the first party got %v; want ErrBrokenBarrier", err)
 	}
 }
+
+// A Barrier's failing action's error keeps its identity for the host's
+// own waiter, behind ErrBrokenBarrier.
+func TestBarrierActionErrorIs(t *testing.T) {
+	errNoQuorum := errors.New("no quorum")
+	b, err := aio.NewBarrier(1, func() error { return errNoQuorum }, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Wait(); !errors.Is(err, aio.ErrBrokenBarrier) || !errors.Is(err, errNoQuorum) {
+		t.Fatalf("Wait = %v; want ErrBrokenBarrier wrapping the action's error", err)
+	}
+}

@@ -472,6 +472,9 @@ func errOf(r reply, ifTimeout error) error {
 	case stOwnerDied:
 		return ErrOwnerDied
 	case stBroken:
+		if r.err != nil {
+			return fmt.Errorf("%w: its action failed: %w", ErrBrokenBarrier, r.err)
+		}
 		if len(r.data) > 0 && string(r.data) != "timeout" {
 			return fmt.Errorf("%w: %s", ErrBrokenBarrier, r.data)
 		}
@@ -710,7 +713,10 @@ func (q *Queue[T]) Get() (T, error) { return q.get(bg, -1) }
 // does not wait (Python's timeout=0; Get is timeout=None).
 func (q *Queue[T]) GetTimeout(d time.Duration) (T, error) { return q.get(bg, atMost(d)) }
 
-// GetNowait returns the front item if there is one, or ErrEmpty.
+// GetNowait returns the front item if there is one, or ErrEmpty; also
+// ErrEmpty when another process holds the queue's lock for more than a
+// moment (stopped, or killed and not yet known to be: Python's
+// get(block=False) says Empty at once when the lock is busy).
 func (q *Queue[T]) GetNowait() (T, error) { return q.get(bg, 0) }
 
 // CoroGet is Get as an await (aioprocessing's coro_get). Cancelled, it

@@ -14,7 +14,7 @@ func PutAndHang(q *Queue[[]byte], b []byte, ready *Event) error {
 	if err != nil {
 		return err
 	}
-	if _, err := q.r.take(bg, time.Time{}); err != nil {
+	if _, err := q.r.take(bg, time.Time{}, false); err != nil {
 		return err
 	}
 	s := hdr.st[hdr.cur&1]
@@ -36,7 +36,7 @@ func CommitAndHang(q *JoinableQueue[[]byte], op string, b []byte, ready *Event) 
 	if err != nil {
 		return err
 	}
-	if _, err := q.r.take(bg, time.Time{}); err != nil {
+	if _, err := q.r.take(bg, time.Time{}, false); err != nil {
 		return err
 	}
 	switch op {
@@ -68,4 +68,18 @@ func QueueSleepers(q *JoinableQueue[[]byte]) (getters, putters, joiners uint32) 
 		return 0, 0, 0
 	}
 	return atomic.LoadUint32(&hdr.nonEmptySleepers), atomic.LoadUint32(&hdr.nonFullSleepers), atomic.LoadUint32(&hdr.joinedSleepers)
+}
+
+// HoldLockAndHang takes q's lock, sets ready and hangs holding it.
+func HoldLockAndHang(q *Queue[[]byte], ready *Event) error {
+	if _, _, err := q.r.hdr(); err != nil {
+		return err
+	}
+	if _, err := q.r.take(bg, time.Time{}, false); err != nil {
+		return err
+	}
+	if err := ready.Set(); err != nil {
+		return err
+	}
+	select {}
 }

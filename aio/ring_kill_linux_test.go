@@ -155,3 +155,43 @@ func TestBigItemFitsAfterTheEntriesMove(t *testing.T) {
 		}
 	}
 }
+
+var holdQueueLock = executor.Register("aio_test.holdQueueLock", func(a hangArgs) (struct{}, error) {
+	return struct{}{}, aio.HoldLockAndHang(a.Q, a.Ready)
+})
+
+// GetNowait does not wait on a queue whose lock another process holds
+// and keeps (Python's get(block=False) raises Empty when the lock is
+// busy); a blocking Get takes the item once the holder's death frees it.
+func TestGetNowaitDoesNotWaitForAHeldLock(t *testing.T) {
+	q, ready := aio.NewQueue[[]byte](0), aio.NewEvent()
+	if err := q.Put([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	p := aio.NewProcess(holdQueueLock.Bind(hangArgs{Q: q, Ready: ready}))
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := ready.WaitTimeout(30 * time.Second); err != nil || !ok {
+		t.Fatalf("the child never took the lock: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := q.GetNowait(); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, aio.ErrEmpty) {
+			t.Fatalf("GetNowait with the lock held elsewhere: %v, want ErrEmpty", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("GetNowait waited for the lock")
+	}
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Join(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := q.GetTimeout(30 * time.Second); err != nil || string(b) != "x" {
+		t.Fatalf("Get after the holder died = %q, %v", b, err)
+	}
+}

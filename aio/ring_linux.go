@@ -319,9 +319,13 @@ func (r *ring) hdr() (*ringHdr, []byte, error) {
 // take locks the ring for ctx's caller (a dead holder's mutex, freed by
 // the host, is taken over: the state it left is whole). false: timeout
 // passed first.
-func (r *ring) take(ctx context.Context, deadline time.Time) (bool, error) {
+func (r *ring) take(ctx context.Context, deadline time.Time, nowait bool) (bool, error) {
 	for {
-		ok, err := r.lock.acquire(ctx, remaining(deadline))
+		d := remaining(deadline)
+		if nowait {
+			d = nowaitLock
+		}
+		ok, err := r.lock.acquire(ctx, d)
 		if errors.Is(err, ErrOwnerDied) {
 			if ctx != nil && ctx.Err() != nil {
 				return false, ctx.Err() // it ended as the death was heard
@@ -333,6 +337,12 @@ func (r *ring) take(ctx context.Context, deadline time.Time) (bool, error) {
 }
 
 func (r *ring) unlock(hdr *ringHdr) { _ = r.lock.unlock(&hdr.lock) }
+
+// nowaitLock is how long a GetNowait waits for the queue's lock: a copy
+// in progress ends within it, a holder that is stopped or dead (until its
+// host learns of it) does not, and the Get says ErrEmpty, as Python's
+// get(block=False) does at once when the lock is busy.
+const nowaitLock = time.Millisecond
 
 func align8(n uint32) uint32 { return (n + 7) &^ 7 }
 
@@ -495,7 +505,7 @@ func (r *ring) put(ctx context.Context, head, body []byte, timeout time.Duration
 	deadline := deadlineOf(timeout)
 	compact := timeout == 0
 	for {
-		if ok, err := r.take(ctx, deadline); err != nil || !ok {
+		if ok, err := r.take(ctx, deadline, false); err != nil || !ok {
 			if err == nil {
 				err = ErrFull
 			}
@@ -540,9 +550,9 @@ func (r *ring) get(ctx context.Context, timeout time.Duration) ([]byte, error) {
 	}
 	deadline := deadlineOf(timeout)
 	for {
-		if ok, err := r.take(ctx, deadline); err != nil || !ok {
+		if ok, err := r.take(ctx, deadline, timeout == 0); err != nil || !ok {
 			if err == nil {
-				err = ErrEmpty
+				err = ErrEmpty // Python's get(block=False) too, when the lock is busy
 			}
 			return nil, err
 		}
@@ -586,7 +596,7 @@ func (r *ring) taskDone() error {
 		return err
 	}
 	postedApplied()
-	if _, err := r.take(bg, time.Time{}); err != nil {
+	if _, err := r.take(bg, time.Time{}, false); err != nil {
 		return err
 	}
 	s := hdr.st[hdr.cur&1]
@@ -611,7 +621,7 @@ func (r *ring) join(ctx context.Context) error {
 		return err
 	}
 	g := atomic.LoadUint32(&hdr.joined)
-	if ok, err := r.take(ctx, time.Time{}); err != nil || !ok {
+	if ok, err := r.take(ctx, time.Time{}, false); err != nil || !ok {
 		return err
 	}
 	u := hdr.st[hdr.cur&1].unfinished

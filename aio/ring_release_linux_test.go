@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -12,38 +14,57 @@ import (
 	"github.com/asyncgo/asyncgo/executor"
 )
 
-// queueMemory counts this process's descriptors and mappings of queues'
-// shared memory.
-func queueMemory(t *testing.T) (fds, maps int) {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if l, _ := os.Readlink("/proc/self/fd/" + e.Name()); strings.HasPrefix(l, "/memfd:asyncgo-queue") {
-			fds++
+// queueMemory is the inodes of the queues' memfds this process maps or
+// holds a descriptor of: an inode names one queue's memory in every
+// process, so a test can watch its own queues while earlier tests' are
+// collected around it.
+func queueMemory() map[uint64]bool {
+	in := map[uint64]bool{}
+	if b, err := os.ReadFile("/proc/self/maps"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 6 && strings.HasPrefix(f[5], "/memfd:asyncgo-queue") {
+				if ino, err := strconv.ParseUint(f[4], 10, 64); err == nil {
+					in[ino] = true
+				}
+			}
 		}
 	}
-	b, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		t.Fatal(err)
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range ents {
+		path := "/proc/self/fd/" + e.Name()
+		if l, _ := os.Readlink(path); !strings.HasPrefix(l, "/memfd:asyncgo-queue") {
+			continue
+		}
+		if fi, err := os.Stat(path); err == nil {
+			in[fi.Sys().(*syscall.Stat_t).Ino] = true
+		}
 	}
-	return fds, strings.Count(string(b), "/memfd:asyncgo-queue")
+	return in
 }
 
-// queueMaps counts this process's mappings of queues' shared memory.
-func queueMaps() int {
-	b, _ := os.ReadFile("/proc/self/maps")
-	return strings.Count(string(b), "/memfd:asyncgo-queue")
+// newSince is what queueMemory holds now that it did not hold in before.
+func newSince(before map[uint64]bool) map[uint64]bool {
+	out := map[uint64]bool{}
+	for ino := range queueMemory() {
+		if !before[ino] {
+			out[ino] = true
+		}
+	}
+	return out
 }
 
-// waitQueueMaps collects until this process maps want queues, for at
-// most 10 s (cleanups run on their own goroutine, after a collection).
-func waitQueueMaps(want int) bool {
+// waitGone collects until this process neither maps nor holds any of
+// inodes, for at most 10 s (cleanups run on their own goroutine, after a
+// collection), and reports whether they went.
+func waitGone(inodes map[uint64]bool) bool {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		runtime.GC()
-		if queueMaps() == want {
+		now := queueMemory()
+		left := false
+		for ino := range inodes {
+			left = left || now[ino]
+		}
+		if !left {
 			return true
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -59,16 +80,17 @@ type releaseArgs struct {
 // dropReceivedQueue uses the queue it received, drops it, and reports
 // whether its mapping went with it.
 var dropReceivedQueue = executor.Register("aio_test.dropReceivedQueue", func(a *releaseArgs) (struct{}, error) {
-	m0 := queueMaps() // Res is mapped already: it was decoded with Q
+	before := queueMemory() // Res is mapped already: it was decoded with Q
 	if err := a.Q.Put(1); err != nil {
 		return struct{}{}, err
 	}
-	if m := queueMaps(); m != m0+1 {
-		return struct{}{}, a.Res.Put(fmt.Sprintf("%d mappings in use, %d before", m, m0))
+	mine := newSince(before)
+	if len(mine) != 1 {
+		return struct{}{}, a.Res.Put(fmt.Sprintf("%d new queue memfds mapped by a Put, want 1", len(mine)))
 	}
 	a.Q = nil
-	if !waitQueueMaps(m0) {
-		return struct{}{}, a.Res.Put(fmt.Sprintf("the dropped queue is still mapped: %d mappings, %d before", queueMaps(), m0))
+	if !waitGone(mine) {
+		return struct{}{}, a.Res.Put("the dropped queue is still mapped")
 	}
 	return struct{}{}, a.Res.Put("released")
 })
@@ -80,9 +102,8 @@ var dropReceivedQueue = executor.Register("aio_test.dropReceivedQueue", func(a *
 // in its maker once the child is gone and the maker drops it too. (One
 // sent in a queue's item stays with its maker: TestSentQueueOutlivesItsValues.)
 func TestQueueMemoryReleased(t *testing.T) {
-	runtime.GC()
-	time.Sleep(10 * time.Millisecond) // let earlier tests' cleanups run
-	fds0, maps0 := queueMemory(t)
+	before := queueMemory()
+	var mine map[uint64]bool
 	func() {
 		q := aio.NewQueue[int](0)
 		for i := range 3 {
@@ -93,20 +114,20 @@ func TestQueueMemoryReleased(t *testing.T) {
 				t.Fatalf("got %d, %v", v, err)
 			}
 		}
-		if fds, maps := queueMemory(t); fds != fds0+1 || maps != maps0+1 {
-			t.Fatalf("a queue in use: %d descriptors and %d mappings, %d and %d before", fds, maps, fds0, maps0)
+		if mine = newSince(before); len(mine) != 1 {
+			t.Fatalf("a new queue: %d new memfds here, want 1", len(mine))
 		}
 	}()
-	if !waitQueueMaps(maps0) {
-		fds, maps := queueMemory(t)
-		t.Fatalf("a collected queue left %d descriptors and %d mappings, %d and %d before", fds, maps, fds0, maps0)
-	}
-	if fds, _ := queueMemory(t); fds != fds0 {
-		t.Fatalf("a collected queue left %d descriptors, %d before", fds, fds0)
+	if !waitGone(mine) {
+		t.Fatal("a collected queue is still mapped here, or its descriptor open")
 	}
 
+	before = queueMemory()
 	func() {
 		a := &releaseArgs{Q: aio.NewQueue[int](0), Res: aio.NewQueue[string](0)}
+		if mine = newSince(before); len(mine) != 2 {
+			t.Fatalf("two new queues: %d new memfds here, want 2", len(mine))
+		}
 		p := aio.NewProcess(dropReceivedQueue.Bind(a))
 		if err := p.Start(); err != nil {
 			t.Fatal(err)
@@ -121,9 +142,8 @@ func TestQueueMemoryReleased(t *testing.T) {
 	}()
 	// Queues in a Process's argument are kept for the child while it
 	// lives; once it is gone and this process drops them, they go too.
-	if !waitQueueMaps(maps0) {
-		fds, maps := queueMemory(t)
-		t.Fatalf("the child's queues left %d descriptors and %d mappings here, %d and %d before", fds, maps, fds0, maps0)
+	if !waitGone(mine) {
+		t.Fatal("the child's queues are still mapped here once it is gone and they are dropped")
 	}
 }
 

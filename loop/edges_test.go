@@ -193,3 +193,31 @@ func TestScopeCtxAfterItsBlockHasEnded(t *testing.T) {
 		t.Fatalf("the await slept %v of loop time with an ended ctx", d)
 	}
 }
+
+// add_done_callback on a done future and the cancel of a sleeping task
+// are call_soon too: they go behind earlier threadsafe callbacks (found
+// in review).
+func TestDoneCallbackAndCancelWakeKeepThreadsafeOrder(t *testing.T) {
+	l := loop.New()
+	defer l.Close()
+	var order []string
+	done := loop.NewFuture[int](l)
+	_ = done.SetResult(1)
+	sleeper := loop.CreateTask(l, func(ctx context.Context) (int, error) {
+		err := loop.Sleep(ctx, time.Hour)
+		order = append(order, "sleeper-woke")
+		return 0, err
+	})
+	l.CallSoon(func() {
+		l.CallSoon(func() {
+			l.CallSoonThreadsafe(func() { order = append(order, "threadsafe") })
+			done.AddDoneCallback(func(*loop.Future[int]) { order = append(order, "done-callback") })
+			sleeper.Cancel()
+		})
+	})
+	_ = l.RunUntilComplete(sleeper)
+	want := []string{"threadsafe", "done-callback", "sleeper-woke"}
+	if fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("order %v, want %v", order, want)
+	}
+}

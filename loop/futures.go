@@ -81,7 +81,7 @@ func (f *futureCore) addCallback(fn func()) CallbackID {
 	f.loop.cbSeq++
 	id := CallbackID(f.loop.cbSeq)
 	if f.state != statePending {
-		f.loop.ready.push(readyItem{fn: fn})
+		f.loop.pushSoon(readyItem{fn: fn}) // call_soon, as asyncio's add_done_callback on a done future
 		return id
 	}
 	f.add(callback{fn: &fnCallback{fn: fn, id: id}})

@@ -224,6 +224,10 @@ func (l *Loop) pollIO(timeout int64) {
 	}
 	l.poll_.wait(timeout)
 	l.sleeping.Store(false)
+	// What CallSoonThreadsafe queued while the loop waited goes before the
+	// events the wait brought: asyncio appends it to the ready queue at
+	// once, and the selector's events after the select returns.
+	l.drainThreadsafe()
 	l.dispatchIO()
 }
 

@@ -349,7 +349,7 @@ func (t *taskCore) cancel(msg string, external bool) bool {
 		th.Cancel()
 		t.mustCancel = true
 		t.setCancelMsg(msg)
-		f.loop.ready.push(readyItem{task: t})
+		f.loop.pushSoon(readyItem{task: t})
 		return true
 	}
 	t.mustCancel = true
@@ -371,7 +371,7 @@ func (t *taskCore) cancelWait() {
 		}
 	} else if th := t.waitTimer; th != nil && !th.rec.cancelled {
 		th.Cancel()
-		t.loop.ready.push(readyItem{task: t})
+		t.loop.pushSoon(readyItem{task: t})
 	}
 }
 
