@@ -211,8 +211,8 @@ func (p *peer) applied() {
 // the lock next, as when both went through the host).
 func postedApplied() {
 	settleAll()
+	var ps []*peer // allocated only when a post waits: this runs at every shared-memory Put and Release
 	peersMu.Lock()
-	ps := make([]*peer, 0, len(peers))
 	for _, p := range peers {
 		if p.appliedPosts.Load() < p.posts.Load() {
 			ps = append(ps, p)

@@ -214,7 +214,7 @@ func (b *barrierObj) serve(r *request) {
 			if r.timeout == 0 {
 				// wait(timeout=0) of a party that is not the last: it
 				// times out at once, and breaks the barrier.
-				out.add(r, reply{status: stBroken, data: []byte("timeout")})
+				out.add(r, reply{status: stBroken, data: []byte(errWaitTimedOut)})
 				b.breakLocked(&out)
 				break
 			}
@@ -271,6 +271,10 @@ func (b *barrierObj) serve(r *request) {
 	out.send()
 }
 
+// errWaitTimedOut is the reason a waiter whose timeout broke the barrier
+// gets, behind ErrBrokenBarrier.
+const errWaitTimedOut = "its wait timed out"
+
 func callAction(f func() error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -292,7 +296,7 @@ func (b *barrierObj) expire(r *request) {
 	var out outbox
 	b.mu.Lock()
 	if b.waiting.remove(r.p, r.req) == r {
-		out.add(r, reply{status: stBroken, data: []byte("timeout")})
+		out.add(r, reply{status: stBroken, data: []byte(errWaitTimedOut)})
 		b.breakLocked(&out)
 	}
 	b.mu.Unlock()

@@ -472,10 +472,10 @@ func errOf(r reply, ifTimeout error) error {
 	case stOwnerDied:
 		return ErrOwnerDied
 	case stBroken:
-		if r.err != nil {
+		switch {
+		case r.err != nil:
 			return fmt.Errorf("%w: its action failed: %w", ErrBrokenBarrier, r.err)
-		}
-		if len(r.data) > 0 && string(r.data) != "timeout" {
+		case len(r.data) > 0: // why this waiter's wait broke it
 			return fmt.Errorf("%w: %s", ErrBrokenBarrier, r.data)
 		}
 		return ErrBrokenBarrier
@@ -584,7 +584,7 @@ func (q *Queue[T]) put(ctx context.Context, v T, timeout time.Duration) error {
 		return ErrClosed
 	}
 	if q.r != nil {
-		if px, ok := any(&v).(*[]byte); ok && q.c.tag != 0 {
+		if px, ok := any(&v).(*[]byte); ok {
 			var tag [4]byte
 			binary.LittleEndian.PutUint32(tag[:], q.c.tag)
 			return q.r.put(ctx, tag[:], *px, timeout) // no copy but into the ring

@@ -148,18 +148,18 @@ func decodeShmRef(b []byte, kind uint8) (shmRef, error) {
 // mapSlot finds the slot at off of the arena h names (resolved when its
 // reference arrived), mapping the arena the first time.
 func mapSlot(h handle, off uint32) (*[8]uint32, error) {
-	a, err := mapArena(h, arenaSize)
+	a, err := mapArena(h)
 	if err != nil {
 		return nil, err
 	}
 	return slotAt(a, off), nil
 }
 
-// mapArena finds the arena h names, mapping its size bytes the first
+// mapArena finds the arena h names, mapping its arenaSize bytes the first
 // time: in another process, that asks the arena's host for its
 // descriptor. It is never called on a peer's reader goroutine (only by
 // the users of an object), since it waits for that reader.
-func mapArena(h handle, size int) (*arena, error) {
+func mapArena(h handle) (*arena, error) {
 	arenaMu.Lock()
 	a := mapped[h.ref]
 	arenaMu.Unlock()
@@ -169,7 +169,7 @@ func mapArena(h handle, size int) (*arena, error) {
 	if h.local != nil {
 		return nil, errCorruptShmRef // the host maps its own arenas as it makes them
 	}
-	mem, err := mapShared(h, size)
+	mem, err := mapShared(h, arenaSize)
 	if err != nil {
 		return nil, err
 	}

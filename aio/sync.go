@@ -15,9 +15,10 @@ var (
 	// held is released, and that acquire returns this error instead of
 	// the lock, so that the program learns that the state the lock
 	// guarded may be half-changed. The next acquire proceeds as usual. A
-	// process that ends normally (its function returned) keeps what it
-	// took of a Semaphore taken, as Python's does; a Lock it still held is
-	// released as a dead holder's.
+	// Process whose function returned keeps what it took of a Semaphore
+	// taken, as Python's does (a pool's worker, which ends when its pool
+	// does, is taken for dead); a Lock it still held is released as a
+	// dead holder's.
 	// Python hangs forever here.
 	ErrOwnerDied = errors.New("aio: a process died holding the lock")
 	// ErrNotHeld is RLock.Release (or a Condition's Wait or Notify) by an
